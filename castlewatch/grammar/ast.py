@@ -1,0 +1,239 @@
+"""The typed syntax tree of a filter pattern (spec §2-§6).
+
+Nodes are frozen, slotted dataclasses built by :mod:`castlewatch.grammar.parser` and
+consumed by :mod:`castlewatch.grammar.compiler`.  ``pos`` fields are 0-based offsets
+into the original pattern text, kept for error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Union
+
+# §5.3: the number literal form; also decides whether a space-delimited field is
+# numeric (§6.4) and whether a metric value string converts (§8.3).
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+# ---- values (§5.3) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    """A string literal, quoted or bare, escapes already resolved.
+
+    ``wildcard`` says how ``*`` applies (§5.3): ``"any"`` (``*`` alone),
+    ``"prefix"`` (trailing ``*``: starts with ``core``), ``"suffix"`` (leading ``*``:
+    ends with ``core``), ``"contains"`` (both), ``"exact"``.  A ``*`` elsewhere is a
+    literal character, kept in ``core``.
+    """
+
+    text: str
+    raw: str
+    pos: int
+    core: str
+    wildcard: Literal["any", "prefix", "suffix", "contains", "exact"]
+
+    @classmethod
+    def make(cls, text: str, raw: str, pos: int) -> "StringValue":
+        if text == "*":
+            return cls(text, raw, pos, "", "any")
+        lead, trail = text.startswith("*"), text.endswith("*")
+        if lead and trail:
+            return cls(text, raw, pos, text[1:-1], "contains")
+        if lead:
+            return cls(text, raw, pos, text[1:], "suffix")
+        if trail:
+            return cls(text, raw, pos, text[:-1], "prefix")
+        return cls(text, raw, pos, text, "exact")
+
+
+@dataclass(frozen=True, slots=True)
+class NumberValue:
+    """A bare number literal such as ``200``, ``-1.5`` or ``1e+3``; ``text`` is as written."""
+
+    text: str
+    pos: int
+
+    @property
+    def number(self) -> float | int:
+        """The literal's numeric value: an exact ``int`` when written without ``.``/exponent."""
+        return number_of(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class RegexValue:
+    """A ``%…%`` regular expression (§4); ``source`` includes both ``%``."""
+
+    source: str
+    pos: int
+
+
+Value = Union[StringValue, NumberValue, RegexValue]
+
+
+def number_of(text: str) -> float | int:
+    """Numeric value of a text that matches :data:`NUMBER_RE` (int when integral in form)."""
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    return int(text)
+
+
+# ---- term patterns (§3) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One item of a term pattern: a bare term or a phrase (unescaped) and its role."""
+
+    text: str
+    role: Literal["required", "optional", "excluded"]
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class TermPattern:
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchAll:
+    """The empty (or all-blank) pattern: every event matches (§2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegexPattern:
+    regex: RegexValue
+
+
+# ---- JSON patterns (§5) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """Selector segment ``.name`` or ``['name']``: an object member."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Selector segment ``[N]``: an array element, zero-based."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard:
+    """Selector segment ``[*]`` or ``.*``: every element of an array or value of an object."""
+
+
+Segment = Union[Key, Index, Wildcard]
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A JSON selector such as ``$.requestParameters.items[0]`` (§5.2)."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    pos: int
+
+    @property
+    def wildcards(self) -> int:
+        return sum(isinstance(s, Wildcard) for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """``selector op value`` with op one of ``= != < > <= >=``."""
+
+    selector: Selector
+    op: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class IsCheck:
+    """``selector IS NULL|TRUE|FALSE``."""
+
+    selector: Selector
+    constant: Literal["NULL", "TRUE", "FALSE"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotExists:
+    """``selector NOT EXISTS``."""
+
+    selector: Selector
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple["JsonExpr", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple["JsonExpr", ...]
+
+
+JsonExpr = Union[Comparison, IsCheck, NotExists, And, Or]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPattern:
+    expr: JsonExpr
+
+
+# ---- space-delimited patterns (§6) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCondition:
+    """``name op value`` inside a slot."""
+
+    field: str
+    op: str
+    value: Value
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAnd:
+    items: tuple["FieldExpr", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldOr:
+    items: tuple["FieldExpr", ...]
+
+
+FieldExpr = Union[FieldCondition, FieldAnd, FieldOr]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One comma-separated slot: ``kind`` is ``"empty"``, ``"ellipsis"`` or ``"named"``;
+    a named slot may carry conditions on its own field."""
+
+    kind: Literal["empty", "ellipsis", "named"]
+    name: str | None
+    condition: FieldExpr | None
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceDelimitedPattern:
+    slots: tuple[Slot, ...]
+
+    @property
+    def ellipsis_index(self) -> int | None:
+        for i, slot in enumerate(self.slots):
+            if slot.kind == "ellipsis":
+                return i
+        return None
+
+
+Pattern = Union[MatchAll, TermPattern, RegexPattern, JsonPattern, SpaceDelimitedPattern]
