@@ -9,6 +9,9 @@ quotas (§1, §5.2), duplicate fields (§6.1), characters a bare value may not h
 
 from __future__ import annotations
 
+import re
+
+
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -109,6 +112,21 @@ def _selector(token: Token) -> ast.Selector:
     if selector.wildcards > 1:
         raise _Reject(SELECTOR_WILDCARDS, pos, "at most one [*] or .* per selector")
     return selector
+
+
+def parse_selector(text: str) -> ast.Selector | None:
+    """A JSON selector such as ``$.a.b[0]`` or ``$.['k.d']`` (§5.2) as an AST node.
+
+    Returns None when ``text`` is not exactly one selector (metric values and
+    dimensions use this to tell a reference from a literal, §8.2).  Wildcards are
+    allowed here; callers that forbid them check ``Selector.wildcards``.
+    """
+    if not _SELECTOR_RE.fullmatch(text):  # the grammar's own SELECTOR terminal
+        return None
+    try:
+        return _selector(Token("SELECTOR", text, start_pos=0))
+    except _Reject:
+        return None
 
 
 @v_args(inline=True)
@@ -239,6 +257,7 @@ _LARK = Lark.open(
     transformer=_ToAst(),
     maybe_placeholders=False,
 )
+_SELECTOR_RE = re.compile(_LARK.get_terminal("SELECTOR").pattern.to_regexp())
 
 # Human names for what the parser expected, for the caret message.
 _EXPECTED_NAMES = {

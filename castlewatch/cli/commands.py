@@ -1,0 +1,148 @@
+"""The ``castlewatch`` command line."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+import castlewatch
+from castlewatch.cli.options import MultiValueCommand, MultiValueOption
+from castlewatch.cli.render import format_json, print_table
+from castlewatch.events import parse_events
+from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names
+
+# TestMetricFilter takes 1 to 50 messages per call (spec §7).
+API_BATCH_SIZE = 50
+
+
+class InputError(click.ClickException):
+    """Invalid input (pattern, file, sample, request limits): printed as ``Error: ...``, exit 2."""
+
+    exit_code = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(castlewatch.__version__, prog_name="castlewatch")
+def main() -> None:
+    """Evaluate CloudWatch Logs filter patterns locally, exactly as AWS does."""
+
+
+@main.command("test-metric-filter", cls=MultiValueCommand)
+@click.option(
+    "--filter-pattern",
+    required=True,
+    metavar="PATTERN",
+    help="The filter pattern to test (0 to 1024 characters; '' matches every event).",
+)
+@click.option(
+    "--log-event-messages",
+    cls=MultiValueOption,
+    metavar="MESSAGE ...",
+    help=(
+        "1 to 50 log event messages, as with the AWS CLI: --log-event-messages 'm1' 'm2'. "
+        "Write a message that starts with '-' as --log-event-messages=-m."
+    ),
+)
+@click.option(
+    "--log-events-file",
+    metavar="FILE",
+    help=(
+        "Read the events from FILE ('-' for stdin): one event per non-empty line, or the "
+        "JSON printed by 'aws logs filter-log-events' / 'aws logs get-log-events', or "
+        "JSON Lines of such event objects."
+    ),
+)
+@click.option(
+    "--sample",
+    metavar="NAME",
+    help=f"Read the events from a bundled sample: {', '.join(sample_names())}.",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+    help="json: the API response as the AWS CLI prints it; table: every event, matches highlighted.",
+)
+def test_metric_filter_command(
+    filter_pattern: str,
+    log_event_messages: tuple[str, ...],
+    log_events_file: str | None,
+    sample: str | None,
+    output: str,
+) -> None:
+    """Test a filter pattern on log event messages, like 'aws logs test-metric-filter'.
+
+    Prints the TestMetricFilter response: the matching events, each with its 1-based
+    eventNumber and its extractedValues.
+
+    Give the events with exactly one of --log-event-messages, --log-events-file or
+    --sample. The API takes 1 to 50 messages, and so does --log-event-messages. A file
+    or a sample may hold any number of events: they are tested in batches of 50 and
+    eventNumber stays the 1-based position of the event among all events of the file.
+    """
+    sources = [bool(log_event_messages), log_events_file is not None, sample is not None]
+    if sum(sources) != 1:
+        raise click.UsageError(
+            "Give the events with exactly one of --log-event-messages, --log-events-file, --sample."
+        )
+    try:
+        if log_event_messages:
+            messages = list(log_event_messages)
+            response = castlewatch.test_metric_filter(filter_pattern, messages)
+        else:
+            messages = _read_sample(sample) if sample is not None else _read_file(log_events_file)
+            response = _test_in_batches(filter_pattern, messages)
+    except castlewatch.FilterPatternError as error:
+        raise InputError(str(error)) from None
+    except castlewatch.InvalidParameterError as error:
+        raise InputError(f"{error.code}: {error}") from None
+    if output == "json":
+        click.echo(format_json(response), nl=False)
+    else:
+        print_table(Console(), response, messages)
+
+
+@main.command("samples")
+def samples_command() -> None:
+    """List the bundled sample logs (use one with 'test-metric-filter --sample NAME')."""
+    names = sample_names()
+    width = max(len(name) for name in names)
+    for name in names:
+        lines = len(read_sample_lines(name))
+        click.echo(f"{name:<{width}}  {lines:>3} lines  {DESCRIPTIONS.get(name, '')}".rstrip())
+
+
+def _test_in_batches(filter_pattern: str, messages: list[str]) -> dict:
+    """TestMetricFilter over ``messages`` of any length, numbering events across batches."""
+    if not messages:
+        raise InputError("The input holds no log events.")
+    if "" in messages:
+        # The API would name the position inside the batch; name it in the whole input.
+        position = messages.index("") + 1
+        raise InputError(f"Event {position} is empty; log event messages need at least 1 character.")
+    matches = []
+    for start in range(0, len(messages), API_BATCH_SIZE):
+        batch = castlewatch.test_metric_filter(filter_pattern, messages[start : start + API_BATCH_SIZE])
+        matches += [{**match, "eventNumber": match["eventNumber"] + start} for match in batch["matches"]]
+    return {"matches": matches}
+
+
+def _read_sample(name: str) -> list[str]:
+    try:
+        return read_sample_lines(name)
+    except UnknownSampleError as error:
+        raise InputError(str(error)) from None
+
+
+def _read_file(path: str) -> list[str]:
+    """The events of ``path`` (``-``: stdin), decoded as UTF-8 (a leading BOM is dropped)."""
+    name = "stdin" if path == "-" else path
+    try:
+        with click.open_file(path, "rb") as file:
+            text = file.read().decode("utf-8-sig")
+    except OSError as error:
+        raise InputError(f"Cannot read {name}: {error.strerror or error}.") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"Cannot read {name}: not UTF-8 text (byte {error.start}).") from None
+    return parse_events(text)

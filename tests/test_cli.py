@@ -1,0 +1,279 @@
+"""The ``castlewatch`` command line, driven through click's CliRunner and once as a process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from castlewatch.cli import main
+from castlewatch.samples import read_sample_lines, sample_names
+
+# Command and output of the AWS CLI documentation example
+# (aws-cli, awscli/examples/logs/test-metric-filter.rst).
+AWS_EXAMPLE_ARGS = [
+    "test-metric-filter",
+    "--filter-pattern",
+    "ERROR",
+    "--log-event-messages",
+    "[ERROR] 400 BAD REQUEST",
+    "[ERROR] 400 BAD REQUEST",
+    "[INFO] 200 OK",
+]
+AWS_EXAMPLE_OUTPUT = """\
+{
+    "matches": [
+        {
+            "eventNumber": 1,
+            "eventMessage": "[ERROR] 400 BAD REQUEST",
+            "extractedValues": {}
+        },
+        {
+            "eventNumber": 2,
+            "eventMessage": "[ERROR] 400 BAD REQUEST",
+            "extractedValues": {}
+        }
+    ]
+}
+"""
+
+VPC_REJECT = (
+    "[version, account, eni, source, destination, srcport, destport, protocol, packets, "
+    'bytes, windowstart, windowend, action="REJECT", flowlogstatus]'
+)
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    result = CliRunner().invoke(main, list(args), input=input)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+def matches_of(result: Result) -> list[tuple[int, str]]:
+    assert result.exit_code == 0, result.output
+    return [(m["eventNumber"], m["eventMessage"]) for m in json.loads(result.stdout)["matches"]]
+
+
+def test_aws_cli_example_prints_what_the_aws_cli_prints() -> None:
+    result = run(*AWS_EXAMPLE_ARGS)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == AWS_EXAMPLE_OUTPUT
+    assert result.stderr == ""
+
+
+def test_messages_that_start_with_a_dash() -> None:
+    result = run(
+        "test-metric-filter",
+        "--filter-pattern",
+        "ERROR",
+        "--log-event-messages=-ERROR",
+        "- ERROR with a space",
+        "-5",
+        "ERROR last",
+    )
+    assert matches_of(result) == [(1, "-ERROR"), (2, "- ERROR with a space"), (4, "ERROR last")]
+
+
+def test_repeated_flag_appends_messages() -> None:
+    result = run(
+        "test-metric-filter",
+        "--log-event-messages",
+        "ERROR a",
+        "INFO b",
+        "--filter-pattern",
+        "ERROR",
+        "--log-event-messages",
+        "ERROR c",
+    )
+    assert matches_of(result) == [(1, "ERROR a"), (3, "ERROR c")]
+
+
+def test_flag_without_messages_is_a_usage_error() -> None:
+    result = run("test-metric-filter", "--log-event-messages", "--filter-pattern", "ERROR")
+    assert result.exit_code == 2
+    assert "--log-event-messages=-value" in result.stderr
+
+
+def test_events_file_of_plain_lines(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"ERROR one\r\n\r\nINFO two\r\n\nERROR three \r\n")
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert matches_of(result) == [(1, "ERROR one"), (3, "ERROR three ")]
+
+
+def test_events_file_printed_by_filter_log_events(tmp_path: Path) -> None:
+    output = {
+        "events": [
+            {"logStreamName": "s", "timestamp": 1, "message": "ERROR a\n", "ingestionTime": 2, "eventId": "1"},
+            {"logStreamName": "s", "timestamp": 3, "message": "INFO b", "ingestionTime": 4, "eventId": "2"},
+            {"logStreamName": "s", "timestamp": 5, "message": "ERROR c", "ingestionTime": 6, "eventId": "3"},
+        ],
+        "searchedLogStreams": [],
+    }
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(output, indent=4))
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert matches_of(result) == [(1, "ERROR a\n"), (3, "ERROR c")]
+
+
+def test_events_file_of_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"timestamp": 1, "message": "INFO a"}\n{"timestamp": 2, "message": "ERROR b", "ingestionTime": 3}\n'
+    )
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert matches_of(result) == [(2, "ERROR b")]
+
+
+def test_events_from_stdin() -> None:
+    result = run(
+        "test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", "-", input="INFO a\nERROR b\n"
+    )
+    assert matches_of(result) == [(2, "ERROR b")]
+
+
+def test_large_file_is_tested_in_batches_with_file_wide_numbers(tmp_path: Path) -> None:
+    lines = [f"{'ERROR' if number % 7 == 0 else 'INFO'} line {number}" for number in range(1, 121)]
+    path = tmp_path / "events.log"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert matches_of(result) == [(n, f"ERROR line {n}") for n in range(7, 121, 7)]
+
+
+def test_sample_with_a_term_pattern() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--sample", "lambda")
+    expected = [(n, line) for n, line in enumerate(read_sample_lines("lambda"), start=1) if "ERROR" in line]
+    assert expected
+    assert matches_of(result) == expected
+
+
+def test_sample_with_the_vpc_reject_pattern() -> None:
+    result = run("test-metric-filter", "--filter-pattern", VPC_REJECT, "--sample", "vpc-flow")
+    assert result.exit_code == 0, result.output
+    matches = json.loads(result.stdout)["matches"]
+    lines = read_sample_lines("vpc-flow")
+    assert [m["eventNumber"] for m in matches] == [
+        n for n, line in enumerate(lines, start=1) if line.split()[12] == "REJECT"
+    ]
+    assert all(m["extractedValues"]["$action"] == "REJECT" for m in matches)
+
+
+def test_table_output_shows_matches_and_a_summary() -> None:
+    result = run(
+        "test-metric-filter",
+        "--filter-pattern",
+        "ERROR",
+        "--output",
+        "table",
+        "--log-event-messages",
+        "[ERROR] 400 BAD REQUEST",
+        "[INFO] 200 OK",
+    )
+    assert result.exit_code == 0, result.output
+    assert "[ERROR] 400 BAD REQUEST" in result.stdout  # shown verbatim, not read as markup
+    assert "eventNumber" in result.stdout
+    assert result.stdout.rstrip().endswith("1 of 2 events matched")
+
+
+def test_table_output_shows_extracted_values() -> None:
+    result = run(
+        "test-metric-filter",
+        "--filter-pattern",
+        "[level, message]",
+        "--output",
+        "table",
+        "--log-event-messages",
+        "WARN disk",
+    )
+    assert result.exit_code == 0, result.output
+    assert "$level" in result.stdout and "WARN" in result.stdout
+    assert "$message" in result.stdout and "disk" in result.stdout
+
+
+def test_invalid_pattern_exits_2_with_the_caret_message() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERR*", "--log-event-messages", "ERROR")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "Invalid character(s) in term '*'" in result.stderr
+    assert "  ERR*\n     ^" in result.stderr
+
+
+def test_51_messages_exit_2_with_one_line() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", *["m"] * 51)
+    assert result.exit_code == 2
+    assert "InvalidParameterException" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sample", "nope"], "unknown sample 'nope'; choose one of: apigw-access,"),
+        (["--log-events-file", "/nonexistent/events.log"], "Cannot read /nonexistent/events.log"),
+        (["--log-events-file", "-"], "The input holds no log events."),
+    ],
+    ids=["unknown-sample", "missing-file", "no-events"],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", *args, input="")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_empty_message_in_a_json_file_exits_2_naming_its_position(tmp_path: Path) -> None:
+    events = [{"timestamp": n, "message": "" if n == 60 else f"m{n}"} for n in range(1, 71)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(event) for event in events))
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert result.exit_code == 2
+    assert "Event 60 is empty" in result.stderr
+
+
+def test_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"ERROR \xff\n")
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-events-file", str(path))
+    assert result.exit_code == 2
+    assert "not UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [[], ["--sample", "lambda", "--log-event-messages", "x"]],
+    ids=["none", "two"],
+)
+def test_exactly_one_event_source(sources: list[str]) -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", *sources)
+    assert result.exit_code == 2
+    assert "exactly one of --log-event-messages, --log-events-file, --sample" in result.stderr
+
+
+def test_samples_command_lists_every_sample_with_its_line_count() -> None:
+    result = run("samples")
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()
+    assert [row.split()[0] for row in rows] == sample_names()
+    for row in rows:
+        name, count = row.split()[:2]
+        assert int(count) == len(read_sample_lines(name))
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "castlewatch", *AWS_EXAMPLE_ARGS], capture_output=True, text=True, timeout=60
+    )
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, AWS_EXAMPLE_OUTPUT, "")
+    bad = subprocess.run(
+        [sys.executable, "-m", "castlewatch", "test-metric-filter", "--filter-pattern", "ERR*",
+         "--log-event-messages", "x"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert bad.returncode == 2
+    assert "Invalid character(s) in term '*'" in bad.stderr
+    assert "Traceback" not in bad.stderr
