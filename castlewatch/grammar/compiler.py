@@ -278,13 +278,24 @@ def _json_safe(literal: str) -> bool:
     return bool(literal) and not any(ch in '"\\/' or ch < " " for ch in literal)
 
 
+def _flatten(mode: str, reqs: list) -> list:
+    out: list = []
+    for r in reqs:
+        parts = r[1] if isinstance(r, tuple) and r[0] == mode else [r]
+        out.extend(p for p in parts if p not in out)
+    return out
+
+
 def _all(reqs: list) -> Any:
-    reqs = [r for r in reqs if r is not None]
+    reqs = _flatten("all", [r for r in reqs if r is not None])
     return None if not reqs else reqs[0] if len(reqs) == 1 else ("all", reqs)
 
 
 def _any(reqs: list) -> Any:
-    return None if not reqs or any(r is None for r in reqs) else reqs[0] if len(reqs) == 1 else ("any", reqs)
+    if not reqs or any(r is None for r in reqs):
+        return None
+    reqs = _flatten("any", reqs)
+    return reqs[0] if len(reqs) == 1 else ("any", reqs)
 
 
 def _value_literals(value: ast.Value, pattern: str, quote: str) -> list:
@@ -306,21 +317,26 @@ def _value_literals(value: ast.Value, pattern: str, quote: str) -> list:
 
 
 def _json_requirement(expr: ast.JsonExpr, pattern: str) -> Any:
+    """The literal(s) a JSON condition tree needs in the raw message.
+
+    A condition needs its value's literal when it has a safe one (more selective than
+    the key, which most events of a log group carry), else its last key's ``"name"``.
+    """
     if isinstance(expr, ast.And):
         return _all([_json_requirement(e, pattern) for e in expr.items])
     if isinstance(expr, ast.Or):
         return _any([_json_requirement(e, pattern) for e in expr.items])
     if isinstance(expr, ast.NotExists):
         return None
-    lits: list[str] = []
     keys = [s.name for s in expr.selector.segments if isinstance(s, ast.Key)]
-    if keys:
-        lits.append('"' + keys[-1] + '"')
+    key = '"' + keys[-1] + '"' if keys and _json_safe(keys[-1]) else None
     if isinstance(expr, ast.IsCheck):
-        lits.append(expr.constant.lower())
-    elif expr.op == "=":
-        lits.extend(_value_literals(expr.value, pattern, '"'))
-    return _all([lit for lit in lits if _json_safe(lit.strip('"'))])
+        return _all([key, expr.constant.lower()])
+    if expr.op == "=":
+        values = [lit for lit in _value_literals(expr.value, pattern, '"') if _json_safe(lit.strip('"'))]
+        if values:
+            return max(values, key=len)
+    return key
 
 
 def _field_requirement(expr: ast.FieldExpr, pattern: str) -> Any:

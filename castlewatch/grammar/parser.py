@@ -279,8 +279,10 @@ _EXPECTED_NAMES = {
     "RBRACE": "}",
     "RSQB": "]",
     "COMMA": ",",
-    "AND": "&&",
-    "OR": "||",
+    "_AND": "&&",
+    "_OR": "||",
+    "LBRACE": "{",
+    "LSQB": "[",
     "$END": "end of pattern",
 }
 

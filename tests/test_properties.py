@@ -1,0 +1,289 @@
+"""Property tests: compile_pattern is total (compiles or raises FilterPatternError with a
+column inside the pattern), and matches/extract/test_metric_filter agree (spec §2–§7).
+
+HYPOTHESIS_EXAMPLES (default 300) sets max_examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import castlewatch
+
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+
+# --------------------------------------------------------------------------- pattern soup
+
+PUNCTUATION = list('{}[]()$.*%"=!<>&|,?-') + ["\\", "'", "@", ":", "/", "#", "^", "+", ";", "_", "~", "`"]
+KEYWORDS = ["IS", "NULL", "TRUE", "FALSE", "NOT", "EXISTS", "true", "null", "is", "not"]
+PIECES = [
+    "&&",
+    "||",
+    "$.",
+    "$.a",
+    "$.b[0]",
+    "[*]",
+    ".*",
+    "...",
+    "!=",
+    "<=",
+    ">=",
+    "%a%",
+    "%^\\d+$%",
+    "\\x21",
+    "\\d",
+    "{1,3}",
+    '"a b"',
+    "['k.x']",
+    "1e3",
+    "-1.5",
+    "404",
+    "ERROR",
+]
+WHITESPACE = [" ", "  ", "\t", "\n", "\r"]
+ODD = ["\u00e9", "\u00a0", "\U0001f600", "\x00", "\u2028"]
+
+token = st.one_of(
+    st.sampled_from(PUNCTUATION),
+    st.sampled_from(KEYWORDS),
+    st.sampled_from(PIECES),
+    st.sampled_from(WHITESPACE),
+    st.sampled_from(ODD),
+    st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=4),
+)
+soup = st.lists(token, max_size=30).map("".join)
+soup_in_braces = soup.map(lambda s: "{" + s + "}")
+soup_in_brackets = soup.map(lambda s: "[" + s + "]")
+soup_in_percents = soup.map(lambda s: "%" + s + "%")
+any_text = st.text(max_size=120)
+
+all_patterns = st.one_of(soup, soup_in_braces, soup_in_brackets, soup_in_percents, any_text)
+
+# --------------------------------------------------------------------------- grammar-shaped patterns
+
+word = st.sampled_from(["ERROR", "WARN", "a", "b", "x", "404", "ORDER_1", "err"])
+term_item = st.one_of(word, word.map(lambda w: f'"{w} {w}"'), st.just('" "'))
+term_pattern = st.lists(
+    st.tuples(st.sampled_from(["", "", "?", "-"]), term_item), min_size=1, max_size=4
+).map(lambda items: " ".join(p + t for p, t in items))
+
+regex_body = st.lists(
+    st.sampled_from(["a", "b", "E", "R", "\\d", "\\s", ".", "x", "[a-c]", "^", "$", "|", "*", "+", "?", "{1,2}", " "]),
+    min_size=1,
+    max_size=6,
+).map("".join)
+regex_value = regex_body.map(lambda b: f"%{b}%")
+
+name = st.sampled_from(["a", "b", "c", "n", "x-y"])
+segment = st.one_of(
+    name.map(lambda n: "." + n),
+    st.integers(0, 2).map(lambda i: f"[{i}]"),
+    st.sampled_from(["[*]", ".*", ".['k.x']", "['a']", '["b"]']),
+)
+selector = st.lists(segment, min_size=1, max_size=3).map(lambda s: "$" + "".join(s))
+literal = st.sampled_from(
+    ["1", "1.0", "1e0", "-2", "0.5", "abc", "*", "a*", "*b", "*c*", "a*b", "true", '"1"', '"a b"', '"*"', "-"]
+)
+json_condition = st.one_of(
+    st.builds(lambda s, o, v: f"{s} {o} {v}", selector, st.sampled_from(["=", "!="]), st.one_of(literal, regex_value)),
+    st.builds(
+        lambda s, o, v: f"{s} {o} {v}", selector, st.sampled_from(["<", ">", "<=", ">="]), st.sampled_from(["1", "0", "-1.5", "1e1"])
+    ),
+    st.builds(lambda s, k: f"{s} {k}", selector, st.sampled_from(["IS NULL", "IS TRUE", "IS FALSE", "NOT EXISTS"])),
+)
+json_expr = st.recursive(
+    json_condition,
+    lambda inner: st.one_of(
+        st.builds(lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(["&&", "||"]), inner),
+        inner.map(lambda e: f"({e})"),
+    ),
+    max_leaves=4,
+)
+json_pattern = json_expr.map(lambda e: "{ " + e + " }")
+
+field_name = st.sampled_from(["a", "b", "c", "d", "status"])
+
+
+@st.composite
+def space_delimited_pattern(draw):
+    count = draw(st.integers(0, 5))
+    ellipsis_at = draw(st.one_of(st.none(), st.integers(0, count)))
+    slots = []
+    used = set()
+    for _ in range(count):
+        kind = draw(st.sampled_from(["empty", "name", "cond"]))
+        if kind == "empty":
+            slots.append("")
+            continue
+        n = draw(field_name.filter(lambda v: v not in used))
+        used.add(n)
+        if kind == "name":
+            slots.append(n)
+        else:
+            op = draw(st.sampled_from(["=", "!=", "<", ">", "<=", ">="]))
+            if op in ("=", "!="):
+                v = draw(st.one_of(literal, regex_value))
+            else:
+                v = draw(st.sampled_from(["1", "100", "-1", "2.5", "1e2"]))
+            cond = f"{n} {op} {v}"
+            if draw(st.booleans()):
+                cond += f" || {n} = {draw(literal)}"
+            slots.append(cond)
+    if ellipsis_at is not None:
+        slots.insert(ellipsis_at, "...")
+    return "[" + ", ".join(slots) + "]"
+
+
+grammar_patterns = st.one_of(
+    st.just(""),
+    term_pattern,
+    regex_value,
+    json_pattern,
+    space_delimited_pattern(),
+)
+
+# --------------------------------------------------------------------------- events
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1000, 1000),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["1", "1.0", "abc", "a*b", "ERROR", "", "a b", "true", "x.y", "404"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "c", "n", "k", "k.x", "x-y", "0"]), inner, max_size=4),
+    ),
+    max_leaves=10,
+)
+json_events = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "n", "k.x", "x-y", "status"]), json_values, max_size=5
+).map(json.dumps)
+field = st.one_of(
+    st.sampled_from(["ERROR", "404", "1.5e3", "-", "abc", "x", "a*b", "100", '"a b"', "[t z]", '"open', "[open"]),
+    st.text(alphabet=string.ascii_letters + string.digits + '."[]-*', min_size=1, max_size=6),
+)
+line_events = st.lists(
+    st.tuples(field, st.sampled_from([" ", "  ", "\t", "", "\n"])), min_size=0, max_size=8
+).map(lambda parts: "".join(f + sep for f, sep in parts))
+text_events = st.text(
+    alphabet=string.ascii_letters + string.digits + ' \t\n"[]{}:,.*-?!%\\' + "\u00e9", min_size=1, max_size=60
+)
+events = st.one_of(json_events, line_events, text_events, st.text(min_size=1, max_size=60)).filter(bool)
+
+# --------------------------------------------------------------------------- helpers
+
+
+def compile_or_error(pattern: str):
+    """Compile, or check the FilterPatternError contract and return None."""
+    try:
+        return castlewatch.compile_pattern(pattern)
+    except castlewatch.FilterPatternError as error:
+        assert error.pattern == pattern
+        assert isinstance(error.column, int)
+        assert 1 <= error.column <= max(1, len(pattern))
+        assert isinstance(error.message, str) and error.message
+        assert error.code == "InvalidParameterException"
+        assert str(error).startswith(error.message)
+        return None
+
+
+def check_consistency(compiled, event: str) -> None:
+    matched = compiled.matches(event)
+    extracted = compiled.extract(event)
+    assert isinstance(matched, bool)
+    assert matched == (extracted is not None)
+    if extracted is not None:
+        assert isinstance(extracted, dict)
+        assert all(isinstance(k, str) and k.startswith("$") for k in extracted)
+        assert all(isinstance(v, str) for v in extracted.values())
+        if compiled.kind in ("all", "terms", "regex", "json"):
+            # §2, §3.2, §4, §5.4: extractedValues is always {}
+            assert extracted == {}
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@SETTINGS
+@given(all_patterns)
+def test_any_text_compiles_or_raises_filter_pattern_error(pattern):
+    """§2–§6: every string compiles or is rejected with FilterPatternError whose column lies
+    in 1..max(1, len(pattern)); no other exception."""
+    compiled = compile_or_error(pattern)
+    if compiled is not None:
+        assert compiled.kind in ("all", "terms", "regex", "json", "space_delimited")
+
+
+@SETTINGS
+@given(grammar_patterns)
+def test_grammar_shaped_patterns_compile_or_raise_filter_pattern_error(pattern):
+    """§2–§6: patterns shaped by the grammar (mostly valid) never raise anything else."""
+    compile_or_error(pattern)
+
+
+@SETTINGS
+@given(st.one_of(grammar_patterns, all_patterns), st.lists(events, min_size=1, max_size=4))
+def test_matches_agrees_with_extract(pattern, messages):
+    """Public API: matches(e) == (extract(e) is not None); term/regex/JSON/match-all patterns
+    extract {} (§3.2, §4, §5.4, §2); space-delimited values are strings (§6.5)."""
+    compiled = compile_or_error(pattern)
+    assume(compiled is not None)
+    for message in messages:
+        check_consistency(compiled, message)
+
+
+@SETTINGS
+@given(grammar_patterns, st.lists(events, min_size=1, max_size=6))
+def test_test_metric_filter_agrees_with_compiled_pattern(pattern, messages):
+    """§7: matches are the matching events, in input order, 1-based, verbatim, with the
+    extracted values of extract()."""
+    compiled = compile_or_error(pattern)
+    assume(compiled is not None)
+    expected = [
+        {"eventNumber": i, "eventMessage": m, "extractedValues": compiled.extract(m)}
+        for i, m in enumerate(messages, start=1)
+        if compiled.matches(m)
+    ]
+    assert castlewatch.test_metric_filter(pattern, messages) == {"matches": expected}
+
+
+@SETTINGS
+@given(grammar_patterns, events)
+def test_surrounding_whitespace_does_not_change_the_pattern(pattern, event):
+    """§2: the pattern is trimmed before its kind is read."""
+    compiled = compile_or_error(pattern)
+    assume(compiled is not None)
+    padded = castlewatch.compile_pattern(" \t" + pattern + " \n")
+    assert padded.kind == compiled.kind
+    assert padded.extract(event) == compiled.extract(event)
+
+
+@SETTINGS
+@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=5), min_size=1, max_size=4), events)
+def test_bare_terms_are_substring_tests(words, event):
+    """§3.2: plain bare terms match when every one is a substring of the message."""
+    compiled = castlewatch.compile_pattern(" ".join(words))
+    assert compiled.matches(event) is all(w in event for w in words)
+
+
+@SETTINGS
+@given(st.text(alphabet=string.ascii_letters + string.digits + " .:*", min_size=1, max_size=8), events)
+def test_quoted_phrase_is_a_substring_test(phrase, event):
+    """§3.1/§3.2: a quoted phrase (no quote or backslash inside) is one exact substring."""
+    compiled = castlewatch.compile_pattern(f'"{phrase}"')
+    assert compiled.matches(event) is (phrase in event)
