@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 import castlewatch
+from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.render import format_json, print_table
 from castlewatch.events import parse_events
@@ -25,6 +26,10 @@ class InputError(click.ClickException):
 @click.version_option(castlewatch.__version__, prog_name="castlewatch")
 def main() -> None:
     """Evaluate CloudWatch Logs filter patterns locally, exactly as AWS does."""
+
+
+main.add_command(replay_command)
+main.add_command(run_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)

@@ -66,6 +66,8 @@ def _value(token: Token) -> ast.Value:
         return ast.StringValue.make(_unescape(text[1:-1]), text, pos)
     if token.type == "REGEX":
         return ast.RegexValue(text, pos)
+    if len(text) > 1 and text[0] == "'" == text[-1]:  # single quotes are not quotes (§5.1)
+        raise _Reject(INVALID_PATTERN, pos, 'a double-quoted value, e.g. "' + text[1:-1] + '"')
     if any(ch in _BARE_FORBIDDEN or ord(ch) > 127 for ch in text):
         raise _Reject(invalid_term(text), pos, 'a quoted value, e.g. "' + text + '"')
     if text == "null":  # `= null` is rejected by the service (§5.1)

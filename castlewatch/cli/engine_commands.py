@@ -1,0 +1,191 @@
+"""``castlewatch replay`` and ``castlewatch run``: the metric job, batch and daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from castlewatch.engine.config import EngineConfig, load_config
+from castlewatch.engine.model import Stats
+from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
+from castlewatch.grammar.errors import InvalidParameterError
+
+class ConfigError(click.ClickException):
+    """An invalid configuration or checkpoint: ``Error: ...`` on stderr, exit 2."""
+
+    exit_code = 2
+
+
+def demo_config_path() -> Path:
+    """The bundled demo job: the CIS, console sign-in and VPC Flow Logs filters over the
+    bundled CloudTrail and VPC Flow Logs samples."""
+    return Path(str(resources.files("castlewatch") / "data" / "demo" / "castlewatch.yaml"))
+
+
+def _load(config: str | None, out: str | None) -> EngineConfig:
+    path = Path(config) if config else demo_config_path()
+    if config is None and out is None:
+        out = "castlewatch-out"
+    try:
+        loaded = load_config(path)
+    except (OSError, InvalidParameterError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    if out is not None:  # put the sinks' files under --out, names kept
+        sinks = [
+            dataclasses.replace(s, path=str(Path(out) / Path(s.path).name)) if s.path else s for s in loaded.sinks
+        ]
+        loaded = dataclasses.replace(loaded, sinks=sinks)
+    return loaded
+
+
+def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
+    try:
+        return Engine(config, checkpoint=checkpoint, on_progress=on_progress)
+    except (InvalidParameterError, ValueError, OSError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
+    """The end-of-run summary: events, matches per filter, datapoints, drops."""
+    table = Table(title=f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s", title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("events read", str(stats.events_read))
+    for f in config.metric_filters:
+        table.add_row(f"matched: {f.filter_name}", str(stats.matched.get(f.filter_name, 0)))
+    table.add_row("datapoints written", str(stats.datapoints_written))
+    table.add_row("late events (window closed)", str(stats.late_events), style="yellow" if stats.late_events else "")
+    for reason, count in sorted(stats.malformed.items()):
+        table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
+    for name, count in sorted(stats.not_json.items()):
+        table.add_row(f"not JSON for: {name}", str(count), style="dim")
+    for sink in config.sinks:
+        table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
+    return table
+
+
+_config_option = click.option(
+    "--config",
+    "config",
+    metavar="FILE",
+    help="YAML config (metric_filters, sources, sinks, allowed_lateness_s). "
+    "Default: the bundled demo over the bundled CloudTrail and VPC Flow Logs samples.",
+)
+_out_option = click.option(
+    "--out",
+    metavar="DIR",
+    help="Write the sinks' files into DIR (file names kept). Default with the demo: ./castlewatch-out.",
+)
+
+
+@click.command("replay")
+@_config_option
+@_out_option
+def replay_command(config: str | None, out: str | None) -> None:
+    """Process every source to its end, flush every minute, print a summary."""
+    loaded = _load(config, out)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    if console.is_terminal:
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+        task = progress.add_task("reading")
+
+        def show(stats: Stats) -> None:
+            progress.update(task, description=f"{stats.events_read} events, {stats.datapoints_written} datapoints")
+
+        with progress:
+            stats = run_async(_engine(loaded, None, show).replay())
+    else:
+        stats = run_async(_engine(loaded, None).replay())
+    Console().print(summary_table(stats, loaded, time.perf_counter() - started))
+
+
+@click.command("run")
+@_config_option
+@_out_option
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    help="Checkpoint file (source offsets, open minutes, sink sizes), written atomically; "
+    "a restart resumes from it. Default: <config file>.checkpoint.json beside the config.",
+)
+@click.option(
+    "--checkpoint-interval",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to flush the sinks and write the checkpoint.",
+)
+def run_command(config: str | None, out: str | None, checkpoint: str | None, checkpoint_interval: float) -> None:
+    """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
+    loaded = _load(config, out)
+    if checkpoint is None:
+        base = Path(config) if config else Path(out or "castlewatch-out") / "castlewatch.yaml"
+        checkpoint = str(base.with_name(base.name + ".checkpoint.json"))
+    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+
+    async def main() -> Stats:
+        stop = asyncio.Event()
+        remove = install_signal_handlers(stop)
+        try:
+            if console.is_terminal:
+                with Live(console=console, refresh_per_second=2, transient=True) as live:
+                    engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
+                    return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
+            _log_event("start", config=config or "demo", checkpoint=checkpoint)
+            last = [0.0]
+
+            def report(stats: Stats) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 10:
+                    last[0] = now
+                    _log_event("progress", **_counters(stats))
+
+            engine = _engine(loaded, Path(checkpoint), report)
+            stats = await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
+            _log_event("stop", **_counters(stats))
+            return stats
+        finally:
+            remove()
+
+    stats = run_async(main())
+    if console.is_terminal:
+        Console().print(summary_table(stats, loaded, time.perf_counter() - started))
+
+
+def _status(stats: Stats) -> str:
+    dropped = sum(stats.malformed.values())
+    return (
+        f"castlewatch: {stats.events_read} events, {sum(stats.matched.values())} matches, "
+        f"{stats.datapoints_written} datapoints, {stats.late_events} late, {dropped} malformed"
+    )
+
+
+def _counters(stats: Stats) -> dict:
+    return {
+        "events_read": stats.events_read,
+        "matched": stats.matched,
+        "datapoints_written": stats.datapoints_written,
+        "late_events": stats.late_events,
+        "malformed": stats.malformed,
+    }
+
+
+def _log_event(event: str, **fields) -> None:
+    """One structured log line (JSON) on stderr."""
+    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event, **fields}
+    sys.stderr.write(json.dumps(record) + "\n")
+    sys.stderr.flush()

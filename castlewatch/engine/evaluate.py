@@ -1,0 +1,292 @@
+"""Metric filters applied to log events: what each event contributes (spec §8.3).
+
+A :class:`LogGroupEvaluator` holds every metric filter of one log group and
+evaluates them together on each event with shared work: a JSON event is decoded at
+most once for all filters (and only if some JSON filter's literal prefilter passes),
+a space-delimited event is split once.  Each contribution is handed to a callback
+as ``(key, timestamp_ms, value)``, where ``key`` is
+``(namespace, metric_name, dimensions, unit)``; the aggregator folds them per minute.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from castlewatch.engine.metric_filters import parse_reference
+from castlewatch.engine.model import LogEvent, MetricFilter, Stats
+from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
+from castlewatch.grammar import ast
+from castlewatch.grammar.compiler import _MISSING, RawNumber, _decode_raw, _path_getter
+from castlewatch.grammar.errors import InvalidParameterError
+
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
+Emit = Callable[[MetricKey, int, float], None]
+
+_NOTHING = object()  # a reference that resolves to no usable value (§8.3)
+_MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
+
+
+class UnsupportedMetricFilterError(InvalidParameterError):
+    """A metric filter setting castlewatch cannot evaluate exactly, so it refuses it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampSpec:
+    """Where a ``lines`` event's time comes from.
+
+    ``kind`` ``"json"``: the JSON selector ``selector`` (e.g. ``$.eventTime``);
+    ``"position"``: the 1-based space-delimited field ``position`` (e.g. 11 for VPC
+    Flow Logs ``start``); ``"ingestion"``: the time the event is read.  ``format``:
+    ``iso8601``, ``epoch_s`` or ``epoch_ms``.
+    """
+
+    kind: Literal["json", "position", "ingestion"]
+    selector: str = ""
+    position: int = 0
+    format: Literal["iso8601", "epoch_s", "epoch_ms"] = "iso8601"
+
+
+def parse_time(value: Any, fmt: str) -> int | None:
+    """A timestamp value in ``fmt`` -> epoch milliseconds, or None if it does not parse.
+
+    ``iso8601`` takes ``2024-01-02T03:04:05Z`` and offsets (naive times are UTC);
+    ``epoch_s`` / ``epoch_ms`` take numbers or numeric strings.
+    """
+    try:
+        if fmt == "iso8601":
+            if not isinstance(value, str):
+                return None
+            moment = _dt.datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=_dt.timezone.utc)
+            return int(moment.timestamp() * 1000)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        return int(number * 1000) if fmt == "epoch_s" else int(number)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _numeric(node: Any) -> float | None:
+    """A metric value from a resolved node (§8.3): numbers and numeric strings."""
+    kind = type(node)
+    if kind is int or kind is float:
+        value = float(node)
+    elif (kind is str or kind is RawNumber) and ast.NUMBER_RE.fullmatch(node):
+        value = float(node)
+    else:
+        return None
+    return value if math.isfinite(value) and abs(value) <= _MAX_VALUE else None
+
+
+def _dimension_text(node: Any, message: str, get: Callable[[Any], Any]) -> str | None:
+    """A dimension value from a resolved node (§8.3, adopted rules)."""
+    kind = type(node)
+    if kind is str:
+        return node or None
+    if kind is bool:
+        return "true" if node else "false"
+    if kind is RawNumber:
+        return str.__str__(node)
+    if kind is int and node:
+        return repr(node)
+    if kind is int or kind is float:  # need the number's source text: decode once more, keeping it
+        raw = _decode_raw(message)
+        node = get(raw) if raw is not None else None
+        return str.__str__(node) if type(node) is RawNumber else None
+    return None
+
+
+class _Reference:
+    """A ``metricValue`` / dimension reference compiled against its filter's pattern (§8.3).
+
+    ``kind`` ``"json"`` (``get(doc)`` gives the node or None), ``"field"`` (``$name``:
+    ``index`` of the slot so named, -1 when the pattern has none) or ``"position"``
+    (``$N``: ``index`` = N - 1 into the event's fields).
+
+    Raises:
+        ValueError: ``text`` is not a reference (the config loader rejects those first).
+    """
+
+    __slots__ = ("kind", "get", "index")
+
+    def __init__(self, text: str, pattern: FilterPattern | None = None) -> None:
+        ref = parse_reference(text)
+        if ref is None:
+            raise ValueError(f"not a reference: {text}")
+        self.kind = ref.kind
+        self.get: Callable[[Any], Any] | None = None
+        self.index = -1
+        if ref.kind == "json":
+            getter = _path_getter(ref.segments)
+            self.get = lambda doc: None if (node := getter(doc)) is _MISSING else node
+        elif ref.kind == "position":
+            self.index = ref.position - 1
+        elif pattern is not None and pattern.kind == "space_delimited":
+            names = [slot.name for slot in pattern.tree.slots]  # type: ignore[union-attr]
+            self.index = names.index(ref.name) if ref.name in names else -1
+
+
+class _CompiledFilter:
+    """One metric filter, ready to run: pattern, value, dimensions, default (§8.3)."""
+
+    __slots__ = ("name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent")
+
+    def __init__(self, f: MetricFilter) -> None:
+        if f.field_selection_criteria:
+            raise UnsupportedMetricFilterError(
+                f"metric filter '{f.filter_name}': fieldSelectionCriteria is not supported by castlewatch "
+                "(its selection language is not specified well enough to evaluate exactly)"
+            )
+        if f.emit_system_field_dimensions:
+            raise UnsupportedMetricFilterError(
+                f"metric filter '{f.filter_name}': emitSystemFieldDimensions needs the account and region "
+                "of the log group, which a local engine does not have; remove it"
+            )
+        t = f.metric_transformations[0]
+        self.name = f.filter_name
+        self.pattern: FilterPattern = compile_pattern(f.filter_pattern)
+        self.kind = self.pattern.kind
+        # `applyOnTransformedLogs: true` without a transformer publishes nothing (§8.3)
+        self.silent = f.apply_on_transformed_logs
+        unit = t.unit or "None"
+        literal = ast.NUMBER_RE.fullmatch(t.metric_value)
+        self.value = float(t.metric_value) if literal else None
+        self.value_ref = None if literal else _Reference(t.metric_value, self.pattern)
+        self.dims = tuple((name, _Reference(ref, self.pattern)) for name, ref in (t.dimensions or {}).items())
+        self.key: MetricKey = (t.metric_namespace, t.metric_name, (), unit)
+        self.default = t.default_value  # never together with dimensions (§8.2 step 4)
+
+
+class LogGroupEvaluator:
+    """Every metric filter of one log group, evaluated together on each event.
+
+    Args:
+        filters: the log group's metric filters (already validated, §8.2).
+        stats: counters to update (matched per filter, non-JSON events, malformed).
+        timestamp: where ``lines`` events (``LogEvent.timestamp == -1``) take their
+            time from; None when every event carries its own.
+
+    Raises:
+        UnsupportedMetricFilterError: a filter uses a setting castlewatch refuses.
+    """
+
+    def __init__(self, filters: list[MetricFilter], stats: Stats, timestamp: TimestampSpec | None = None) -> None:
+        self.filters = [_CompiledFilter(f) for f in filters]
+        self.stats = stats
+        self.timestamp = timestamp
+        self._time_get = None
+        if timestamp is not None and timestamp.kind == "json":
+            self._time_get = _Reference(timestamp.selector).get
+        for f in self.filters:
+            stats.matched.setdefault(f.name, 0)
+
+    def evaluate(self, event: LogEvent, emit: Emit) -> bool:
+        """Run every filter on one event and ``emit`` its contributions.
+
+        Returns False (and counts the event as malformed, ``bad_timestamp``) when the
+        event's time cannot be determined; the event then contributes nothing.
+        """
+        message = event.message
+        doc: Any = _NOTHING  # decoded lazily, at most once
+        fields: list[str] | None = None
+        ts = event.timestamp
+        if ts < 0:
+            spec = self.timestamp
+            if spec is None or spec.kind == "ingestion":
+                ts = int(time.time() * 1000)
+            elif spec.kind == "json":
+                doc = decode_json_event(message)
+                ts = parse_time(self._time_get(doc), spec.format) if doc is not None else None
+            else:
+                fields = split_fields(message)
+                ts = parse_time(fields[spec.position - 1], spec.format) if len(fields) >= spec.position else None
+            if ts is None:
+                self.stats.count_malformed("bad_timestamp")
+                return False
+        stats = self.stats
+        for f in self.filters:
+            kind = f.kind
+            values = None
+            if kind == "json":
+                pre = f.pattern.prefilter
+                matched = False
+                if pre is None or pre(message):
+                    if doc is _NOTHING:
+                        doc = decode_json_event(message)
+                    if doc is None:
+                        stats.not_json[f.name] = stats.not_json.get(f.name, 0) + 1
+                    else:
+                        matched = f.pattern.match_document(doc, message)
+            elif kind == "space_delimited":
+                pre = f.pattern.prefilter
+                matched = False
+                if pre is None or pre(message):
+                    if fields is None:
+                        fields = split_fields(message)
+                    values = f.pattern.match_fields(fields, message)
+                    matched = values is not None
+            else:
+                matched = f.pattern.matches(message)
+            if f.silent:
+                continue
+            if not matched:
+                if f.default is not None:
+                    emit(f.key, ts, f.default)
+                continue
+            stats.matched[f.name] += 1
+            value = f.value
+            if value is None:
+                value = self._resolve_value(f, doc, fields, values, message)
+                if value is None:
+                    continue
+            key = f.key
+            if f.dims:
+                dims = self._resolve_dimensions(f, doc, fields, values, message)
+                if dims is None:
+                    continue
+                key = (key[0], key[1], dims, key[3])
+            emit(key, ts, value)
+        return True
+
+    @staticmethod
+    def _node(ref: _Reference, f: _CompiledFilter, doc: Any, fields, values) -> Any:
+        """Resolve a reference against what the pattern matched; ``_NOTHING`` if it can't.
+
+        A JSON reference only resolves on a JSON pattern's document, a field reference
+        only on a space-delimited pattern's fields (§8.3, adopted)."""
+        if ref.kind == "json":
+            if f.kind != "json":
+                return _NOTHING
+            node = ref.get(doc)
+            return _NOTHING if node is None else node
+        if values is None or ref.index < 0:
+            return _NOTHING
+        if ref.kind == "position":
+            return fields[ref.index] if ref.index < len(fields) else _NOTHING
+        return values[ref.index]
+
+    def _resolve_value(self, f: _CompiledFilter, doc, fields, values, message) -> float | None:
+        node = self._node(f.value_ref, f, doc, fields, values)
+        return None if node is _NOTHING else _numeric(node)
+
+    def _resolve_dimensions(self, f: _CompiledFilter, doc, fields, values, message):
+        out = []
+        for name, ref in f.dims:
+            node = self._node(ref, f, doc, fields, values)
+            if node is _NOTHING:
+                return None
+            text = _dimension_text(node, message, ref.get) if ref.kind == "json" else (node or None)
+            if text is None:
+                return None
+            out.append((name, text))
+        return tuple(out)
+
+

@@ -1,0 +1,286 @@
+"""The metric job: sources -> evaluation -> per-minute aggregation -> sinks.
+
+:class:`Engine` wires one run from an :class:`~castlewatch.engine.config.EngineConfig`:
+
+- ``replay()``: batch; reads every source to its end, flushes every window, closes
+  the sinks.
+- ``run(stop)``: the daemon; follows the sources, with a bounded queue between the
+  source tasks and the evaluation (backpressure, bounded memory), and writes a
+  checkpoint every ``checkpoint_interval_s`` seconds and at shutdown.
+
+Exactly-once across crashes: a checkpoint holds, together and written atomically,
+each source's position after the last evaluated batch, the open windows after it,
+and each file sink's size after the datapoints closed so far were flushed.  A
+restart truncates the sinks back to those sizes, restores the windows and resumes
+the sources, so its output equals an uninterrupted run's.
+
+Each source has its own watermark (and aggregator): two log groups replayed from
+different periods don't make each other's events late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from castlewatch.engine.aggregate import MinuteAggregator
+from castlewatch.engine.config import EngineConfig
+from castlewatch.engine.evaluate import LogGroupEvaluator
+from castlewatch.engine.model import Datapoint, EventBatch, Stats
+from castlewatch.engine.sources import open_source
+from castlewatch.sinks import open_sink
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used with this configuration."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Engine:
+    """One configured metric job.
+
+    Args:
+        config: the validated configuration.
+        checkpoint: checkpoint file path (daemon); when it exists the run resumes from it.
+        on_progress: called with the :class:`Stats` after each evaluated batch (UI).
+
+    Raises:
+        UnsupportedMetricFilterError: a metric filter uses a setting castlewatch refuses.
+        CheckpointError: the checkpoint doesn't belong to this configuration.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        checkpoint: Path | None = None,
+        on_progress: Callable[[Stats], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.checkpoint = checkpoint
+        self.on_progress = on_progress
+        self.stats = Stats()
+        state = self._load_checkpoint()
+        lateness_ms = int(config.allowed_lateness_s * 1000)
+        by_group: dict[str, list] = {}
+        for f in config.metric_filters:
+            by_group.setdefault(f.log_group_name, []).append(f)
+        self.sources = []
+        self.evaluators: dict[str, LogGroupEvaluator] = {}
+        self.aggregators: dict[str, MinuteAggregator] = {}
+        self.positions: dict[str, Any] = dict(state.get("sources", {}))
+        for spec in config.sources:
+            source = open_source(spec, self.stats, positions=self.positions.get(_source_name(spec)))
+            self.sources.append(source)
+            name = source.name
+            self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
+            aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
+            if name in state.get("aggregators", {}):
+                aggregator.restore(state["aggregators"][name])
+        sink_positions = state.get("sinks") or [None] * len(config.sinks)
+        self.sinks = [open_sink(spec, pos) for spec, pos in zip(config.sinks, sink_positions)]
+        if state:
+            _restore_stats(self.stats, state["stats"])
+
+    # -- evaluation --
+
+    def process(self, batch: EventBatch) -> None:
+        """Evaluate one batch, write the datapoints its events closed, note its position."""
+        evaluate = self.evaluators[batch.source].evaluate
+        aggregator = self.aggregators[batch.source]
+        add = aggregator.add
+        for event in batch.events:
+            evaluate(event, add)
+        self.stats.events_read += len(batch.events)
+        self.positions[batch.source] = batch.position
+        self._write(aggregator.close_ready())
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    def _write(self, datapoints: list[Datapoint]) -> None:
+        if not datapoints:
+            return
+        for sink in self.sinks:
+            sink.write(datapoints)
+        self.stats.datapoints_written += len(datapoints)
+
+    def close_all_windows(self) -> None:
+        """Close every open minute of every source and write its datapoints."""
+        for aggregator in self.aggregators.values():
+            self._write(aggregator.close_all())
+
+    # -- batch --
+
+    async def replay(self) -> Stats:
+        """Read every source once to its end, flush every window, close the sinks."""
+        stop = asyncio.Event()
+        try:
+            for source in self.sources:
+                async for batch in source.batches(follow=False, stop=stop):
+                    self.process(batch)
+            self.close_all_windows()
+            for sink in self.sinks:
+                sink.flush()
+        finally:
+            for sink in self.sinks:
+                sink.close()
+        return self.stats
+
+    # -- daemon --
+
+    async def run(self, stop: asyncio.Event, checkpoint_interval_s: float = 5.0, queue_size: int = 8) -> Stats:
+        """Follow the sources until ``stop`` is set, then shut down gracefully.
+
+        Shutdown stops the sources, evaluates the batches already queued, closes and
+        writes every open window, flushes the sinks and writes a last checkpoint.
+        While the sources are idle for ``allowed_lateness_s`` of wall time, each
+        source's watermark moves on with the wall clock so its last minutes close.
+        """
+        queue: asyncio.Queue[EventBatch | None] = asyncio.Queue(maxsize=queue_size)
+        producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
+        done_producers = 0
+        last_checkpoint = time.monotonic()
+        last_event = {name: time.monotonic() for name in self.aggregators}
+        idle_s = max(self.config.allowed_lateness_s, 1.0)
+        try:
+            while done_producers < len(producers):
+                try:
+                    batch = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    batch = _IDLE
+                if batch is None:
+                    done_producers += 1
+                elif batch is not _IDLE:
+                    self.process(batch)
+                    last_event[batch.source] = time.monotonic()
+                now = time.monotonic()
+                for name, aggregator in self.aggregators.items():
+                    idle = now - last_event[name]
+                    if idle >= idle_s and aggregator.windows:
+                        aggregator.advance(aggregator.watermark + int(idle * 1000))
+                        self._write(aggregator.close_ready())
+                if now - last_checkpoint >= checkpoint_interval_s:
+                    await self.save_checkpoint()
+                    last_checkpoint = now
+        finally:
+            stop.set()
+            for task in producers:
+                task.cancel()
+            await asyncio.gather(*producers, return_exceptions=True)
+        self.close_all_windows()
+        await self.save_checkpoint()
+        for sink in self.sinks:
+            sink.close()
+        return self.stats
+
+    @staticmethod
+    async def _produce(source, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+        try:
+            async for batch in source.batches(follow=True, stop=stop):
+                await queue.put(batch)
+        finally:
+            with contextlib.suppress(asyncio.CancelledError):
+                await queue.put(None)
+
+    # -- checkpoints --
+
+    async def save_checkpoint(self) -> None:
+        """Flush the sinks, then record positions, windows and sink sizes atomically."""
+        sink_positions = [await asyncio.to_thread(sink.flush) for sink in self.sinks]
+        if self.checkpoint is None:
+            return
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "sources": self.positions,
+            "aggregators": {name: agg.snapshot() for name, agg in self.aggregators.items()},
+            "sinks": sink_positions,
+            "stats": _stats_state(self.stats),
+        }
+        data = json.dumps(state).encode()
+        await asyncio.to_thread(write_atomically, self.checkpoint, data)
+
+    def _load_checkpoint(self) -> dict[str, Any]:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return {}
+        try:
+            state = json.loads(self.checkpoint.read_bytes())
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint {self.checkpoint} is not valid JSON: {err}") from None
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"checkpoint {self.checkpoint} has version {state.get('version')!r}")
+        if len(state.get("sinks") or []) != len(self.config.sinks):
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} was written for {len(state.get('sinks') or [])} sinks, "
+                f"the configuration has {len(self.config.sinks)}; move the checkpoint away to start afresh"
+            )
+        return state
+
+
+_IDLE = object()
+
+
+def _source_name(spec) -> str:
+    return f"{spec.type}:{spec.path or '-'}"
+
+
+def _stats_state(stats: Stats) -> dict[str, Any]:
+    return {
+        "events_read": stats.events_read,
+        "malformed": stats.malformed,
+        "not_json": stats.not_json,
+        "late_events": stats.late_events,
+        "matched": stats.matched,
+        "datapoints_written": stats.datapoints_written,
+    }
+
+
+def _restore_stats(stats: Stats, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        setattr(stats, name, value)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop`` (graceful shutdown); returns a remover."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def run_async(main) -> Any:
+    """Run a coroutine on uvloop where available, else on asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -1,0 +1,361 @@
+"""The configuration file: structure, paths, timestamps, and its metric filters' errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from castlewatch.engine.config import (
+    CONFIG_ERRORS,
+    ConfigError,
+    EngineConfig,
+    SourceConfig,
+    TimestampSpec,
+    load_config,
+    load_config_text,
+)
+from castlewatch.engine.metric_filters import (
+    DuplicateFilterError,
+    LimitExceededError,
+    MetricFilterError,
+    MetricFilterLoadError,
+)
+from castlewatch.engine.model import MetricFilter, MetricTransformation
+from castlewatch.engine.sources import SourceSpec
+from castlewatch.sinks.local import SinkSpec
+
+DATA = Path(__file__).parent / "data"
+
+FILTERS = """\
+metric_filters:
+  - filterName: console-sign-in-failures
+    logGroupName: cloudtrail
+    filterPattern: '{ $.eventName = "ConsoleLogin" && $.errorMessage = "Failed authentication" }'
+    metricTransformations:
+      - {metricName: ConsoleSignInFailures, metricNamespace: CloudTrailMetrics, metricValue: "1"}
+  - filterName: rejected
+    logGroupName: vpc-flow-logs
+    filterPattern: '[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, start, end, action = "REJECT", status]'
+    metricTransformations:
+      - {metricName: RejectedBytes, metricNamespace: VPC, metricValue: $bytes, unit: Bytes}
+"""
+
+SOURCES = """\
+sources:
+  - type: file
+    path: trail/*.json.gz
+    log_group: cloudtrail
+    format: cloudtrail_archive
+  - type: file
+    path: /var/log/vpc/flow.log
+    log_group: vpc-flow-logs
+    timestamp: {field: $11, format: epoch_s}
+  - type: stdin
+    log_group: cloudtrail
+    timestamp: {field: $.eventTime, format: iso8601}
+"""
+
+SINKS = """\
+sinks:
+  - {type: jsonl, path: out/datapoints.jsonl}
+  - {type: csv, path: ../shared/datapoints.csv}
+  - {type: stdout}
+"""
+
+
+def config_text(*, filters: str = FILTERS, sources: str = SOURCES, sinks: str = SINKS, extra: str = "") -> str:
+    return filters + sources + sinks + extra
+
+
+def load(text: str, base: Path = Path("/etc/castlewatch")) -> EngineConfig:
+    return load_config_text(textwrap.dedent(text), base)
+
+
+def config_error(text: str, location: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert info.value.location == location, str(info.value)
+    return info.value
+
+
+def test_full_config() -> None:
+    config = load(config_text(extra="allowed_lateness_s: 120\n"))
+    assert [f.filter_name for f in config.metric_filters] == ["console-sign-in-failures", "rejected"]
+    assert all(isinstance(f, MetricFilter) for f in config.metric_filters)
+    assert config.sources == (
+        SourceConfig("file", "cloudtrail", "/etc/castlewatch/trail/*.json.gz", "cloudtrail_archive", None),
+        SourceConfig("file", "vpc-flow-logs", "/var/log/vpc/flow.log", "lines", TimestampSpec("position", position=11, format="epoch_s")),
+        SourceConfig("stdin", "cloudtrail", None, "lines", TimestampSpec("json", selector="$.eventTime", format="iso8601")),
+    )
+    assert config.sinks == (
+        SinkSpec("jsonl", "/etc/castlewatch/out/datapoints.jsonl"),
+        SinkSpec("csv", "/etc/castlewatch/../shared/datapoints.csv"),
+        SinkSpec("stdout", None),
+    )
+    assert config.allowed_lateness_s == 120.0
+    assert [f.filter_name for f in config.filters_for("vpc-flow-logs")] == ["rejected"]
+
+
+def test_defaults() -> None:
+    config = load(config_text())
+    assert config.allowed_lateness_s == 60.0
+    assert config.sources[1].format == "lines"
+
+
+def test_timestamp_ingestion() -> None:
+    sources = "sources:\n  - {type: stdin, log_group: cloudtrail, timestamp: ingestion}\n"
+    config = load(config_text(sources=sources))
+    assert config.sources[0].timestamp == TimestampSpec("ingestion")
+    assert config.sources[0].to_source_spec() == SourceSpec("stdin", "cloudtrail", None, "lines", ingestion_time=True)
+
+
+def test_source_spec() -> None:
+    config = load(config_text())
+    assert config.sources[0].to_source_spec() == SourceSpec(
+        "file", "cloudtrail", "/etc/castlewatch/trail/*.json.gz", "cloudtrail_archive", ingestion_time=False
+    )
+    assert not config.sources[1].ingestion_time
+
+
+def test_load_config_resolves_paths_against_the_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "castlewatch.yaml"
+    path.write_text(config_text(), encoding="utf-8")
+    config = load_config(path)
+    assert config.path == path
+    assert config.sources[0].path == str(tmp_path / "conf" / "trail" / "*.json.gz")
+    assert config.sinks[0].path == str(tmp_path / "conf" / "out" / "datapoints.jsonl")
+
+
+def test_metric_filters_from_a_describe_output_file(tmp_path: Path) -> None:
+    (tmp_path / "aws").mkdir()
+    describe = {
+        "metricFilters": [
+            {
+                "filterName": "errors",
+                "filterPattern": "ERROR",
+                "metricTransformations": [{"metricName": "Errors", "metricNamespace": "App", "metricValue": "1"}],
+                "creationTime": 1700000000000,
+                "logGroupName": "cloudtrail",
+                "applyOnTransformedLogs": False,
+            }
+        ],
+        "nextToken": "abc",
+    }
+    (tmp_path / "aws" / "filters.json").write_text(json.dumps(describe), encoding="utf-8")
+    path = tmp_path / "castlewatch.yaml"
+    path.write_text(
+        "metric_filters: {file: aws/filters.json}\n"
+        "sources: [{type: stdin, log_group: cloudtrail, timestamp: ingestion}]\n"
+        "sinks: [{type: stdout}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.metric_filters == (
+        MetricFilter("errors", "ERROR", [MetricTransformation("Errors", "App", "1")], "cloudtrail", 1700000000000),
+    )
+
+
+def test_metric_filters_from_a_cloudformation_template() -> None:
+    text = f"""\
+        metric_filters:
+          file: {DATA / "cfn-metric-filters.yaml"}
+          parameters: {{Env: dev}}
+        sources:
+          - {{type: file, path: flow.log, log_group: FlowLogGroup, timestamp: {{field: $11, format: epoch_s}}}}
+        sinks: [{{type: stdout}}]
+        """
+    config = load(text)
+    assert [f.filter_name for f in config.metric_filters] == [
+        "dev-unauthorized-api-calls",
+        "ConsoleSignInFailuresFilter",
+        "rejected-bytes",
+    ]
+
+
+def test_metric_filters_file_relative_to_config(tmp_path: Path) -> None:
+    (tmp_path / "cfn").mkdir()
+    (tmp_path / "cfn" / "t.yaml").write_text((DATA / "cfn-metric-filters.yaml").read_text(), encoding="utf-8")
+    text = config_text(
+        filters="metric_filters: {file: cfn/t.yaml}\n",
+        sources="sources: [{type: stdin, log_group: /aws/cloudtrail/management, timestamp: ingestion}]\n",
+    )
+    config = load_config_text(text, tmp_path)
+    assert len(config.metric_filters) == 4
+
+
+def test_config_is_frozen() -> None:
+    config = load(config_text())
+    with pytest.raises(AttributeError):
+        config.allowed_lateness_s = 1  # type: ignore[misc]
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+
+def test_unknown_top_level_key() -> None:
+    error = config_error(config_text(extra="lateness: 5\n"), "lateness")
+    assert error.reason == "unknown key; allowed here: metric_filters, sources, sinks, allowed_lateness_s"
+
+
+def test_missing_top_level_key() -> None:
+    assert config_error(FILTERS + SOURCES, "sinks").reason == "required key missing"
+
+
+@pytest.mark.parametrize(
+    ("source", "location", "reason"),
+    [
+        ("{type: stdin, log_group: cloudtrail, format: ndjson, timestamp: ingestion}", "sources[0].format",
+         "unknown format 'ndjson'; allowed: lines, cloudwatch_events, cloudtrail_archive"),
+        ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, got 'kafka'"),
+        ("{type: file, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
+         "a file source needs a path (file or glob), got None"),
+        ("{type: stdin, path: x.log, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
+         "a stdin source takes no path"),
+        ("{type: stdin, timestamp: ingestion}", "sources[0].log_group",
+         "required key missing: the log group whose metric filters apply"),
+        ("{type: stdin, log_group: 'my group', timestamp: ingestion}", "sources[0].log_group",
+         "not a log group name (1-512 of letters, digits and . - _ / #): 'my group'"),
+        ("{type: stdin, log_group: cloudtrail, timestamp: ingestion, follow: true}", "sources[0].follow",
+         "unknown key; allowed here: type, path, log_group, format, timestamp"),
+        ("{type: file, path: t.json, log_group: cloudtrail, format: cloudtrail_archive, timestamp: ingestion}",
+         "sources[0].timestamp", "format 'cloudtrail_archive' carries its own event time; timestamp applies to format 'lines' only"),
+    ],
+)
+def test_source_errors(source: str, location: str, reason: str) -> None:
+    error = config_error(config_text(sources=f"sources:\n  - {source}\n"), location)
+    assert error.reason == reason
+
+
+def test_source_whose_log_group_has_no_filter() -> None:
+    error = config_error(config_text(sources="sources: [{type: stdin, log_group: lambda, timestamp: ingestion}]\n"), "sources[0].log_group")
+    assert error.reason == (
+        "no metric filter is defined for log group 'lambda', so nothing would be published "
+        "(log groups with filters: cloudtrail, vpc-flow-logs)"
+    )
+
+
+def test_lines_source_needs_a_timestamp() -> None:
+    error = config_error(config_text(sources="sources: [{type: stdin, log_group: cloudtrail}]\n"), "sources[0].timestamp")
+    assert "'timestamp: ingestion'" in error.reason
+    assert "{field: SELECTOR, format: iso8601|epoch_s|epoch_ms}" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "location", "reason"),
+    [
+        ("{field: '$.records[*].time', format: iso8601}", "sources[0].timestamp.field",
+         "expected a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field "
+         "position such as $11; got '$.records[*].time'"),
+        ("{field: $start, format: epoch_s}", "sources[0].timestamp.field",
+         "space-delimited fields are given by their 1-based position here, e.g. $11; got '$start'"),
+        ("{field: $0, format: epoch_s}", "sources[0].timestamp.field",
+         "space-delimited fields are given by their 1-based position here, e.g. $11; got '$0'"),
+        ("{field: eventTime, format: iso8601}", "sources[0].timestamp.field",
+         "expected a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field "
+         "position such as $11; got 'eventTime'"),
+        ("{field: $.eventTime, format: rfc3339}", "sources[0].timestamp.format",
+         "unknown format 'rfc3339'; allowed: iso8601, epoch_s, epoch_ms"),
+        ("{field: $.eventTime}", "sources[0].timestamp.format",
+         "required key missing; expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"),
+        ("{field: $.eventTime, format: iso8601, zone: UTC}", "sources[0].timestamp.zone",
+         "unknown key; allowed here: field, format"),
+        ("now", "sources[0].timestamp",
+         "expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}; got 'now'"),
+    ],
+)
+def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
+    sources = f"sources:\n  - {{type: stdin, log_group: cloudtrail, timestamp: {timestamp}}}\n"
+    assert config_error(config_text(sources=sources), location).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("sinks", "location", "reason"),
+    [
+        ("[{type: parquet, path: x}]", "sinks[0].type", "expected one of jsonl, csv, avro, stdout, got 'parquet'"),
+        ("[{type: avro}]", "sinks[0].path", "a avro sink needs a path, got None"),
+        ("[{type: stdout, path: x}]", "sinks[0].path", "a stdout sink takes no path"),
+        ("[{type: jsonl, path: a.jsonl}, {type: jsonl, path: ./a.jsonl}]", "sinks[1].path", "the same file as sinks[0]"),
+        ("[{type: csv, path: a.csv, compress: true}]", "sinks[0].compress", "unknown key; allowed here: type, path"),
+        ("[]", "sinks", "expected a non-empty list of sinks, e.g. [{type: stdout}]"),
+    ],
+)
+def test_sink_errors(sinks: str, location: str, reason: str) -> None:
+    assert config_error(config_text(sinks=f"sinks: {sinks}\n"), location).reason == reason
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "true", ".inf"])
+def test_allowed_lateness(value: str) -> None:
+    config_error(config_text(extra=f"allowed_lateness_s: {value}\n"), "allowed_lateness_s")
+
+
+def test_allowed_lateness_zero() -> None:
+    assert load(config_text(extra="allowed_lateness_s: 0\n")).allowed_lateness_s == 0.0
+
+
+def test_empty_and_malformed_files(tmp_path: Path) -> None:
+    assert "the configuration is empty" in config_error("", "").reason
+    assert "invalid YAML" in config_error("sources: [\n", "").reason
+    assert config_error("- a\n- b\n", "").reason.startswith("expected a mapping")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_metric_filters_value_shape() -> None:
+    assert config_error(config_text(filters="metric_filters: ERROR\n"), "metric_filters").reason == (
+        "expected a list of metric filters (describe-metric-filters shape) or {file: PATH}"
+    )
+    assert config_error(config_text(filters="metric_filters: {path: x.json}\n"), "metric_filters.path").reason == (
+        "unknown key; allowed here: file, parameters"
+    )
+
+
+def test_metric_filter_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(MetricFilterLoadError) as info:
+        load_config_text(config_text(filters="metric_filters: {file: nope.json}\n"), tmp_path)
+    assert info.value.source == str(tmp_path / "nope.json")
+
+
+def test_invalid_metric_filter_in_config() -> None:
+    filters = FILTERS.replace('metricValue: "1"}', 'metricValue: "1", defaultValue: 0, dimensions: {User: $.userIdentity.arn}}')
+    with pytest.raises(MetricFilterError) as info:
+        load(config_text(filters=filters))
+    error = info.value
+    assert error.code == "InvalidParameterException"
+    assert str(error).split("\n")[0] == (
+        "metric filter 'console-sign-in-failures' (log group 'cloudtrail'): Invalid metric transformation: "
+        "dimensions and default value are mutually exclusive properties"
+    )
+    assert isinstance(error, CONFIG_ERRORS)
+
+
+def test_metric_filter_decode_error_names_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "castlewatch.yaml"
+    path.write_text(config_text(filters=FILTERS.replace('metricValue: "1"', "metricValue: 1")), encoding="utf-8")
+    with pytest.raises(MetricFilterLoadError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: metric_filters[0].metricTransformations[0].metricValue: expected str, got int "
+        '(write it as a string, e.g. "1")'
+    )
+
+
+def test_duplicate_filter_in_config() -> None:
+    duplicate = FILTERS + FILTERS.split("\n", 1)[1]
+    with pytest.raises(DuplicateFilterError, match="'console-sign-in-failures' is defined twice"):
+        load(config_text(filters=duplicate))
+
+
+def test_regex_quota_in_config() -> None:
+    entries = "".join(
+        f"  - {{filterName: r{i}, logGroupName: cloudtrail, filterPattern: '%x{i}%', "
+        "metricTransformations: [{metricName: m, metricNamespace: n, metricValue: '1'}]}\n"
+        for i in range(6)
+    )
+    with pytest.raises(LimitExceededError) as info:
+        load(config_text(filters="metric_filters:\n" + entries))
+    assert info.value.filter_name == "r5"
+    assert info.value.code == "LimitExceededException"
