@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal
 
 from castlewatch.engine.metric_filters import parse_reference
 from castlewatch.engine.model import LogEvent, MetricFilter, Stats
+from castlewatch.engine.prefilter import LiteralScanner, requirement_literals
 from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
 from castlewatch.grammar import ast
 from castlewatch.grammar.compiler import _MISSING, RawNumber, _decode_raw, _path_getter
@@ -28,6 +29,8 @@ Emit = Callable[[MetricKey, int, float], None]
 
 _NOTHING = object()  # a reference that resolves to no usable value (§8.3)
 _MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
+_BLANK = " \t\n\r\f\v"
+SHARED_PREFILTER_MIN_FILTERS = 2  # from this many filters with literals, scan them in one pass
 
 
 class UnsupportedMetricFilterError(InvalidParameterError):
@@ -137,7 +140,7 @@ class _Reference:
 class _CompiledFilter:
     """One metric filter, ready to run: pattern, value, dimensions, default (§8.3)."""
 
-    __slots__ = ("name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent")
+    __slots__ = ("name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent", "check")
 
     def __init__(self, f: MetricFilter) -> None:
         if f.field_selection_criteria:
@@ -163,6 +166,7 @@ class _CompiledFilter:
         self.dims = tuple((name, _Reference(ref, self.pattern)) for name, ref in (t.dimensions or {}).items())
         self.key: MetricKey = (t.metric_namespace, t.metric_name, (), unit)
         self.default = t.default_value  # never together with dimensions (§8.2 step 4)
+        self.check: Callable[[set[int]], bool] | None = None  # the shared scanner's prefilter
 
 
 class LogGroupEvaluator:
@@ -187,38 +191,76 @@ class LogGroupEvaluator:
             self._time_get = _Reference(timestamp.selector).get
         for f in self.filters:
             stats.matched.setdefault(f.name, 0)
+        self._has_json = any(f.kind == "json" for f in self.filters)
+        # Many filters with literals: find all their literals in one pass per event, and
+        # visit only the filters one of whose literals occurs (plus those that must see
+        # every event: no literal, a defaultValue, or JSON literals behind \u escapes).
+        literal_filters = [
+            f for f in self.filters if f.kind != "terms" and f.pattern.requirement is not None and not f.silent
+        ]
+        self._scanner = None
+        self._always = tuple(i for i, f in enumerate(self.filters) if not f.silent)
+        if len(literal_filters) >= SHARED_PREFILTER_MIN_FILTERS:
+            scanner = self._scanner = LiteralScanner([f.pattern.requirement for f in literal_filters])
+            by_literal: dict[int, set[int]] = {}
+            for i, f in enumerate(self.filters):
+                if f in literal_filters:
+                    f.check = scanner.predicate(f.pattern.requirement)
+                    for lit in requirement_literals(f.pattern.requirement):
+                        by_literal.setdefault(scanner.ids[lit], set()).add(i)
+            self._by_literal = {lit: frozenset(ids) for lit, ids in by_literal.items()}
+            self._always = tuple(
+                i for i, f in enumerate(self.filters) if not f.silent and (f.check is None or f.default is not None)
+            )
+            self._json_checked = tuple(i for i, f in enumerate(self.filters) if f.check is not None and f.kind == "json")
+
+    def _visit(self, message: str) -> tuple[Any, Any]:
+        """(filter indexes to evaluate, literals found) for one event."""
+        if self._scanner is None:
+            return self._always, None
+        found = self._scanner.scan(message)
+        todo = set(self._always)
+        by_literal = self._by_literal
+        for lit in found:
+            ids = by_literal.get(lit)
+            if ids is not None:
+                todo |= ids
+        if self._json_checked and "\\u" in message:  # JSON literals may be \u-escaped
+            todo.update(self._json_checked)
+            found = None
+        return sorted(todo), found
 
     def evaluate(self, event: LogEvent, emit: Emit) -> bool:
         """Run every filter on one event and ``emit`` its contributions.
 
-        Returns False (and counts the event as malformed, ``bad_timestamp``) when the
-        event's time cannot be determined; the event then contributes nothing.
+        The event's time is read only once something is to be emitted.  Returns False
+        (and counts the event as malformed, ``bad_timestamp``) when that time cannot be
+        determined; the event then contributes nothing.
         """
         message = event.message
         doc: Any = _NOTHING  # decoded lazily, at most once
         fields: list[str] | None = None
-        ts = event.timestamp
-        if ts < 0:
-            spec = self.timestamp
-            if spec is None or spec.kind == "ingestion":
-                ts = int(time.time() * 1000)
-            elif spec.kind == "json":
-                doc = decode_json_event(message)
-                ts = parse_time(self._time_get(doc), spec.format) if doc is not None else None
-            else:
-                fields = split_fields(message)
-                ts = parse_time(fields[spec.position - 1], spec.format) if len(fields) >= spec.position else None
-            if ts is None:
-                self.stats.count_malformed("bad_timestamp")
-                return False
+        ts = event.timestamp  # -1: from the message, when first needed
         stats = self.stats
-        for f in self.filters:
+        filters = self.filters
+        visit, found = self._visit(message)
+        if self._has_json and message.lstrip(_BLANK)[:1] != "{":
+            doc = None  # cannot be a JSON object: no decode needed to know
+        for i in visit:
+            f = filters[i]
             kind = f.kind
             values = None
+            check = f.check if found is not None else None
+            matched = False
             if kind == "json":
-                pre = f.pattern.prefilter
-                matched = False
-                if pre is None or pre(message):
+                if check is not None:
+                    passes = check(found)
+                else:
+                    pre = f.pattern.prefilter
+                    passes = pre is None or pre(message)
+                if doc is None:
+                    stats.not_json[f.name] = stats.not_json.get(f.name, 0) + 1
+                elif passes:
                     if doc is _NOTHING:
                         doc = decode_json_event(message)
                     if doc is None:
@@ -227,34 +269,51 @@ class LogGroupEvaluator:
                         matched = f.pattern.match_document(doc, message)
             elif kind == "space_delimited":
                 pre = f.pattern.prefilter
-                matched = False
-                if pre is None or pre(message):
+                if check(found) if check is not None else pre is None or pre(message):
                     if fields is None:
                         fields = split_fields(message)
                     values = f.pattern.match_fields(fields, message)
                     matched = values is not None
             else:
-                matched = f.pattern.matches(message)
-            if f.silent:
-                continue
-            if not matched:
-                if f.default is not None:
-                    emit(f.key, ts, f.default)
-                continue
-            stats.matched[f.name] += 1
-            value = f.value
-            if value is None:
-                value = self._resolve_value(f, doc, fields, values, message)
+                matched = (check is None or check(found)) and f.pattern.matches(message)
+            if matched:
+                stats.matched[f.name] += 1
+                value = f.value
                 if value is None:
-                    continue
-            key = f.key
-            if f.dims:
-                dims = self._resolve_dimensions(f, doc, fields, values, message)
-                if dims is None:
-                    continue
-                key = (key[0], key[1], dims, key[3])
+                    value = self._resolve_value(f, doc, fields, values, message)
+                    if value is None:
+                        continue
+                key = f.key
+                if f.dims:
+                    dims = self._resolve_dimensions(f, doc, fields, values, message)
+                    if dims is None:
+                        continue
+                    key = (key[0], key[1], dims, key[3])
+            elif f.default is not None:
+                key, value = f.key, f.default
+            else:
+                continue
+            if ts < 0:
+                ts, doc, fields = self._event_time(message, doc, fields)
+                if ts is None:
+                    stats.count_malformed("bad_timestamp")
+                    return False
             emit(key, ts, value)
         return True
+
+    def _event_time(self, message: str, doc: Any, fields: list[str] | None) -> tuple[int | None, Any, Any]:
+        """The event's time from the message per the timestamp spec: (ms or None, doc, fields)."""
+        spec = self.timestamp
+        if spec is None or spec.kind == "ingestion":
+            return int(time.time() * 1000), doc, fields
+        if spec.kind == "json":
+            if doc is _NOTHING:
+                doc = decode_json_event(message)
+            return (parse_time(self._time_get(doc), spec.format) if doc is not None else None), doc, fields
+        if fields is None:
+            fields = split_fields(message)
+        ok = len(fields) >= spec.position
+        return (parse_time(fields[spec.position - 1], spec.format) if ok else None), doc, fields
 
     @staticmethod
     def _node(ref: _Reference, f: _CompiledFilter, doc: Any, fields, values) -> Any:

@@ -427,15 +427,30 @@ class FilterPattern:
         tree: the typed AST (:mod:`castlewatch.grammar.ast`).
         prefilter: ``message -> bool``, a cheap necessary condition on the raw message,
             or None when the pattern needs no literal.
+        requirement: the literals behind ``prefilter``: None, a literal ``str``, or
+            ``("all" | "any", [requirement, ...])``.  For JSON patterns it holds only
+            for messages without ``\\u`` escapes (``prefilter`` lets those through).
+            Engines use it to test the literals of many patterns in one pass.
         matches: ``message -> bool``, True if the log event message matches (§3-§6).
     """
 
-    __slots__ = ("filter_pattern", "kind", "tree", "prefilter", "matches", "_extract", "_doc_match", "_slots")
+    __slots__ = (
+        "filter_pattern",
+        "kind",
+        "tree",
+        "prefilter",
+        "requirement",
+        "matches",
+        "_extract",
+        "_doc_match",
+        "_slots",
+    )
 
     def __init__(self, filter_pattern: str, tree: ast.Pattern) -> None:
         self.filter_pattern = filter_pattern
         self.tree = tree
         self.prefilter: Callable[[str], bool] | None = None
+        self.requirement: Any = None
         if isinstance(tree, ast.MatchAll):
             self.kind = "all"
             self.matches = lambda message: True
@@ -445,7 +460,8 @@ class FilterPattern:
         elif isinstance(tree, ast.RegexPattern):
             self.kind = "regex"
             rx = compile_regex(tree.regex.source, filter_pattern, tree.regex.pos)
-            self.prefilter = _requirement_predicate(_all(list(rx.literals)))
+            self.requirement = _all(list(rx.literals))
+            self.prefilter = _requirement_predicate(self.requirement)
             search, pre = rx.search, self.prefilter
             self.matches = search if pre is None else (lambda message: pre(message) and search(message))
         elif isinstance(tree, ast.JsonPattern):
@@ -474,7 +490,8 @@ class FilterPattern:
 
     def _compile_json(self, tree: ast.JsonPattern) -> None:
         evaluate = _json_expr(tree.expr, self.filter_pattern)
-        pre = _requirement_predicate(_json_requirement(tree.expr, self.filter_pattern))
+        self.requirement = _json_requirement(tree.expr, self.filter_pattern)
+        pre = _requirement_predicate(self.requirement)
         if pre is not None:
             required = pre
             pre = lambda message: required(message) or "\\u" in message  # noqa: E731
@@ -510,9 +527,8 @@ class FilterPattern:
     def _compile_space_delimited(self, tree: ast.SpaceDelimitedPattern) -> None:
         pattern = self.filter_pattern
         slots = tree.slots
-        self.prefilter = _requirement_predicate(
-            _all([_field_requirement(s.condition, pattern) for s in slots if s.condition])
-        )
+        self.requirement = _all([_field_requirement(s.condition, pattern) for s in slots if s.condition])
+        self.prefilter = _requirement_predicate(self.requirement)
         k, ell = len(slots), tree.ellipsis_index
         tests = tuple((i, _field_test(s.condition, pattern)) for i, s in enumerate(slots) if s.condition)
         names = tuple(s.name for s in slots)
