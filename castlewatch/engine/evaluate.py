@@ -21,7 +21,7 @@ from castlewatch.engine.model import LogEvent, MetricFilter, Stats
 from castlewatch.engine.prefilter import LiteralScanner, requirement_literals
 from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
 from castlewatch.grammar import ast
-from castlewatch.grammar.compiler import _MISSING, RawNumber, _decode_raw, _path_getter
+from castlewatch.grammar.compiler import MISSING, RawNumber, decode_json_event_exact, path_getter
 from castlewatch.grammar.errors import InvalidParameterError
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
@@ -101,7 +101,7 @@ def _dimension_text(node: Any, message: str, get: Callable[[Any], Any]) -> str |
     if kind is int and node:
         return repr(node)
     if kind is int or kind is float:  # need the number's source text: decode once more, keeping it
-        raw = _decode_raw(message)
+        raw = decode_json_event_exact(message)
         node = get(raw) if raw is not None else None
         return str.__str__(node) if type(node) is RawNumber else None
     return None
@@ -128,8 +128,8 @@ class _Reference:
         self.get: Callable[[Any], Any] | None = None
         self.index = -1
         if ref.kind == "json":
-            getter = _path_getter(ref.segments)
-            self.get = lambda doc: None if (node := getter(doc)) is _MISSING else node
+            getter = path_getter(ref.segments)
+            self.get = lambda doc: None if (node := getter(doc)) is MISSING else node
         elif ref.kind == "position":
             self.index = ref.position - 1
         elif pattern is not None and pattern.kind == "space_delimited":

@@ -29,7 +29,7 @@ from castlewatch.grammar.regex import compile_regex
 
 Predicate = Callable[[Any], bool]
 
-_MISSING = object()
+MISSING = object()  # what a selector path yields when it selects nothing
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _BLANK = " \t\n\r\f\v"
 _RELATIONAL = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
@@ -48,8 +48,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"not JSON: {name}")
 
 
-def _decode_raw(message: str) -> dict | None:
-    """Decode with numbers kept as :class:`RawNumber`; None if not a JSON object."""
+def decode_json_event_exact(message: str) -> dict | None:
+    """Like :func:`decode_json_event`, but every number is a :class:`RawNumber` holding its
+    source text (§5.4: numbers keep their source text); the slow path, for the rare
+    condition or dimension that needs a float's text.  None if not a JSON object."""
     try:
         doc = json.loads(message, parse_int=RawNumber, parse_float=RawNumber, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -71,7 +73,7 @@ def decode_json_event(message: str) -> dict | None:
         text = message.strip(_BLANK)
         if not (text.startswith("{") and text.endswith("}")):
             return None
-        return _decode_raw(message)  # e.g. lone surrogate escapes orjson refuses
+        return decode_json_event_exact(message)  # e.g. lone surrogate escapes orjson refuses
     return doc if type(doc) is dict else None
 
 
@@ -180,14 +182,14 @@ def _json_test(leaf: ast.Comparison | ast.IsCheck, pattern: str) -> Predicate:
     return lambda node: type(node) in (str, int, float, RawNumber) and not equals(node)
 
 
-def _path_getter(segments: tuple[ast.Segment, ...]) -> Callable[[Any], Any]:
-    """``node -> node or _MISSING`` for a wildcard-free path (§5.2)."""
+def path_getter(segments: tuple[ast.Segment, ...]) -> Callable[[Any], Any]:
+    """``node -> node or MISSING`` for a wildcard-free path of Key/Index segments (§5.2)."""
     steps = tuple((isinstance(s, ast.Key), s.name if isinstance(s, ast.Key) else s.index) for s in segments)
     if len(steps) == 1 and steps[0][0]:
         key = steps[0][1]
 
         def get_one(node: Any) -> Any:
-            return node.get(key, _MISSING) if type(node) is dict else _MISSING
+            return node.get(key, MISSING) if type(node) is dict else MISSING
 
         return get_one
 
@@ -195,14 +197,14 @@ def _path_getter(segments: tuple[ast.Segment, ...]) -> Callable[[Any], Any]:
         for is_key, step in steps:
             if is_key:
                 if type(node) is not dict:
-                    return _MISSING
-                node = node.get(step, _MISSING)
-                if node is _MISSING:
-                    return _MISSING
+                    return MISSING
+                node = node.get(step, MISSING)
+                if node is MISSING:
+                    return MISSING
             elif type(node) is list and step < len(node):
                 node = node[step]
             else:
-                return _MISSING
+                return MISSING
         return node
 
     return get
@@ -212,7 +214,7 @@ def _nodes_getter(selector: ast.Selector) -> Callable[[dict], list]:
     """``doc -> [nodes]`` for a selector with one wildcard (§5.2)."""
     segments = selector.segments
     cut = next(i for i, s in enumerate(segments) if isinstance(s, ast.Wildcard))
-    head, tail = _path_getter(segments[:cut]), _path_getter(segments[cut + 1 :])
+    head, tail = path_getter(segments[:cut]), path_getter(segments[cut + 1 :])
     no_tail = cut == len(segments) - 1
 
     def nodes(doc: dict) -> list:
@@ -225,7 +227,7 @@ def _nodes_getter(selector: ast.Selector) -> Callable[[dict], list]:
             return []
         if no_tail:
             return children
-        return [n for n in map(tail, children) if n is not _MISSING]
+        return [n for n in map(tail, children) if n is not MISSING]
 
     return nodes
 
@@ -239,14 +241,14 @@ def _json_condition(leaf: ast.Comparison | ast.IsCheck | ast.NotExists, pattern:
             return lambda doc: not nodes(doc)
         test = _json_test(leaf, pattern)
         return lambda doc: any(map(test, nodes(doc)))
-    get = _path_getter(selector.segments)
+    get = path_getter(selector.segments)
     if isinstance(leaf, ast.NotExists):
-        return lambda doc: get(doc) is _MISSING
+        return lambda doc: get(doc) is MISSING
     test = _json_test(leaf, pattern)
 
     def condition(doc: dict) -> bool:
         node = get(doc)
-        return node is not _MISSING and test(node)
+        return node is not MISSING and test(node)
 
     return condition
 
@@ -501,7 +503,7 @@ class FilterPattern:
             try:
                 return evaluate(doc)
             except _NeedText:
-                raw = _decode_raw(message)
+                raw = decode_json_event_exact(message)
                 return raw is not None and evaluate(raw)
 
         self._doc_match = match_document
