@@ -93,8 +93,10 @@ class Engine:
         self.positions: dict[str, Any] = dict(state.get("sources", {}))
         for spec in config.sources:
             source = open_source(spec, self.stats, positions=self.positions.get(_source_name(spec)))
-            self.sources.append(source)
             name = source.name
+            if name in self.evaluators:
+                raise ValueError(f"two sources read {name}; give each file or glob to one source only")
+            self.sources.append(source)
             self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
             if name in state.get("aggregators", {}):

@@ -1,0 +1,872 @@
+"""Log event sources (castlewatch.engine.sources): formats, files, following, checkpoints, stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from castlewatch.engine.model import EventBatch, LogEvent, Stats
+from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, open_source
+
+GROUP = "/test/group"
+WAIT_S = 10.0  # upper bound of every wait; tests finish as soon as the condition holds
+
+
+def file_spec(path: Path | str, fmt: str = "lines", **kw) -> SourceSpec:
+    return SourceSpec(type="file", log_group=GROUP, path=str(path), format=fmt, **kw)
+
+
+def read_all(
+    spec: SourceSpec,
+    stats: Stats | None = None,
+    positions: dict | None = None,
+    batch_size: int = 1000,
+    chunk_bytes: int | None = None,
+) -> tuple[list[EventBatch], Source]:
+    """Every batch of a batch-mode (follow=False) run."""
+    stats = Stats() if stats is None else stats
+    source = open_source(spec, stats, positions, batch_size=batch_size)
+    if chunk_bytes:
+        source.chunk_bytes = chunk_bytes
+
+    async def main() -> list[EventBatch]:
+        return [batch async for batch in source.batches(follow=False, stop=asyncio.Event())]
+
+    return asyncio.run(main()), source
+
+
+def messages(batches: list[EventBatch]) -> list[str]:
+    return [event.message for batch in batches for event in batch.events]
+
+
+def events(batches: list[EventBatch]) -> list[LogEvent]:
+    return [event for batch in batches for event in batch.events]
+
+
+def epoch_ms(text: str) -> int:
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) * 1000
+
+
+class Follower:
+    """Runs a source with follow=True in a task; collects what it yields."""
+
+    def __init__(self, source: Source, stop_after: int | None = None) -> None:
+        self.source = source
+        source.poll_interval = 0.01
+        self.batches: list[EventBatch] = []
+        self.stop = asyncio.Event()
+        self.stop_after = stop_after  # set stop once that many events came (a runner stopping)
+
+    async def __aenter__(self) -> Follower:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        async for batch in self.source.batches(follow=True, stop=self.stop):
+            self.batches.append(batch)
+            if self.stop_after is not None and len(self.messages) >= self.stop_after:
+                self.stop.set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, WAIT_S)
+
+    @property
+    def messages(self) -> list[str]:
+        return messages(self.batches)
+
+    async def wait_for(self, last: str) -> list[str]:
+        """Wait until ``last`` was yielded; the messages so far."""
+        deadline = time.monotonic() + WAIT_S
+        while last not in self.messages:
+            if self.task.done():
+                self.task.result()
+                pytest.fail(f"source ended early; got {self.messages}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{last!r} never came; got {self.messages}")
+            await asyncio.sleep(0.005)
+        return self.messages
+
+    async def rounds(self, n: int = 3) -> None:
+        """Let the source look at the files ``n`` more times (for 'nothing more came' checks)."""
+        for _ in range(n):
+            before = self.source._last_scan
+            deadline = time.monotonic() + WAIT_S
+            while self.source._last_scan == before:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.005)
+
+
+# ------------------------------------------------------------------------------------------
+# Spec, name, errors
+
+
+def test_names_and_invalid_specs(tmp_path: Path) -> None:
+    assert Source(file_spec(tmp_path / "a.log"), Stats()).name == f"file:{tmp_path / 'a.log'}"
+    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).name == "stdin:-"
+    with pytest.raises(ValueError, match="needs a path"):
+        Source(SourceSpec(type="file", log_group=GROUP), Stats())
+    with pytest.raises(ValueError, match="format"):
+        Source(SourceSpec(type="file", log_group=GROUP, path="x", format="csv"), Stats())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="type"):
+        Source(SourceSpec(type="s3", log_group=GROUP, path="x"), Stats())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        Source(file_spec("x"), Stats(), batch_size=0)
+    with pytest.raises(ValueError, match="positions"):
+        Source(file_spec("x"), Stats(), positions={"x.log": 3})
+
+
+# ------------------------------------------------------------------------------------------
+# Format: lines
+
+
+def test_lines_crlf_empty_lines_and_final_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes(b"first\r\n\n\r\nsecond\n  \nthird\r\r\n\n\nlast without newline")
+    batches, source = read_all(file_spec(path))
+    assert messages(batches) == ["first", "second", "  ", "third\r", "last without newline"]
+    assert all(e.timestamp == -1 and e.log_group == GROUP and e.log_stream == "" for e in events(batches))
+    assert all(b.source == source.name for b in batches)
+    assert batches[-1].position["files"][next(iter(batches[-1].position["files"]))]["offset"] == path.stat().st_size
+
+
+def test_lines_ingestion_time(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("a\nb\n")
+    before = int(time.time() * 1000)
+    batches, _ = read_all(file_spec(path, ingestion_time=True))
+    after = int(time.time() * 1000)
+    assert [e.message for e in events(batches)] == ["a", "b"]
+    assert all(before <= e.timestamp <= after for e in events(batches))
+
+
+def test_invalid_utf8_is_counted_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes("ok é\n".encode() + b"bad \xff\xfe\n" + b"cut \xc3\n" + "fine ☃\n".encode())
+    stats = Stats()
+    batches, _ = read_all(file_spec(path), stats)
+    assert messages(batches) == ["ok é", "fine ☃"]
+    assert stats.malformed == {"invalid_utf8": 2}
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4096], ids=["one-chunk", "small-chunks"])
+def test_too_large_lines(tmp_path: Path, chunk_bytes: int | None) -> None:
+    limit = "a" * MAX_EVENT_BYTES
+    multibyte = "é" * (MAX_EVENT_BYTES // 2)  # exactly the limit in UTF-8
+    lines = [
+        "before",
+        limit,  # at the limit: an event
+        limit + "b",  # one byte over: too large
+        multibyte + "\r",  # CRLF: the "\r" is not part of the message
+        multibyte + "x",  # over in bytes although fewer characters
+        "a" * (3 * MAX_EVENT_BYTES),  # far over, spans many chunks
+        "after",
+    ]
+    path = tmp_path / "big.log"
+    path.write_text("\n".join(lines) + "\n" + "z" * (MAX_EVENT_BYTES + 5))  # too long final partial line
+    stats = Stats()
+    batches, _ = read_all(file_spec(path), stats, chunk_bytes=chunk_bytes)
+    assert messages(batches) == ["before", limit, multibyte, "after"]
+    assert stats.malformed == {"too_large": 4}
+
+
+# ------------------------------------------------------------------------------------------
+# Format: cloudwatch_events
+
+
+CW_EVENTS = [
+    {"logStreamName": "s1", "timestamp": 1700000000000, "message": "first", "ingestionTime": 1700000000100, "eventId": "1"},
+    {"logStreamName": "s2", "timestamp": 1700000060000, "message": "{\"level\": \"ERROR\"}\nwith newline", "eventId": "2"},
+    {"timestamp": 1700000120000, "message": ""},
+]
+
+
+def expected_cw(events_: list[dict]) -> list[LogEvent]:
+    return [LogEvent(e["timestamp"], e["message"], GROUP, e.get("logStreamName", "")) for e in events_]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"events": CW_EVENTS, "searchedLogStreams": [], "nextToken": "x"}, indent=4),
+        json.dumps({"events": CW_EVENTS, "nextForwardToken": "f/1"}),
+        "\n".join(json.dumps(e) for e in CW_EVENTS) + "\n",
+        "\r\n".join(json.dumps(e) for e in CW_EVENTS),
+        json.dumps({"events": CW_EVENTS[:1]}) + "\n\n" + json.dumps({"events": CW_EVENTS[1:]}) + "\n",
+        json.dumps(CW_EVENTS, indent=2),
+        json.dumps(CW_EVENTS[:2]) + "\n" + json.dumps(CW_EVENTS[2]),
+    ],
+    ids=["pretty-document", "compact-document", "json-lines", "json-lines-crlf", "document-per-line", "pretty-array", "array-line"],
+)
+def test_cloudwatch_events_shapes(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "events.json"
+    path.write_text(text)
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
+    assert events(batches) == expected_cw(CW_EVENTS)
+    assert stats.malformed == {}
+
+
+def test_cloudwatch_events_malformed(tmp_path: Path) -> None:
+    good = {"timestamp": 5, "message": "good", "logStreamName": "s"}
+    rows = [
+        json.dumps(good).encode(),
+        b'{"timestamp": 1, "message": "unterminated',  # invalid_json
+        b"not json at all",  # invalid_json
+        b'{"timestamp": 1}',  # no message: invalid_json
+        b'{"message": "no timestamp"}',  # invalid_json
+        b'{"timestamp": "soon", "message": "x"}',  # bad_timestamp
+        b'{"timestamp": true, "message": "x"}',  # bad_timestamp
+        b'{"timestamp": 1.5, "message": "x"}',  # bad_timestamp
+        b'{"timestamp": "1700000000000", "message": "numeric string"}',
+        b'{"timestamp": 1700000000000.0, "message": "integral float"}',
+        b'{"timestamp": 1, "message": "\xff"}',  # invalid_utf8
+        json.dumps({"timestamp": 1, "message": "m" * (MAX_EVENT_BYTES + 1)}).encode(),  # too_large
+        b'{"events": "nope"}',  # invalid_json
+        b"42",  # invalid_json
+        b"   ",  # blank: nothing
+        b'[{"timestamp": 7, "message": "in array"}, "junk"]',  # one event, one invalid_json
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
+    assert [(e.timestamp, e.message, e.log_stream) for e in events(batches)] == [
+        (5, "good", "s"),
+        (1700000000000, "numeric string", ""),
+        (1700000000000, "integral float", ""),
+        (7, "in array", ""),
+    ]
+    assert stats.malformed == {"invalid_json": 7, "bad_timestamp": 3, "invalid_utf8": 1, "too_large": 1}
+
+
+def test_cloudwatch_events_broken_document(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"events": CW_EVENTS}, indent=4)[:-10])
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
+    assert messages(batches) == []
+    assert stats.malformed == {"invalid_json": 1}
+
+
+# ------------------------------------------------------------------------------------------
+# Format: cloudtrail_archive
+
+
+def trail_records(n: int) -> list[dict]:
+    return [
+        {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "userName": f"user{i}", "arn": f"arn:aws:iam::111122223333:user/user{i}"},
+            "eventTime": f"2024-03-05T09:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            "eventSource": "signin.amazonaws.com",
+            "eventName": "ConsoleLogin",
+            "awsRegion": "eu-west-1",
+            "requestParameters": None,
+            "responseElements": {"ConsoleLogin": "Failure"},
+            "errorMessage": "Failed authentication",
+            "recipientAccountId": "111122223333",
+        }
+        for i in range(n)
+    ]
+
+
+def test_cloudtrail_archive_gzip(tmp_path: Path) -> None:
+    records = trail_records(5)
+    # Key order that is not sorted, and a fractional eventTime, must survive.
+    records[1] = {"zeta": 1, "eventTime": "2024-03-05T09:00:01.250Z", "alpha": [1, 2.5, "x"], "eventVersion": "1.08"}
+    path = tmp_path / "111122223333_CloudTrail_eu-west-1_20240305T0900Z_abc.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Records": records}, indent=2).encode()))
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudtrail_archive"), stats)
+    got = events(batches)
+    assert [e.message for e in got] == [orjson.dumps(r).decode() for r in records]
+    assert got[1].message == '{"zeta":1,"eventTime":"2024-03-05T09:00:01.250Z","alpha":[1,2.5,"x"],"eventVersion":"1.08"}'
+    assert [e.timestamp for e in got] == [
+        epoch_ms("2024-03-05T09:00:00Z"),
+        epoch_ms("2024-03-05T09:00:01Z") + 250,
+        epoch_ms("2024-03-05T09:00:02Z"),
+        epoch_ms("2024-03-05T09:00:03Z"),
+        epoch_ms("2024-03-05T09:00:04Z"),
+    ]
+    assert got[0].log_stream == "111122223333_CloudTrail_eu-west-1"
+    assert got[1].log_stream == ""
+    assert stats.malformed == {}
+
+
+def test_cloudtrail_archive_malformed_records(tmp_path: Path) -> None:
+    good = trail_records(1)[0]
+    records = [
+        good,
+        {"eventVersion": "1.08", "eventName": "NoTime"},  # invalid_json
+        {"eventVersion": "1.08", "eventTime": "yesterday"},  # bad_timestamp
+        {"eventVersion": "1.08", "eventTime": 1700000000},  # bad_timestamp
+        "not a record",  # invalid_json
+        {"eventTime": "2024-03-05T09:00:00Z", "blob": "x" * MAX_EVENT_BYTES},  # too_large
+    ]
+    path = tmp_path / "trail.json"
+    path.write_text(json.dumps({"Records": records}) + "\n" + '{"Records": 3}\n' + "{broken\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudtrail_archive"), stats)
+    assert messages(batches) == [orjson.dumps(good).decode()]
+    assert stats.malformed == {"invalid_json": 4, "bad_timestamp": 2, "too_large": 1}
+
+
+def test_cloudtrail_bundled_sample_one_record_per_line() -> None:
+    sample = Path(__file__).parent.parent / "castlewatch" / "data" / "samples" / "cloudtrail.jsonl"
+    stats = Stats()
+    batches, _ = read_all(file_spec(sample, "cloudtrail_archive"), stats)
+    lines = [line for line in sample.read_text().splitlines() if line]
+    got = events(batches)
+    assert [e.message for e in got] == [orjson.dumps(orjson.loads(line)).decode() for line in lines]
+    for event, line in zip(got, lines):
+        assert event.timestamp == epoch_ms(json.loads(line)["eventTime"])
+    assert stats.malformed == {}
+
+
+# ------------------------------------------------------------------------------------------
+# gzip, globs, unreadable files
+
+
+def test_gzip_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(gzip.compress(b"one\ntwo\r\nthree"))  # gzip without .gz
+    (tmp_path / "b.log.gz").write_bytes(b"plain text\n")  # .gz that is not gzip
+    multi = gzip.compress(b"four\nfi") + gzip.compress(b"ve\n")  # two gzip members
+    (tmp_path / "c.log").write_bytes(multi)
+    batches, _ = read_all(file_spec(tmp_path / "*.log*"))
+    assert messages(batches) == ["one", "two", "three", "plain text", "four", "five"]
+
+
+def test_corrupt_and_truncated_gzip(tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b"line %d\n" % i for i in range(20000)))
+    (tmp_path / "a-truncated.gz").write_bytes(whole[: len(whole) // 2])
+    corrupt = bytearray(gzip.compress(b"x\n" * 1000))
+    corrupt[20:40] = b"\xff" * 20
+    (tmp_path / "b-corrupt.gz").write_bytes(bytes(corrupt))
+    (tmp_path / "c-fine.log").write_text("fine\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(tmp_path / "*"), stats)
+    got = messages(batches)
+    assert got[-1] == "fine"
+    truncated = [m for m in got if m.startswith("line ")]
+    assert truncated == [f"line {i}" for i in range(len(truncated))]  # whole lines, in order
+    assert stats.malformed == {"unreadable_file": 2}
+
+
+def test_glob_sorted_and_non_files_ignored(tmp_path: Path) -> None:
+    for name in ["b.log", "a.log", "c.txt", "sub/d.log"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(name + "\n")
+    (tmp_path / "dir.log").mkdir()
+    batches, _ = read_all(file_spec(tmp_path / "*.log"))
+    assert messages(batches) == ["a.log", "b.log"]
+    batches, _ = read_all(file_spec(tmp_path / "**" / "*.log"))
+    assert messages(batches) == ["a.log", "b.log", "sub/d.log"]
+    stats = Stats()
+    batches, _ = read_all(file_spec(tmp_path / "nothing-*.log"), stats)
+    assert batches == [] and stats.malformed == {}
+
+
+def test_unreadable_and_missing_files_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stats = Stats()
+    batches, _ = read_all(file_spec(tmp_path / "missing.log"), stats)
+    assert batches == [] and stats.malformed == {"unreadable_file": 1}
+
+    (tmp_path / "a.log").write_text("a\n")
+    (tmp_path / "b.log").write_text("b\n")
+    (tmp_path / "c.log").write_text("c\n")
+    denied = str(tmp_path / "b.log")
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kw):  # works as root too, unlike chmod
+        if str(path) == denied:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    stats = Stats()
+    batches, _ = read_all(file_spec(tmp_path / "*.log"), stats)
+    assert messages(batches) == ["a", "c"]
+    assert stats.malformed == {"unreadable_file": 1}
+
+
+# ------------------------------------------------------------------------------------------
+# Batching and checkpoints
+
+
+def test_batches_respect_batch_size_and_carry_positions(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"line {i}\n" for i in range(10)))
+    batches, source = read_all(file_spec(path), batch_size=4)
+    assert [len(b.events) for b in batches] == [4, 4, 2]
+    assert source.positions() == batches[-1].position
+    json.dumps(source.positions())  # JSON-able
+    (entry,) = batches[0].position["files"].values()
+    assert entry["offset"] == len("".join(f"line {i}\n" for i in range(4)))
+    assert entry["path"] == str(path) and entry["ino"] == path.stat().st_ino
+
+
+def test_malformed_only_file_still_moves_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes(b"\xff\n\n\xfe\n")
+    stats = Stats()
+    batches, source = read_all(file_spec(path), stats)
+    assert [b.events for b in batches] == [[]]
+    assert list(source.positions()["files"].values())[0]["offset"] == 5
+    stats = Stats()
+    assert read_all(file_spec(path), stats, positions=source.positions())[0] == []
+    assert stats.malformed == {}  # not counted twice
+
+
+def write_resume_inputs(tmp_path: Path, kind: str) -> SourceSpec:
+    """Inputs where batches cut lines, documents and files in various places."""
+    if kind == "lines":
+        path = tmp_path / "app.log"
+        path.write_bytes(b"".join(b"m%d\r\n" % i if i % 3 else b"m%d\n\n\xff\n" % i for i in range(17)) + b"tail")
+        return file_spec(path)
+    if kind == "glob-with-gzip":
+        (tmp_path / "a.log").write_text("".join(f"a{i}\n" for i in range(5)))
+        (tmp_path / "b.log.gz").write_bytes(gzip.compress("".join(f"b{i}\n" for i in range(7)).encode()))
+        (tmp_path / "c.log").write_text("c0\n")
+        (tmp_path / "d.log").write_text("".join(f"d{i}\n" for i in range(4)))
+        return file_spec(tmp_path / "*.log*")
+    if kind == "cloudwatch-documents":
+        events_ = [{"timestamp": i, "message": f"e{i}"} for i in range(20)]
+        path = tmp_path / "events.jsonl"
+        path.write_text(
+            json.dumps({"events": events_[:8]})
+            + "\n"
+            + json.dumps(events_[8])
+            + "\nbroken\n"
+            + json.dumps({"events": []})
+            + "\n"
+            + json.dumps({"events": events_[9:]})
+        )
+        return file_spec(path, "cloudwatch_events")
+    if kind == "cloudwatch-pretty-document":
+        path = tmp_path / "events.json"
+        path.write_text(json.dumps({"events": [{"timestamp": i, "message": f"e{i}"} for i in range(11)]}, indent=4))
+        return file_spec(path, "cloudwatch_events")
+    if kind == "cloudtrail-gzip":
+        for n in range(2):
+            records = trail_records(7 + n)
+            (tmp_path / f"trail{n}.json.gz").write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+        return file_spec(tmp_path / "trail*.json.gz", "cloudtrail_archive")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+@pytest.mark.parametrize(
+    "kind", ["lines", "glob-with-gzip", "cloudwatch-documents", "cloudwatch-pretty-document", "cloudtrail-gzip"]
+)
+def test_resume_from_any_batch_reads_exactly_the_rest(tmp_path: Path, kind: str, batch_size: int) -> None:
+    spec = write_resume_inputs(tmp_path, kind)
+    full_stats = Stats()
+    batches, _ = read_all(spec, full_stats, batch_size=batch_size, chunk_bytes=7)
+    everything = messages(batches)
+    assert len(everything) > 10
+    assert all(len(b.events) <= batch_size for b in batches)
+    assert messages(read_all(spec, batch_size=batch_size)[0]) == everything  # whatever the chunk size
+    done = 0
+    for batch in batches:
+        done += len(batch.events)
+        position = json.loads(json.dumps(batch.position))  # as stored on disk
+        rest, _ = read_all(spec, positions=position, batch_size=batch_size, chunk_bytes=7)
+        assert messages(rest) == everything[done:], (done, batch.position)
+
+
+def test_resume_after_append_truncation_and_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("a\nb\n")
+    batches, source = read_all(file_spec(path))
+    checkpoint = source.positions()
+    with path.open("a") as f:
+        f.write("c\n")
+    assert messages(read_all(file_spec(path), positions=checkpoint)[0]) == ["c"]
+    # Same inode, rewritten shorter: from the start.
+    path.write_text("x\n")
+    assert messages(read_all(file_spec(path), positions=checkpoint)[0]) == ["x"]
+    # Same inode, rewritten longer with other content: the head differs, from the start.
+    path.write_text("different\nlonger content\n")
+    assert messages(read_all(file_spec(path), positions=checkpoint)[0]) == ["different", "longer content"]
+
+
+def test_resume_after_rotation_while_down(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("1\n2\n")
+    _, source = read_all(file_spec(path))
+    checkpoint = source.positions()
+    with path.open("a") as f:
+        f.write("3\n4")  # written before the rotation, never read
+    path.rename(tmp_path / "app.log.1")  # outside the glob now
+    path.write_text("5\n6\n")
+    batches, source = read_all(file_spec(path), positions=checkpoint)
+    assert messages(batches) == ["3", "4", "5", "6"]
+    # The rotated file was finished: it is not read again.
+    assert messages(read_all(file_spec(path), positions=source.positions())[0]) == []
+
+
+def test_resume_after_rotation_within_the_glob(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("1\n2\n")
+    spec = file_spec(tmp_path / "app.log*")
+    _, source = read_all(spec)
+    with path.open("a") as f:
+        f.write("3\n")
+    path.rename(tmp_path / "app.log.1")
+    path.write_text("4\n")
+    # The rest of the file known from the checkpoint first, then the new file.
+    assert messages(read_all(spec, positions=source.positions())[0]) == ["3", "4"]
+
+
+def test_gzip_checkpoint_marks_the_file_done(tmp_path: Path) -> None:
+    path = tmp_path / "old.log.gz"
+    path.write_bytes(gzip.compress(b"a\nb\n"))
+    batches, source = read_all(file_spec(tmp_path / "*.gz"))
+    (entry,) = source.positions()["files"].values()
+    st = path.stat()
+    assert entry["done"] and entry["gz"] and (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+    assert messages(read_all(file_spec(tmp_path / "*.gz"), positions=source.positions())[0]) == []
+    # A different gzip file under that inode is read.
+    path.write_bytes(gzip.compress(b"new\ncontent\n"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert messages(read_all(file_spec(tmp_path / "*.gz"), positions=source.positions())[0]) == ["new", "content"]
+
+
+# ------------------------------------------------------------------------------------------
+# Following
+
+
+def test_follow_appends_and_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("one\n")
+
+    async def main() -> None:
+        async with Follower(Source(file_spec(path), Stats())) as follower:
+            await follower.wait_for("one")
+            with path.open("ab") as f:
+                f.write(b"two\r\nthr")
+                f.flush()
+                await follower.wait_for("two")
+                await follower.rounds()
+                assert follower.messages == ["one", "two"]  # "thr" is held back
+                f.write(b"ee\nfour\n")
+            await follower.wait_for("four")
+            assert follower.messages == ["one", "two", "three", "four"]
+
+    asyncio.run(main())
+
+
+def test_follow_stops_promptly_and_resumes_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("1\n2\n")
+
+    async def first_run() -> dict:
+        source = Source(file_spec(path), Stats())
+        async with Follower(source) as follower:
+            await follower.wait_for("2")
+            with path.open("a") as f:
+                f.write("3\npart")
+            await follower.wait_for("3")
+            started = time.monotonic()
+            follower.stop.set()
+            await asyncio.wait_for(follower.task, WAIT_S)
+            assert time.monotonic() - started < 1.0
+        return source.positions()
+
+    checkpoint = asyncio.run(first_run())
+    with path.open("a") as f:
+        f.write("ial\n4\n")
+
+    async def second_run() -> list[str]:
+        async with Follower(Source(file_spec(path), Stats(), positions=checkpoint)) as follower:
+            return await follower.wait_for("4")
+
+    assert asyncio.run(second_run()) == ["partial", "4"]
+
+
+def test_follow_rotation_rename_and_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("1\n")
+
+    async def main() -> list[str]:
+        source = Source(file_spec(path), Stats())
+        async with Follower(source) as follower:
+            await follower.wait_for("1")
+            with path.open("a") as old:
+                old.write("2\n")
+                old.flush()
+                path.rename(tmp_path / "app.log.1")  # logrotate's default: rename, then create
+                old.write("3\n")  # the writer has not reopened yet
+                old.write("4")  # partial at the end of the rotated file
+            path.write_text("5\n")
+            got = await follower.wait_for("5")
+            with path.open("a") as new:
+                new.write("6\n")
+            got = await follower.wait_for("6")
+            # The rotated file is finished and forgotten, the new one followed.
+            await follower.rounds()
+            (entry,) = source.positions()["files"].values()
+            assert entry["ino"] == path.stat().st_ino
+        return follower.messages
+
+    assert asyncio.run(main()) == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_follow_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("first\nsecond\n")
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(path), Stats())) as follower:
+            await follower.wait_for("second")
+            with path.open("r+") as f:  # copytruncate: same inode, size 0
+                f.truncate(0)
+            await follower.rounds()
+            with path.open("a") as f:
+                f.write("third\n")
+            await follower.wait_for("third")
+            await follower.rounds()
+        return follower.messages
+
+    assert asyncio.run(main()) == ["first", "second", "third"]
+
+
+def test_follow_truncation_then_rewritten_longer(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("old 1\nold 2\n")
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(path), Stats())) as follower:
+            await follower.wait_for("old 2")
+            # Between two looks: truncated, then written past the old offset.
+            with path.open("r+") as f:
+                f.truncate(0)
+                f.write("new content that is longer\n")
+            await follower.wait_for("new content that is longer")
+            await follower.rounds()
+        return follower.messages
+
+    assert asyncio.run(main()) == ["old 1", "old 2", "new content that is longer"]
+
+
+def test_follow_new_files_for_the_glob(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_text("a1\n")
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(tmp_path / "*.log"), Stats())) as follower:
+            await follower.wait_for("a1")
+            (tmp_path / "b.log").write_text("b1\n")
+            (tmp_path / "ignored.txt").write_text("no\n")
+            await follower.wait_for("b1")
+            (tmp_path / "c.log").write_bytes(gzip.compress(b"c1\nc2\n"))  # read once, complete
+            await follower.wait_for("c2")
+            with (tmp_path / "a.log").open("a") as f:
+                f.write("a2\n")
+            await follower.wait_for("a2")
+            await follower.rounds()
+        return follower.messages
+
+    assert asyncio.run(main()) == ["a1", "b1", "c1", "c2", "a2"]
+
+
+def test_follow_gzip_being_written_is_read_when_complete(tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b"g%d\n" % i for i in range(5000)))
+    path = tmp_path / "app.log.gz"
+    path.write_bytes(whole[:200])
+
+    async def main() -> list[str]:
+        stats = Stats()
+        async with Follower(Source(file_spec(tmp_path / "*.gz"), stats)) as follower:
+            await follower.rounds()
+            with path.open("ab") as f:
+                f.write(whole[200:])
+            await follower.wait_for("g4999")
+            await follower.rounds()
+        assert stats.malformed == {}
+        return follower.messages
+
+    assert asyncio.run(main()) == [f"g{i}" for i in range(5000)]
+
+
+def test_follow_cloudwatch_document_written_in_pieces(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    text = json.dumps({"events": CW_EVENTS}, indent=4)
+    path.write_text(text[:30])
+
+    async def main() -> list[LogEvent]:
+        stats = Stats()
+        async with Follower(Source(file_spec(path, "cloudwatch_events"), stats)) as follower:
+            await follower.rounds()
+            assert follower.messages == []
+            with path.open("a") as f:
+                f.write(text[30:] + "\n")
+            await follower.wait_for("first")
+            with path.open("a") as f:
+                f.write(json.dumps({"timestamp": 9, "message": "appended"}) + "\n")
+            await follower.wait_for("appended")
+        assert stats.malformed == {}
+        return events(follower.batches)
+
+    assert asyncio.run(main()) == expected_cw(CW_EVENTS) + [LogEvent(9, "appended", GROUP, "")]
+
+
+# ------------------------------------------------------------------------------------------
+# stdin
+
+
+def test_stdin_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_fd, write_fd = os.pipe()
+    stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(read_fd, "rb")))
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+    def writer() -> None:
+        with open(write_fd, "wb") as f:
+            f.write(b"one\r\n\n")
+            f.flush()
+            time.sleep(0.01)
+            f.write(b"two\n\xff\nthree")
+
+    threading.Thread(target=writer).start()
+    stats = Stats()
+    source = Source(SourceSpec(type="stdin", log_group=GROUP), stats)
+
+    async def main() -> list[EventBatch]:
+        return [b async for b in source.batches(follow=True, stop=asyncio.Event())]
+
+    batches = asyncio.run(main())
+    stdin.close()
+    assert messages(batches) == ["one", "two", "three"]
+    assert stats.malformed == {"invalid_utf8": 1}
+    assert source.positions() == {} and all(b.source == "stdin:-" for b in batches)
+
+
+def test_stdin_stop_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_fd, write_fd = os.pipe()
+    stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(read_fd, "rb")))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    os.write(write_fd, b"hello\n")
+
+    async def main() -> list[str]:
+        got: list[str] = []
+        stop = asyncio.Event()
+        source = Source(SourceSpec(type="stdin", log_group=GROUP), Stats())
+
+        async def run() -> None:
+            async for batch in source.batches(follow=True, stop=stop):
+                got.extend(e.message for e in batch.events)
+
+        task = asyncio.create_task(run())
+        deadline = time.monotonic() + WAIT_S
+        while not got:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        stop.set()  # stdin is still open: the source must end anyway
+        await asyncio.wait_for(task, WAIT_S)
+        return got
+
+    assert asyncio.run(main()) == ["hello"]
+    os.close(write_fd)  # lets the reader thread see EOF and end
+    for thread in threading.enumerate():
+        if thread.name == "castlewatch-stdin:-":
+            thread.join(WAIT_S)
+    stdin.close()
+
+
+def test_stdin_cloudwatch_document_in_a_subprocess(tmp_path: Path) -> None:
+    script = """
+import asyncio, json, sys
+from castlewatch.engine.model import Stats
+from castlewatch.engine.sources import Source, SourceSpec
+
+async def main():
+    stats = Stats()
+    source = Source(SourceSpec(type="stdin", log_group="g", format="cloudwatch_events"), stats)
+    out = []
+    async for batch in source.batches(follow=False, stop=asyncio.Event()):
+        out += [[e.timestamp, e.message, e.log_stream] for e in batch.events]
+    print(json.dumps({"events": out, "malformed": stats.malformed}))
+
+asyncio.run(main())
+"""
+    document = json.dumps({"events": CW_EVENTS}, indent=4)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=document.encode(),
+        capture_output=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    out = json.loads(result.stdout)
+    assert out == {"events": [[e["timestamp"], e["message"], e.get("logStreamName", "")] for e in CW_EVENTS], "malformed": {}}
+
+
+def test_truncated_gzip_resumed_once_complete(tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b"line %d\n" % i for i in range(30000)))
+    path = tmp_path / "a.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    stats = Stats()
+    first, source = read_all(file_spec(path), stats)
+    assert stats.malformed == {"unreadable_file": 1}
+    with path.open("ab") as f:
+        f.write(whole[len(whole) // 2 :])
+    stats = Stats()
+    rest, _ = read_all(file_spec(path), stats, positions=source.positions())
+    assert messages(first) + messages(rest) == [f"line {i}" for i in range(30000)]
+    assert stats.malformed == {}
+
+
+def test_follow_restarts_lose_and_repeat_nothing(tmp_path: Path) -> None:
+    """Stop mid-stream, write and rotate while down, restart from positions(): every line once."""
+    path = tmp_path / "app.log"
+    path.write_text("")
+    written: list[str] = []
+    got: list[str] = []
+    checkpoint: dict | None = None
+
+    def write(lines: list[str], partial: str = "") -> None:
+        with path.open("a") as f:
+            f.write("".join(line + "\n" for line in lines) + partial)
+        written.extend(lines)
+
+    for run in range(6):
+
+        async def one_run() -> dict:
+            source = Source(file_spec(path), Stats(), positions=checkpoint, batch_size=2)
+            async with Follower(source, stop_after=7) as follower:
+                write([f"r{run}-{i}" for i in range(40)])
+                await asyncio.wait_for(follower.task, WAIT_S)
+            assert len(follower.messages) == 8  # stopped mid-stream: the rest comes next run
+            got.extend(follower.messages)
+            return source.positions()
+
+        checkpoint = asyncio.run(one_run())
+        # While down: more lines, a partial line, and on odd runs a rotation.
+        write([f"down{run}-{i}" for i in range(3)], partial=f"half{run}")
+        written.append(f"half{run}")
+        if run % 2:
+            path.rename(tmp_path / f"app.log.{run}")
+            path.write_text("")
+        else:
+            write([""])
+            written.pop()  # "half" + "\n" completes the line "half{run}"
+
+    rest, _ = read_all(file_spec(path), positions=checkpoint)
+    got.extend(messages(rest))
+    assert sorted(got) == sorted(written)
+    for prefix in {m.split("-")[0] for m in written if "-" in m}:
+        mine = [m for m in got if m.startswith(prefix + "-")]
+        assert mine == sorted(mine, key=lambda m: int(m.split("-")[1]))
