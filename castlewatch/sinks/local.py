@@ -228,43 +228,26 @@ def _prepare_file(path: Path, position: Any) -> int:
 # --------------------------------------------------------------------------- file sinks
 
 
-class _FileSink:
-    """A sink appending encoded batches to one file; subclasses define ``_encode``."""
+class _DurableFileSink:
+    """What every file sink shares: a binary file that ``flush`` makes durable and
+    measures (the checkpoint position), ``close``, and context-manager use.
+    Subclasses set ``path`` and ``_fh`` and may end a block in ``_end_block``."""
 
-    def __init__(self, path: str | os.PathLike[str], position: Any = None) -> None:
-        self.path = Path(path)
-        size = _prepare_file(self.path, position)
-        self._fh: BinaryIO | None = open(self.path, "ab")
-        if size == 0:
-            head = self._header()
-            if head:
-                self._fh.write(head)
-
-    def _header(self) -> bytes:
-        return b""
-
-    def _encode(self, datapoints: list[Datapoint]) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
+    path: Path
+    _fh: BinaryIO | None
 
     def _file(self) -> BinaryIO:
         if self._fh is None:
             raise SinkError(f"{self.path}: sink is closed")
         return self._fh
 
-    def write(self, datapoints: list[Datapoint]) -> None:
-        """Append the datapoints to the file (buffered; durable only after ``flush``).
-
-        Raises:
-            SinkError: the sink is closed.
-        """
-        fh = self._file()
-        data = self._encode(datapoints)
-        if data:
-            fh.write(data)
+    def _end_block(self) -> None:
+        """Write out anything buffered above the file (Avro's open block)."""
 
     def flush(self) -> dict[str, int]:
         """Flush and fsync the file; return the position ``{"size": bytes}`` to resume at."""
         fh = self._file()
+        self._end_block()
         fh.flush()
         os.fsync(fh.fileno())
         return {"size": os.fstat(fh.fileno()).st_size}
@@ -287,6 +270,36 @@ class _FileSink:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class _FileSink(_DurableFileSink):
+    """A sink appending encoded batches to one file; subclasses define ``_encode``."""
+
+    def __init__(self, path: str | os.PathLike[str], position: Any = None) -> None:
+        self.path = Path(path)
+        size = _prepare_file(self.path, position)
+        self._fh = open(self.path, "ab")
+        if size == 0:
+            head = self._header()
+            if head:
+                self._fh.write(head)
+
+    def _header(self) -> bytes:
+        return b""
+
+    def _encode(self, datapoints: list[Datapoint]) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def write(self, datapoints: list[Datapoint]) -> None:
+        """Append the datapoints to the file (buffered; durable only after ``flush``).
+
+        Raises:
+            SinkError: the sink is closed.
+        """
+        fh = self._file()
+        data = self._encode(datapoints)
+        if data:
+            fh.write(data)
 
 
 def _jsonl_bytes(datapoints: list[Datapoint]) -> bytes:
@@ -389,7 +402,7 @@ def _avro_record(dp: Datapoint) -> dict[str, Any]:
     }
 
 
-class AvroSink:
+class AvroSink(_DurableFileSink):
     """Avro object container file of ``castlewatch.Datapoint`` records (see :func:`avro_schema`).
 
     ``flush()`` ends the current Avro block, so every returned position is a block
@@ -428,11 +441,6 @@ class AvroSink:
             raise
         self._fh: BinaryIO | None = fh
 
-    def _file(self) -> BinaryIO:
-        if self._fh is None:
-            raise SinkError(f"{self.path}: sink is closed")
-        return self._fh
-
     def write(self, datapoints: list[Datapoint]) -> None:
         """Add one record per datapoint (buffered in the current block until ``flush``).
 
@@ -445,31 +453,8 @@ class AvroSink:
             if dp.sample_count > 0:
                 w(_avro_record(dp))
 
-    def flush(self) -> dict[str, int]:
-        """End the current block, flush and fsync; return ``{"size": bytes}`` to resume at."""
-        fh = self._file()
+    def _end_block(self) -> None:
         self._writer.flush()
-        os.fsync(fh.fileno())
-        return {"size": os.fstat(fh.fileno()).st_size}
-
-    def close(self) -> None:
-        """Flush durably and close the file; calling it again does nothing."""
-        if self._fh is None:
-            return
-        try:
-            self.flush()
-        finally:
-            self._fh.close()
-            self._fh = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"AvroSink({str(self.path)!r})"
 
 
 class StdoutSink:
