@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 import castlewatch
+from castlewatch.cli.bench_command import bench_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.render import format_json, print_table
@@ -30,6 +31,7 @@ def main() -> None:
 
 main.add_command(replay_command)
 main.add_command(run_command)
+main.add_command(bench_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)

@@ -145,7 +145,6 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
                 with Live(console=console, refresh_per_second=2, transient=True) as live:
                     engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
                     return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
-            _log_event("start", config=config or "demo", checkpoint=checkpoint)
             last = [0.0]
 
             def report(stats: Stats) -> None:
@@ -155,6 +154,7 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
                     _log_event("progress", **_counters(stats))
 
             engine = _engine(loaded, Path(checkpoint), report)
+            _log_event("start", config=config or "demo", checkpoint=checkpoint)
             stats = await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
             _log_event("stop", **_counters(stats))
             return stats

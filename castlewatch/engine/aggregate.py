@@ -1,8 +1,9 @@
 """Per-minute aggregation of metric contributions into datapoints (spec §8.4).
 
 Each contribution belongs to the minute of its event's own timestamp (floor to
-60 s).  A minute's window closes once the event-time watermark (the latest event
-time seen) has passed the end of the minute by the allowed lateness; a contribution
+60 s).  A minute's window closes once the event-time watermark (the latest time of
+an event that contributed: events that publish nothing do not move it, and their
+time is never read) has passed the end of the minute by the allowed lateness; a contribution
 for a closed minute is *late*: counted in ``Stats.late_events`` and reported, never
 folded in silently.  Both decisions depend only on the sequence of events, not on
 how they were batched, so a run resumed from a checkpoint decides exactly as an

@@ -60,6 +60,7 @@ from castlewatch.engine.metric_filters import (
     MetricFilterLoadError,
     load_metric_filters,
     parse_reference,
+    yaml_error_text,
 )
 from castlewatch.engine.model import MetricFilter
 from castlewatch.engine.sources import SourceSpec
@@ -194,7 +195,7 @@ def load_config_text(
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"invalid YAML: {error}", source=source) from None
+        raise ConfigError(yaml_error_text(error), source=source) from None
     return _Loader(base, source).config(data)
 
 

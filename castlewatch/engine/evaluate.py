@@ -191,7 +191,7 @@ class LogGroupEvaluator:
             self._time_get = _Reference(timestamp.selector).get
         for f in self.filters:
             stats.matched.setdefault(f.name, 0)
-        self._has_json = any(f.kind == "json" for f in self.filters)
+        self._json_names = tuple(f.name for f in self.filters if f.kind == "json" and not f.silent)
         # Many filters with literals: find all their literals in one pass per event, and
         # visit only the filters one of whose literals occurs (plus those that must see
         # every event: no literal, a defaultValue, or JSON literals behind \u escapes).
@@ -244,8 +244,9 @@ class LogGroupEvaluator:
         stats = self.stats
         filters = self.filters
         visit, found = self._visit(message)
-        if self._has_json and message.lstrip(_BLANK)[:1] != "{":
+        if self._json_names and message.lstrip(_BLANK)[:1] != "{":
             doc = None  # cannot be a JSON object: no decode needed to know
+            self._count_not_json()
         for i in visit:
             f = filters[i]
             kind = f.kind
@@ -258,14 +259,12 @@ class LogGroupEvaluator:
                 else:
                     pre = f.pattern.prefilter
                     passes = pre is None or pre(message)
-                if doc is None:
-                    stats.not_json[f.name] = stats.not_json.get(f.name, 0) + 1
-                elif passes:
+                if passes and doc is not None:
                     if doc is _NOTHING:
                         doc = decode_json_event(message)
-                    if doc is None:
-                        stats.not_json[f.name] = stats.not_json.get(f.name, 0) + 1
-                    else:
+                        if doc is None:
+                            self._count_not_json()
+                    if doc is not None:
                         matched = f.pattern.match_document(doc, message)
             elif kind == "space_delimited":
                 pre = f.pattern.prefilter
@@ -300,6 +299,12 @@ class LogGroupEvaluator:
                     return False
             emit(key, ts, value)
         return True
+
+    def _count_not_json(self) -> None:
+        """An event that is not a JSON object met every JSON filter of the group (§5.4)."""
+        not_json = self.stats.not_json
+        for name in self._json_names:
+            not_json[name] = not_json.get(name, 0) + 1
 
     def _event_time(self, message: str, doc: Any, fields: list[str] | None) -> tuple[int | None, Any, Any]:
         """The event's time from the message per the timestamp spec: (ms or None, doc, fields)."""

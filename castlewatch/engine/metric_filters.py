@@ -1209,7 +1209,15 @@ def read_document(path: str | os.PathLike) -> Any:
             f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}", source=path
         ) from None
     except yaml.YAMLError as error:
-        raise MetricFilterLoadError(f"invalid YAML: {error}", source=path) from None
+        raise MetricFilterLoadError(yaml_error_text(error), source=path) from None
+
+
+def yaml_error_text(error: Exception) -> str:
+    """A PyYAML error as one line: ``invalid YAML at line L, column C: problem``."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"invalid YAML{where}: {problem}"
 
 
 def metric_filters_from_document(

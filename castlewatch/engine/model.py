@@ -164,8 +164,10 @@ class Stats:
         events_read: log events handed to the evaluator.
         malformed: reason -> events counted and skipped (``invalid_utf8``,
             ``too_large``, ``invalid_json``, ``bad_timestamp``, ...).
-        not_json: events a JSON metric filter met that are not JSON objects (they are
-            non-matching events for that filter, spec §8.3), per filter name.
+        not_json: per JSON metric filter, events found not to be JSON objects (they
+            are non-matching events for it, spec §8.3): every event that does not start
+            with ``{``, and malformed ones that start like JSON once their literals made
+            castlewatch decode them.
         late_events: contributions for a minute already closed (allowed lateness passed).
         matched: filter name -> matching events.
         datapoints_written: datapoints handed to the sinks.

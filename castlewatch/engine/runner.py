@@ -157,14 +157,16 @@ class Engine:
 
         Shutdown stops the sources, evaluates the batches already queued, closes and
         writes every open window, flushes the sinks and writes a last checkpoint.
-        While the sources are idle for ``allowed_lateness_s`` of wall time, each
-        source's watermark moves on with the wall clock so its last minutes close.
+        While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
+        its watermark moves on with the wall clock from where its last batch left it,
+        so its last minutes close.
         """
         queue: asyncio.Queue[EventBatch | None] = asyncio.Queue(maxsize=queue_size)
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
         done_producers = 0
         last_checkpoint = time.monotonic()
-        last_event = {name: time.monotonic() for name in self.aggregators}
+        # per source: (wall time of its last batch, its watermark then)
+        last_event = {name: (time.monotonic(), agg.watermark) for name, agg in self.aggregators.items()}
         idle_s = max(self.config.allowed_lateness_s, 1.0)
         try:
             while done_producers < len(producers):
@@ -176,12 +178,12 @@ class Engine:
                     done_producers += 1
                 elif batch is not _IDLE:
                     self.process(batch)
-                    last_event[batch.source] = time.monotonic()
+                    last_event[batch.source] = (time.monotonic(), self.aggregators[batch.source].watermark)
                 now = time.monotonic()
                 for name, aggregator in self.aggregators.items():
-                    idle = now - last_event[name]
-                    if idle >= idle_s and aggregator.windows:
-                        aggregator.advance(aggregator.watermark + int(idle * 1000))
+                    since, watermark = last_event[name]
+                    if now - since >= idle_s and aggregator.windows:
+                        aggregator.advance(watermark + int((now - since) * 1000))
                         self._write(aggregator.close_ready())
                 if now - last_checkpoint >= checkpoint_interval_s:
                     await self.save_checkpoint()

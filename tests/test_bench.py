@@ -1,0 +1,222 @@
+"""The benchmark suite (``bench/``, issue 4) and ``castlewatch bench``.
+
+The suite runs once, in quick mode on a few hundred events per stream; the tests
+check that it completes, that every implementation agrees with castlewatch where it
+should, that the peers' known disagreements are reported (not hidden), and the shape
+of the JSON, chart and command. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from castlewatch.cli import main
+from castlewatch.cli import bench_command as bench_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+if not (ROOT / "bench" / "__init__.py").is_file():  # pragma: no cover - an sdist without bench/
+    pytest.skip("bench/ is not in this checkout", allow_module_level=True)
+
+bench, report = bench_cli.import_bench()
+from bench import generate  # noqa: E402
+from bench.naive import NaivePattern  # noqa: E402
+from bench.peers import AWS_JSON, MOTO, quote_bare_values  # noqa: E402
+from bench.workloads import WORKLOADS  # noqa: E402
+
+OURS = ("castlewatch", "castlewatch_loop", "naive", "grep")
+STATUSES = {"met", "missed", "not checked", "not measured"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    return bench.run_suite(quick=True, scale=0.005, runs=2, workdir=tmp_path_factory.mktemp("bench"))
+
+
+def _workload(results: dict, name: str) -> dict:
+    return next(w for w in results["workloads"] if w["name"] == name)
+
+
+def test_every_workload_runs_with_its_baselines(results):
+    assert [w["name"] for w in results["workloads"]] == [w.name for w in WORKLOADS]
+    for w in results["workloads"]:
+        res = w["results"]
+        assert {"castlewatch", "floor", "grep"} <= set(res), w["name"]
+        if w["kind"] != "replay":
+            assert "naive" in res, w["name"]
+        for entry in res.values():
+            assert entry["runs"] == 2
+            assert 0 < entry["ev_s"]["min"] <= entry["ev_s"]["median"] <= entry["ev_s"]["max"]
+        assert w["results"]["castlewatch"]["matches"] > 0, w["name"]
+    assert set(results["streams"]) == {"app", "cloudtrail", "vpc"}
+    assert all(100 <= s["events"] <= 1000 for s in results["streams"].values())
+
+
+def test_castlewatch_naive_and_grep_agree_on_every_workload(results):
+    for w in results["workloads"]:
+        ours = [d for d in w["disagreements"] if d["implementation"] in OURS]
+        assert ours == [], (w["name"], ours)
+        for key in ("naive", "castlewatch_loop"):
+            if key in w["results"]:
+                assert w["results"][key]["agrees"] is True
+                assert w["results"][key]["counts"] == w["results"]["castlewatch"]["counts"]
+    extract = _workload(results, "vpc-reject-bytes")["results"]
+    assert extract["naive"]["value_sum"] == extract["castlewatch"]["value_sum"] > 0
+
+
+def test_replay_writes_what_the_matchers_find(results):
+    for name, baseline in (("replay-cloudtrail", "cis-pack"), ("replay-vpc", "vpc-reject-bytes")):
+        w = _workload(results, name)
+        assert w["disagreements"] == []
+        assert w["results"]["castlewatch"]["counts"] == _workload(results, baseline)["results"]["castlewatch"]["counts"]
+        assert "matcher" in w["ratios"]
+    sink = _workload(results, "replay-vpc")["results"]["castlewatch"]["sink_totals"]["VPCFlowLogsRejectedBytes"]
+    assert sink["sum"] == _workload(results, "vpc-reject-bytes")["results"]["castlewatch"]["value_sum"]
+
+
+def test_peers_agree_where_they_implement_the_pattern(results):
+    term = _workload(results, "term")["results"]
+    assert term[MOTO]["agrees"] is True and term[MOTO]["matches"] == term["castlewatch"]["matches"]
+    equality = _workload(results, "json-equality")["results"]
+    for key in (AWS_JSON, AWS_JSON + " (parsed once)"):
+        assert equality[key]["agrees"] is True
+        assert equality[key]["counts"] == equality[key]["castlewatch_counts_on_slice"]
+    assert equality[AWS_JSON]["events"] < _workload(results, "json-equality")["events"]  # timed on a slice
+
+
+def test_known_peer_disagreements_are_reported_not_hidden(results):
+    # moto reads '?ERROR ?FATAL' as an unsupported pattern and matches every event
+    optional = _workload(results, "term-optional")
+    (d,) = [d for d in optional["disagreements"] if d["implementation"] == MOTO]
+    assert d[MOTO] == optional["events"] != d["castlewatch"]
+    assert d["example"]["castlewatch"] is False and d["example"][MOTO] is True
+    assert optional["results"][MOTO]["agrees"] is False
+    # aws-json-term-matcher cannot parse NOT EXISTS (CIS-RootUsage)
+    pack = _workload(results, "cis-pack")
+    rejected = [d for d in pack["disagreements"] if d["implementation"] == AWS_JSON and d["kind"] == "rejected"]
+    assert [d["filter"] for d in rejected] == ["CIS-RootUsage"]
+    assert "NOT" in rejected[0]["detail"]
+    assert pack["results"][AWS_JSON]["agrees"] is False
+    assert any("rejected" in note for note in pack["results"][AWS_JSON]["notes"])
+    # ... and the table says so
+    rows = {row[0]: row for row in report.rows(results)}
+    assert rows[optional["title"]][8].startswith("NO: moto")
+    assert "ajtm: rejects 1 pattern" in rows[pack["title"]][8]
+    assert results["agreement"]["ok"] is False
+    assert {d["workload"] for d in results["agreement"]["disagreements"]} >= {"term-optional", "cis-pack"}
+
+
+def test_targets_and_summary_figures(results):
+    assert {t["status"] for t in results["targets"]} <= STATUSES
+    names = {(t["workload"], t["ratio"] if "ratio" in t else None) for t in results["targets"]}
+    assert ("cis-pack", "naive") in names and ("cis-pack", "peer:" + AWS_JSON) in names
+    assert ("term", "floor") in names and ("vpc-reject", "floor") in names
+    compile_ = results["compile"]
+    assert compile_["patterns"] == 15 and compile_["min_ms"] <= compile_["median_ms"] <= compile_["max_ms"]
+    rss = results["rss"]
+    assert rss["events"] < 10_000_000 and rss["target"]["status"] == "not checked"
+    assert "quick mode" in rss["target"]["note"] and rss["peak_mb"] > 0
+
+
+def test_json_document_shape(results, tmp_path):
+    path = tmp_path / "bench.json"
+    report.write_json(results, path)
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == 1 and doc["mode"] == "quick" and doc["runs"] == 2
+    assert {"cpus", "cpu_model", "python"} <= set(doc["machine"])
+    for w in doc["workloads"]:
+        assert {"name", "title", "stream", "kind", "events", "bytes", "results", "ratios", "targets",
+                "disagreements"} <= set(w)
+        for entry in w["results"].values():
+            assert {"label", "called_as", "events", "bytes", "runs", "seconds", "ev_s", "mb_s"} <= set(entry)
+            assert set(entry["ev_s"]) == {"median", "min", "max"}
+    assert set(doc["agreement"]) == {"ok", "disagreements"}
+
+
+def test_plot_is_a_png(results, tmp_path):
+    path = tmp_path / "bench.png"
+    report.write_plot(results, path)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_markdown_table(results):
+    text = report.markdown(results)
+    assert text.startswith("| workload |")
+    assert text.count("\n| ") == len(WORKLOADS)  # the header, then one row per workload
+
+
+def test_cli_writes_table_json_plot_and_markdown(results, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_suite(**kwargs):
+        calls.append(kwargs)
+        return results
+
+    monkeypatch.setattr(bench, "run_suite", fake_run_suite)
+    out = CliRunner().invoke(
+        main,
+        ["bench", "--quick", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"),
+         "--markdown", str(tmp_path / "b.md"), "--scale", "0.5"],
+    )
+    assert out.exit_code == 0, out.output
+    assert calls[0]["quick"] is True and calls[0]["scale"] == 0.5
+    assert "events per second per core" in out.output and "targets:" in out.output
+    assert json.loads((tmp_path / "b.json").read_text())["workloads"] == results["workloads"]
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "b.md").read_text().startswith("| workload |")
+
+
+def test_cli_without_the_checkout_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_cli, "checkout_root", lambda: tmp_path)
+    out = CliRunner().invoke(main, ["bench", "--quick"])
+    assert out.exit_code == 2
+    assert "bench/" in out.output and "pip install -e '.[bench]'" in out.output
+
+
+# ---- the parts on their own -------------------------------------------------------------------
+
+
+def test_generators_are_deterministic_and_realistic():
+    assert list(generate.cloudtrail_events(50, seed=7)) == list(generate.cloudtrail_events(50, seed=7))
+    assert list(generate.vpc_flow_lines(50, seed=7)) != list(generate.vpc_flow_lines(50, seed=8))
+    trail = list(generate.cloudtrail_events(2000))
+    assert 1200 <= sum(map(len, trail)) / len(trail) <= 1800
+    import castlewatch
+    from bench.workloads import cis_patterns
+
+    cis = [castlewatch.compile_pattern(p) for p in cis_patterns()]
+    security = sum(any(p.matches(e) for p in cis) for e in trail) / len(trail)
+    assert 0.02 <= security <= 0.06
+    flows = list(generate.vpc_flow_lines(5000))
+    assert 0.17 <= sum(" REJECT " in f for f in flows) / len(flows) <= 0.23
+    assert all(len(f.split()) == 14 for f in flows)
+
+
+def test_naive_interpreter_agrees_with_the_conformance_cases():
+    import castlewatch
+
+    cases = [json.loads(line) for line in (ROOT / "tests" / "conformance" / "cases.jsonl").read_text().splitlines() if line]
+    checked = 0
+    for case in cases:
+        if "transform" in case or case.get("invalid") or "match" not in case:
+            continue
+        try:
+            castlewatch.compile_pattern(case["pattern"])
+        except castlewatch.FilterPatternError:
+            continue
+        got = NaivePattern(case["pattern"]).extract(case["event"])
+        assert (got is not None) == case["match"], case["id"]
+        if case["match"] and case.get("extracted") is not None:
+            assert got == case["extracted"], case["id"]
+        checked += 1
+    assert checked > 150
+
+
+def test_bare_values_are_quoted_for_aws_json_term_matcher():
+    assert quote_bare_values('{ ($.a = B) && $.c = "d" && $.n = 1 && $.h=s3.amazonaws.com }') == (
+        '{ ($.a = "B") && $.c = "d" && $.n = 1 && $.h="s3.amazonaws.com" }'
+    )
+    assert quote_bare_values("ERROR") == "ERROR"

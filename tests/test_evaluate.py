@@ -1,0 +1,575 @@
+"""What one event contributes to a metric (spec filter-patterns.md §8.3), through
+:class:`castlewatch.engine.evaluate.LogGroupEvaluator`.
+
+Each test states the §8.3 rule it checks.  Contributions are collected as
+``(key, timestamp_ms, value)`` with ``key = (namespace, metric, dimensions, unit)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import castlewatch.engine.evaluate as evaluate_mod
+from castlewatch.engine.aggregate import MinuteAggregator
+from castlewatch.engine.config import parse_timestamp
+from castlewatch.engine.evaluate import LogGroupEvaluator, UnsupportedMetricFilterError
+from castlewatch.engine.metric_filters import load_metric_filters
+from castlewatch.engine.model import LogEvent, MetricFilter, MetricTransformation, Stats
+
+GROUP = "app"
+T0 = 1_709_629_230_000  # 2024-03-05T09:00:30Z, epoch ms
+CASES = Path(__file__).parent / "conformance" / "cases.jsonl"
+APACHE = '127.0.0.1 - - [24/Sep/2013:11:49:52 -0700] "GET /index.html HTTP/1.1" 404 287'
+APACHE_PATTERN = "[ip, id, user, timestamp, request, status_code, size]"
+
+
+def mf(
+    pattern: str,
+    value: str = "1",
+    *,
+    name: str = "f",
+    default: float | None = None,
+    dims: dict[str, str] | None = None,
+    unit: str | None = None,
+    namespace: str = "ns",
+    metric: str = "m",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A metric filter in the describe-metric-filters shape."""
+    t: dict[str, Any] = {"metricName": metric, "metricNamespace": namespace, "metricValue": value}
+    if default is not None:
+        t["defaultValue"] = default
+    if dims is not None:
+        t["dimensions"] = dims
+    if unit is not None:
+        t["unit"] = unit
+    return {"filterName": name, "filterPattern": pattern, "logGroupName": GROUP, "metricTransformations": [t], **extra}
+
+
+def evaluator(*filters: dict[str, Any], timestamp: str | dict | None = None) -> tuple[LogGroupEvaluator, Stats]:
+    """Validated filters (as PutMetricFilter would accept them) in one evaluator."""
+    stats = Stats()
+    spec = parse_timestamp(timestamp) if timestamp is not None else None
+    return LogGroupEvaluator(load_metric_filters(list(filters)), stats, spec), stats
+
+
+def run(ev: LogGroupEvaluator, *messages: str, ts: int = T0) -> list[tuple[Any, int, float]]:
+    out: list[tuple[Any, int, float]] = []
+    for message in messages:
+        ev.evaluate(LogEvent(ts, message, GROUP), lambda key, t, v: out.append((key, t, v)))
+    return out
+
+
+def values(contributions) -> list[float]:
+    return [v for _, _, v in contributions]
+
+
+# ---- literal metricValue ---------------------------------------------------------------
+
+
+def test_literal_metric_value_on_match():
+    """Match, literal metricValue: that number."""
+    ev, stats = evaluator(mf('{ $.level = "ERROR" }', "2.5"))
+    out = run(ev, '{"level": "ERROR"}', '{"level": "INFO"}', '{"level": "ERROR"}')
+    assert out == [(("ns", "m", (), "None"), T0, 2.5)] * 2
+    assert stats.matched == {"f": 2}
+
+
+def test_literal_metric_value_term_pattern():
+    ev, _ = evaluator(mf("ERROR", "1"))
+    assert values(run(ev, "[ERROR] 400 BAD REQUEST", "[INFO] 200 OK")) == [1.0]
+
+
+# ---- metricValue from a reference ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('{"latency": 13}', 13.0),
+        ('{"latency": 17.5}', 17.5),
+        ('{"latency": -2e3}', -2000.0),
+        ('{"latency": "11.5"}', 11.5),  # numeric string converted [rec]
+        ('{"latency": "17"}', 17.0),
+    ],
+)
+def test_json_value_number_and_numeric_string(message, expected):
+    """Match, reference: a JSON number gives its value; a numeric string is converted."""
+    ev, _ = evaluator(mf('{ $.op = "get" || $.latency = * || $.latency > 0 || $.latency < 0 }', "$.latency"))
+    out = run(ev, message)
+    assert values(out) == [expected]
+    assert type(out[0][2]) is float
+
+
+def test_json_value_first_node_of_nested_selector():
+    ev, _ = evaluator(mf('{ $.op = "get" }', "$.timing.total"))
+    assert values(run(ev, '{"op": "get", "timing": {"total": 42}}')) == [42.0]
+    ev, _ = evaluator(mf('{ $.op = "get" }', "$.items[1]"))
+    assert values(run(ev, '{"op": "get", "items": [1, "2.25", 3]}')) == [2.25]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"op": "get", "latency": "fast"}',  # non-numeric string
+        '{"op": "get"}',  # missing
+        '{"op": "get", "latency": null}',
+        '{"op": "get", "latency": true}',
+        '{"op": "get", "latency": false}',
+        '{"op": "get", "latency": [1, 2]}',
+        '{"op": "get", "latency": {"v": 1}}',
+        '{"op": "get", "latency": ""}',
+        '{"op": "get", "latency": "1,5"}',
+    ],
+)
+def test_unusable_value_publishes_nothing_not_even_the_default(message):
+    """Anything else publishes nothing although the event matched, and no default either."""
+    ev, stats = evaluator(mf('{ $.op = "get" }', "$.latency", default=0))
+    assert run(ev, message) == []
+    assert stats.matched == {"f": 1}
+
+
+def test_default_still_published_for_non_matching_event_with_value_reference():
+    ev, _ = evaluator(mf('{ $.op = "get" }', "$.latency", default=0))
+    assert values(run(ev, '{"op": "put", "latency": 5}', '{"op": "get", "latency": 5}')) == [0.0, 5.0]
+
+
+# ---- defaultValue -----------------------------------------------------------------------------
+
+
+def test_default_once_per_non_matching_event():
+    """No match: the defaultValue, once per non-matching event, if one is set."""
+    ev, stats = evaluator(mf('{ $.level = "ERROR" }', "1", default=0))
+    out = run(ev, '{"level": "INFO"}', '{"level": "ERROR"}', '{"level": "WARN"}', '{"level": "DEBUG"}')
+    assert values(out) == [0.0, 1.0, 0.0, 0.0]
+    assert stats.matched == {"f": 1}
+
+
+def test_default_other_than_zero_and_terms():
+    ev, _ = evaluator(mf("ERROR", "1", default=0.5))
+    assert values(run(ev, "all good", "ERROR here")) == [0.5, 1.0]
+
+
+def test_no_default_no_contribution():
+    """No match and no defaultValue: nothing."""
+    ev, _ = evaluator(mf('{ $.level = "ERROR" }', "1"), mf("ERROR", "1", name="t"), mf("[a, b=x]", "1", name="s"))
+    assert run(ev, '{"level": "INFO"}', "all good", "a y") == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ERROR: plain text, not JSON",  # contains the pattern's literal
+        "hello world",  # contains none of the pattern's literals
+        '{"level": "ERROR"',  # truncated JSON
+        '["level", "ERROR"]',  # top-level array
+        'prefix {"level": "ERROR"}',  # text before the JSON
+    ],
+)
+def test_non_json_event_is_non_matching_for_a_json_filter(message):
+    """An event that is not JSON is a non-matching event for a JSON pattern: the default is
+    published, and the event is counted in ``stats.not_json`` (Stats: "events a JSON metric
+    filter met that are not JSON objects")."""
+    ev, stats = evaluator(mf('{ $.level = "ERROR" }', "1", default=0))
+    assert values(run(ev, message)) == [0.0]
+    assert stats.matched == {"f": 0}
+    assert stats.not_json == {"f": 1}
+
+
+def test_non_json_event_without_default_publishes_nothing():
+    ev, stats = evaluator(mf('{ $.level = "ERROR" }', "1"))
+    assert run(ev, "ERROR: plain text") == []
+    assert stats.not_json == {"f": 1}
+    assert stats.malformed == {}
+
+
+@pytest.mark.parametrize("message", ["hello world", "ERROR plain text", '["ERROR"]'])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_non_json_event_counted_for_every_json_filter(message, n):
+    """Every JSON filter of the log group meets every event: a non-JSON event is counted in
+    ``stats.not_json`` for each of them, however many filters the group has and whether
+    or not they have a default (the count must not depend on the shared literal scan)."""
+    filters = [mf('{ $.level = "ERROR%d" }' % i, "1", name=f"j{i}") for i in range(n)]
+    ev, stats = evaluator(*filters, mf("ERROR", "1", name="term"))
+    run(ev, message)
+    assert stats.not_json == {f"j{i}": 1 for i in range(n)}
+
+
+# ---- space-delimited values -----------------------------------------------------------------
+
+
+def test_space_delimited_named_value_apache_example():
+    """Space-delimited reference: ``$name`` from the extracted values (AWS ExtractBytesExample)."""
+    ev, _ = evaluator(mf(APACHE_PATTERN, "$size", unit="Bytes"))
+    assert run(ev, APACHE) == [(("ns", "m", (), "Bytes"), T0, 287.0)]
+
+
+def test_space_delimited_position_value():
+    """Space-delimited reference: ``$N`` is the N-th field."""
+    ev, _ = evaluator(mf(APACHE_PATTERN, "$7", name="a"), mf("[..., status=404, size]", "$7", name="b"))
+    assert values(run(ev, APACHE)) == [287.0, 287.0]
+
+
+def test_space_delimited_quoted_numeric_value():
+    """``"17.5"`` in a quoted field is converted too."""
+    ev, _ = evaluator(mf("[name, duration]", "$duration"))
+    assert values(run(ev, 'req "17.5"')) == [17.5]
+
+
+def test_space_delimited_non_numeric_value_publishes_nothing():
+    ev, stats = evaluator(mf(APACHE_PATTERN, "$user"), mf(APACHE_PATTERN, "$missing", name="g"))
+    assert run(ev, APACHE) == []
+    assert stats.matched == {"f": 1, "g": 1}
+
+
+# ---- dimensions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ('"alice"', "alice"),  # a string is used as is
+        ('"a b/c:d"', "a b/c:d"),
+        ("42", "42"),  # a number as its source text
+        ("0", "0"),
+        ("-7", "-7"),
+        ("1.50", "1.50"),
+        ("2.0", "2.0"),
+        ("1e3", "1e3"),
+        ("true", "true"),  # a boolean as true/false [adopted]
+        ("false", "false"),
+    ],
+)
+def test_json_dimension_values(raw, text):
+    """Dimensions: a string is used as is, a number as its source text, a boolean as true/false."""
+    ev, _ = evaluator(mf('{ $.op = "get" }', "1", dims={"D": "$.d"}))
+    assert run(ev, '{"op": "get", "d": %s}' % raw) == [(("ns", "m", (("D", text),), "None"), T0, 1.0)]
+
+
+def test_several_json_dimensions_in_transformation_order():
+    ev, _ = evaluator(mf('{ $.op = "get" }', "1", dims={"User": "$.user.name", "Code": "$.code", "Ok": "$.ok"}))
+    out = run(ev, '{"op": "get", "user": {"name": "bob"}, "code": 503, "ok": false}')
+    assert out == [(("ns", "m", (("User", "bob"), ("Code", "503"), ("Ok", "false")), "None"), T0, 1.0)]
+
+
+def test_dimension_from_space_delimited_fields():
+    """Dimensions resolve like values: ``$name`` and ``$N`` on a space-delimited pattern."""
+    ev, _ = evaluator(mf(APACHE_PATTERN, "$size", dims={"Status": "$status_code", "Ip": "$1"}))
+    assert run(ev, APACHE) == [(("ns", "m", (("Status", "404"), ("Ip", "127.0.0.1")), "None"), T0, 287.0)]
+
+
+@pytest.mark.parametrize(
+    "d",
+    [None, '""', "null", '{"x": 1}', "[1, 2]", "[]"],
+    ids=["missing", "empty", "null", "object", "array", "empty-array"],
+)
+def test_unusable_json_dimension_publishes_nothing(d):
+    """If any dimension resolves to nothing, null, an array, an object or an empty string,
+    the event publishes nothing."""
+    ev, stats = evaluator(mf('{ $.op = "get" }', "1", dims={"User": "$.user", "D": "$.d"}))
+    message = '{"op": "get", "user": "alice"}' if d is None else '{"op": "get", "user": "alice", "d": %s}' % d
+    assert run(ev, message) == []
+    assert stats.matched == {"f": 1}
+
+
+def test_unusable_space_delimited_dimension_publishes_nothing():
+    ev, _ = evaluator(
+        mf("[a, b, ...]", "1", dims={"C": "$c"}, name="named-missing"),
+        mf("[a, b, ...]", "1", dims={"C": "$9"}, name="position-missing"),
+    )
+    assert run(ev, "x y z") == []
+
+
+def test_json_reference_on_space_delimited_pattern_resolves_to_nothing():
+    """A JSON reference on a space-delimited pattern, or the reverse, resolves to nothing."""
+    ev, stats = evaluator(
+        mf("[a, b]", "$.b", name="sd-value-json-ref"),
+        mf("[a, b]", "1", dims={"D": "$.a"}, name="sd-dim-json-ref"),
+    )
+    assert run(ev, "x 5") == []
+    assert stats.matched == {"sd-value-json-ref": 1, "sd-dim-json-ref": 1}
+
+
+def test_field_reference_on_json_pattern_resolves_to_nothing():
+    ev, stats = evaluator(
+        mf('{ $.a = "1" }', "$a", name="json-value-field-ref"),
+        mf('{ $.a = "1" }', "$1", name="json-value-position-ref"),
+        mf('{ $.a = "1" }', "1", dims={"D": "$a"}, name="json-dim-field-ref"),
+    )
+    assert run(ev, '{"a": "1", "b": 2}') == []
+    assert set(stats.matched.values()) == {1}
+
+
+# ---- unit --------------------------------------------------------------------------------------
+
+
+def test_unit_passed_through_and_defaults_to_none():
+    ev, _ = evaluator(
+        mf("ERROR", "1", name="a", unit="Milliseconds", metric="a"),
+        mf("ERROR", "1", name="b", metric="b"),
+        mf("ERROR", "1", name="c", unit="Count/Second", metric="c"),
+    )
+    assert [k[3] for k, _, _ in run(ev, "ERROR")] == ["Milliseconds", "None", "Count/Second"]
+
+
+# ---- shared work: one decode, one split per event ---------------------------------------------
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """Wrap ``castlewatch.engine.evaluate.<name>`` with a call counter."""
+
+    def wrap(name: str) -> list[str]:
+        calls: list[str] = []
+        original = getattr(evaluate_mod, name)
+
+        def counting(message, *args, **kwargs):
+            calls.append(message)
+            return original(message, *args, **kwargs)
+
+        monkeypatch.setattr(evaluate_mod, name, counting)
+        return calls
+
+    return wrap
+
+
+def _json_filters(n: int) -> list[dict[str, Any]]:
+    return [
+        mf('{ $.service = "api" && $.code = %d }' % (500 + i), "$.latency", name=f"j{i}", default=0) for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 30])
+def test_one_json_decode_per_event_for_all_json_filters(count_calls, n):
+    """All filters of a log group on one event: a JSON event is decoded at most once."""
+    decodes = count_calls("decode_json_event")
+    ev, stats = evaluator(*_json_filters(n), mf("api", "1", name="term"))
+    messages = ['{"service": "api", "code": %d, "latency": %d}' % (500 + i, i) for i in range(4)]
+    out = run(ev, *messages)
+    assert decodes == messages  # one decode per event, whatever the number of JSON filters
+    assert len(out) == 4 * (n + 1)  # every JSON filter: its value or its default; the term filter: 1
+    assert sum(stats.matched.values()) == min(n, 4) + 4
+
+
+@pytest.mark.parametrize("n", [1, 3, 30])
+def test_one_json_decode_when_the_timestamp_comes_from_the_json(count_calls, n):
+    decodes = count_calls("decode_json_event")
+    ev, _ = evaluator(*_json_filters(n), timestamp={"field": "$.time", "format": "epoch_ms"})
+    messages = ['{"service": "api", "code": 500, "latency": 3, "time": %d}' % (T0 + i) for i in range(5)]
+    out = run(ev, *messages, ts=-1)
+    assert len(decodes) == 5
+    assert [t for _, t, _ in out] == [T0 + i for i in range(5) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 5, 30])
+def test_no_decode_when_no_prefilter_passes(count_calls, n):
+    """A JSON event is decoded only if some JSON filter's literal prefilter passes."""
+    decodes = count_calls("decode_json_event")
+    ev, stats = evaluator(*_json_filters(n))
+    out = run(ev, '{"service": "web", "code": 200, "latency": 1}', '{"other": true}', "plain text")
+    assert decodes == []
+    assert values(out) == [0.0] * 3 * n  # still non-matching: the default for each filter and event
+    assert stats.matched == {f"j{i}": 0 for i in range(n)}
+
+
+def test_shared_evaluation_equals_each_filter_alone():
+    """Evaluating all filters together (shared decode, split and literal scan) gives, per
+    event, exactly the contributions of evaluating each filter on its own."""
+    demo = Path(evaluate_mod.__file__).parents[1] / "data"
+    filters = [
+        {**f, "logGroupName": GROUP}
+        for f in json.loads((demo / "demo" / "metric-filters.json").read_text())["metricFilters"]
+        if f["logGroupName"] == "CloudTrail/DefaultLogGroup"
+    ]
+    filters += [
+        mf('{ $.eventName = "ConsoleLogin" }', "1", name="console-default", default=0, metric="c"),
+        mf('{ $.errorCode = * }', "1", name="errors", dims={"Code": "$.errorCode"}, metric="e"),
+        mf("ConsoleLogin", "1", name="term", metric="t"),
+        mf("%Security[A-Z]%", "1", name="regex", metric="r"),
+        mf("[a, b, ...]", "1", name="sd", default=0, metric="s"),
+    ]
+    messages = (demo / "samples" / "cloudtrail.jsonl").read_text().splitlines()
+    messages += [
+        '{"eventName": "Console\\u004cogin", "userIdentity": {"type": "Root"}}',  # literal hidden by an escape
+        '{"eventName": "\\u0043onsoleLogin", "errorMessage": "Failed authentication"}',
+        "ConsoleLogin in plain text",
+        '  {"eventName": "CreateVpc"}  ',
+        "",
+    ]
+    together, _ = evaluator(*filters)
+    alone = [evaluator(f)[0] for f in filters]
+    for message in messages:
+        expected = [c for ev in alone for c in run(ev, message)]
+        assert sorted(run(together, message), key=repr) == sorted(expected, key=repr), message
+
+
+def test_one_split_per_event_for_all_space_delimited_filters(count_calls):
+    """A space-delimited event is split once for all space-delimited filters."""
+    splits = count_calls("split_fields")
+    ev, _ = evaluator(
+        mf(APACHE_PATTERN, "$size", name="bytes"),
+        mf('[ip, id, user, timestamp, request, status_code=404, size]', "1", name="404"),
+        mf('[ip, id, user, timestamp, request = "*index*", ...]', "1", name="index", dims={"Ip": "$ip"}),
+        mf("[..., size > 100]", "$size", name="big"),
+    )
+    messages = [APACHE, APACHE.replace("404 287", "200 3"), APACHE.replace("index", "home")]
+    out = run(ev, *messages)
+    assert splits == messages
+    assert len(out) == 3 + 2 + 2 + 2  # bytes: all; 404: 1st, 3rd; index: 1st, 2nd; big: 1st, 3rd
+
+
+def test_one_split_when_the_timestamp_is_a_field_position(count_calls):
+    splits = count_calls("split_fields")
+    ev, _ = evaluator(mf("[a, b, t]", "$b", name="x"), mf("[a=GET, b, t]", "1", name="y"), timestamp={"field": "$3", "format": "epoch_s"})
+    out = run(ev, "GET 5 1709629230", "PUT 7 1709629290", ts=-1)
+    assert len(splits) == 2
+    assert out == [
+        (("ns", "m", (), "None"), T0, 5.0),
+        (("ns", "m", (), "None"), T0, 1.0),
+        (("ns", "m", (), "None"), T0 + 60_000, 7.0),
+    ]
+
+
+# ---- timestamps ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("time_text", "expected"),
+    [
+        ('"2024-03-05T09:00:30Z"', T0),
+        ('"2024-03-05T09:00:30.250Z"', T0 + 250),
+        ('"2024-03-05T10:00:30+01:00"', T0),
+        ('"2024-03-05T09:00:30"', T0),  # naive: UTC
+    ],
+)
+def test_timestamp_from_json_iso8601(time_text, expected):
+    ev, _ = evaluator(mf('{ $.eventName = "ConsoleLogin" }', "1"), timestamp={"field": "$.eventTime", "format": "iso8601"})
+    out = run(ev, '{"eventName": "ConsoleLogin", "eventTime": %s}' % time_text, ts=-1)
+    assert [t for _, t, _ in out] == [expected]
+
+
+def test_timestamp_from_field_position_epoch_s():
+    """VPC Flow Logs: start (field 11) in epoch seconds."""
+    line = "2 111122223333 eni-0a1b 198.51.100.7 10.0.2.41 49398 22 6 1 60 1709629230 1709629290 REJECT OK"
+    ev, _ = evaluator(mf('[v, a, e, s, d, sp, dp, p, pk, bytes, start, end, action="REJECT", st]', "$bytes"), timestamp={"field": "$11", "format": "epoch_s"})
+    assert run(ev, line, ts=-1) == [(("ns", "m", (), "None"), T0, 60.0)]
+
+
+def test_timestamp_epoch_ms_and_fractional_epoch_s():
+    ev, _ = evaluator(mf('{ $.x = 1 }', "1"), timestamp={"field": "$.t", "format": "epoch_ms"})
+    assert [t for _, t, _ in run(ev, '{"x": 1, "t": %d}' % (T0 + 7), '{"x": 1, "t": "%d"}' % T0, ts=-1)] == [T0 + 7, T0]
+    ev, _ = evaluator(mf('{ $.x = 1 }', "1"), timestamp={"field": "$.t", "format": "epoch_s"})
+    assert [t for _, t, _ in run(ev, '{"x": 1, "t": 1709629230.5}', ts=-1)] == [T0 + 500]
+
+
+def test_timestamp_ingestion():
+    ev, _ = evaluator(mf("ERROR", "1"), timestamp="ingestion")
+    before = int(time.time() * 1000)
+    out = run(ev, "ERROR", ts=-1)
+    after = int(time.time() * 1000)
+    assert len(out) == 1 and before <= out[0][1] <= after
+
+
+def test_event_timestamp_wins_over_nothing():
+    """Events that carry their own time (cloudwatch_events, cloudtrail_archive) keep it."""
+    ev, _ = evaluator(mf("ERROR", "1"))
+    assert run(ev, "ERROR", ts=T0 + 123) == [(("ns", "m", (), "None"), T0 + 123, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        ({"field": "$.eventTime", "format": "iso8601"}, '{"eventName": "x", "eventTime": "yesterday"}'),
+        ({"field": "$.eventTime", "format": "iso8601"}, '{"eventName": "x"}'),
+        ({"field": "$.eventTime", "format": "iso8601"}, '{"eventName": "x", "eventTime": 1709629230}'),
+        ({"field": "$.eventTime", "format": "iso8601"}, "ERROR not json"),
+        ({"field": "$.t", "format": "epoch_s"}, '{"t": "soon", "eventName": "x"}'),
+        ({"field": "$.t", "format": "epoch_ms"}, '{"t": true, "eventName": "x"}'),
+        ({"field": "$3", "format": "epoch_s"}, "ERROR x"),
+        ({"field": "$2", "format": "epoch_s"}, "ERROR x"),
+    ],
+)
+def test_bad_timestamp_is_counted_malformed(timestamp, message):
+    """An event whose time cannot be determined contributes nothing (not even a default)
+    and is counted as malformed, ``bad_timestamp``."""
+    ev, stats = evaluator(mf("ERROR", "1", name="t", default=0), mf('{ $.eventName = "x" }', "1", name="j", default=0), timestamp=timestamp)
+    emitted: list = []
+    assert ev.evaluate(LogEvent(-1, message, GROUP), lambda *a: emitted.append(a)) is False
+    assert emitted == []
+    assert stats.malformed == {"bad_timestamp": 1}
+
+
+# ---- refused and silent settings -----------------------------------------------------------------
+
+
+def _filter(**kw: Any) -> MetricFilter:
+    return MetricFilter(
+        filter_name="f",
+        filter_pattern='{ $.a = 1 }',
+        metric_transformations=[MetricTransformation("m", "ns", "1")],
+        log_group_name=GROUP,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "word"),
+    [
+        ({"field_selection_criteria": '@aws.region = "us-east-1"'}, "fieldSelectionCriteria"),
+        ({"emit_system_field_dimensions": ["@aws.account"]}, "emitSystemFieldDimensions"),
+        ({"emit_system_field_dimensions": ["@aws.region", "@aws.account"]}, "emitSystemFieldDimensions"),
+    ],
+)
+def test_refused_settings(setting, word):
+    with pytest.raises(UnsupportedMetricFilterError) as info:
+        LogGroupEvaluator([_filter(**setting)], Stats())
+    assert word in str(info.value) and "'f'" in str(info.value)
+
+
+def test_apply_on_transformed_logs_publishes_nothing():
+    """applyOnTransformedLogs: true without a transformer publishes nothing, not even the default."""
+    ev, _ = evaluator(
+        mf('{ $.a = 1 }', "1", name="silent", default=0, applyOnTransformedLogs=True),
+        mf('{ $.a = 1 }', "5", name="loud", applyOnTransformedLogs=False),
+    )
+    assert values(run(ev, '{"a": 1}', '{"a": 2}')) == [5.0]
+
+
+# ---- conformance cases with a published value --------------------------------------------------
+
+
+def _published_cases() -> list[dict[str, Any]]:
+    cases = [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [c for c in cases if "published" in c]
+
+
+@pytest.mark.parametrize("case", _published_cases(), ids=lambda c: c["id"])
+def test_conformance_published(case):
+    """Each documented example with a published value: exactly one datapoint, Sum == value,
+    with the given dimensions, in the event's minute."""
+    t = case["transform"]
+    f = {"filterName": case["id"], "filterPattern": case["pattern"], "logGroupName": GROUP, "metricTransformations": [t]}
+    stats = Stats()
+    ev = LogGroupEvaluator(load_metric_filters([f]), stats)
+    agg = MinuteAggregator(stats)
+    assert ev.evaluate(LogEvent(T0, case["event"], GROUP), agg.add) is True
+    points = agg.close_all()
+    assert len(points) == 1
+    p = points[0]
+    want = case["published"]
+    assert p.sum == want["value"] and p.sample_count == 1
+    assert dict(p.dimensions) == want.get("dimensions", {})
+    assert list(dict(p.dimensions)) == list(t.get("dimensions", {}))
+    assert (p.namespace, p.metric_name, p.unit) == (t["metricNamespace"], t["metricName"], t.get("unit", "None"))
+    assert p.timestamp == T0 // 60_000 * 60
+    assert p.iso_timestamp == dt.datetime(2024, 3, 5, 9, 0, tzinfo=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_there_are_published_conformance_cases():
+    assert len(_published_cases()) >= 9
