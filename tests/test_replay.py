@@ -412,7 +412,7 @@ def test_cli_summary_table(cli_run):
     for name in [*CLOUDTRAIL_FILTERS, "ConsoleSignInsPerUser", "VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes"]:
         assert rows[f"matched: {name}"] == str(EXPECTED.matched[name]), name
     assert rows["datapoints written"] == str(len(EXPECTED.values))
-    late = [v for k, v in rows.items() if k.startswith("late events")]
+    late = [v for k, v in rows.items() if k.startswith("late contributions")]
     assert late == ["0"]
     assert not [k for k in rows if k.startswith("malformed")]
 

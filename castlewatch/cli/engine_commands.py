@@ -51,9 +51,12 @@ def _load(config: str | None, out: str | None) -> EngineConfig:
 
 def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
     try:
-        return Engine(config, checkpoint=checkpoint, on_progress=on_progress)
+        engine = Engine(config, checkpoint=checkpoint, on_progress=on_progress)
     except (InvalidParameterError, ValueError, OSError) as err:
         raise ConfigError(str(err)) from None
+    for warning in engine.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return engine
 
 
 def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
@@ -65,7 +68,7 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
     for f in config.metric_filters:
         table.add_row(f"matched: {f.filter_name}", str(stats.matched.get(f.filter_name, 0)))
     table.add_row("datapoints written", str(stats.datapoints_written))
-    table.add_row("late events (window closed)", str(stats.late_events), style="yellow" if stats.late_events else "")
+    table.add_row("late contributions (minute closed)", str(stats.late_events), style="yellow" if stats.late_events else "")
     for reason, count in sorted(stats.malformed.items()):
         table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
     for name, count in sorted(stats.not_json.items()):
@@ -170,7 +173,7 @@ def _status(stats: Stats) -> str:
     dropped = sum(stats.malformed.values())
     return (
         f"castlewatch: {stats.events_read} events, {sum(stats.matched.values())} matches, "
-        f"{stats.datapoints_written} datapoints, {stats.late_events} late, {dropped} malformed"
+        f"{stats.datapoints_written} datapoints, {stats.late_events} late contributions, {dropped} malformed"
     )
 
 

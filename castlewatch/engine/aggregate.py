@@ -1,13 +1,15 @@
 """Per-minute aggregation of metric contributions into datapoints (spec §8.4).
 
 Each contribution belongs to the minute of its event's own timestamp (floor to
-60 s).  A minute's window closes once the event-time watermark (the latest time of
-an event that contributed: events that publish nothing do not move it, and their
-time is never read) has passed the end of the minute by the allowed lateness; a contribution
+60 s).  Every metric (namespace and name) has its own event-time watermark: the
+latest time of an event that contributed to it.  A metric's minute closes once its
+watermark has passed the end of the minute by the allowed lateness; a contribution
 for a closed minute is *late*: counted in ``Stats.late_events`` and reported, never
-folded in silently.  Both decisions depend only on the sequence of events, not on
-how they were batched, so a run resumed from a checkpoint decides exactly as an
-uninterrupted one.
+folded in silently.  So one metric's lateness never depends on another filter's
+events (a ``defaultValue`` filter contributes on every event), and events that
+publish nothing move no watermark (their time is never read).  Both decisions depend
+only on the sequence of events, not on how they were batched, so a run resumed from
+a checkpoint decides exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,29 +20,39 @@ from castlewatch.engine.evaluate import MetricKey
 from castlewatch.engine.model import Datapoint, Stats
 
 MINUTE_MS = 60_000
+_NEVER = -(2**62)
+
+Metric = tuple[str, str]  # (namespace, metric name)
 
 
 class MinuteAggregator:
     """Folds ``(key, timestamp_ms, value)`` contributions into per-minute datapoints.
 
     Args:
-        stats: counters (``late_events``).
-        allowed_lateness_ms: how long after a minute ends, in event time
+        stats: counters (``late_events``: late contributions).
+        allowed_lateness_ms: how long after a minute ends, in the metric's event time
             (milliseconds), contributions for it are still accepted.
     """
 
     def __init__(self, stats: Stats, allowed_lateness_ms: int = 60_000) -> None:
         self.stats = stats
         self.allowed_lateness_ms = allowed_lateness_ms
-        self.watermark = -(2**62)  # latest event time seen, ms
+        self.watermarks: dict[Metric, int] = {}  # metric -> latest contributing event time, ms
         self.windows: dict[int, dict[MetricKey, Datapoint]] = {}  # minute start (ms) -> key -> datapoint
+
+    @property
+    def watermark(self) -> int:
+        """The latest watermark over all metrics (ms), or a very small number if none."""
+        return max(self.watermarks.values(), default=_NEVER)
 
     def add(self, key: MetricKey, timestamp_ms: int, value: float) -> None:
         """Fold one contribution in (or count it late)."""
         minute = timestamp_ms - timestamp_ms % MINUTE_MS
-        if timestamp_ms > self.watermark:
-            self.watermark = timestamp_ms
-        elif minute + MINUTE_MS + self.allowed_lateness_ms <= self.watermark:
+        metric = key[:2]
+        watermark = self.watermarks.get(metric, _NEVER)
+        if timestamp_ms > watermark:
+            self.watermarks[metric] = timestamp_ms
+        elif minute + MINUTE_MS + self.allowed_lateness_ms <= watermark:
             self.stats.late_events += 1
             return
         window = self.windows.get(minute)
@@ -53,10 +65,18 @@ class MinuteAggregator:
         point.add(value)
 
     def close_ready(self) -> list[Datapoint]:
-        """Remove and return the datapoints of every minute the watermark has closed."""
-        limit = self.watermark - self.allowed_lateness_ms - MINUTE_MS
-        ready = sorted(m for m in self.windows if m <= limit)
-        return [p for m in ready for p in self.windows.pop(m).values()]
+        """Remove and return the datapoints of every minute its metric's watermark has closed."""
+        span = MINUTE_MS + self.allowed_lateness_ms
+        watermarks = self.watermarks
+        out = []
+        for minute in sorted(self.windows):
+            window = self.windows[minute]
+            ready = [key for key in window if minute + span <= watermarks[key[:2]]]
+            for key in ready:
+                out.append(window.pop(key))
+            if not window:
+                del self.windows[minute]
+        return out
 
     def close_all(self) -> list[Datapoint]:
         """Remove and return every open datapoint (end of a replay, shutdown)."""
@@ -64,10 +84,16 @@ class MinuteAggregator:
         self.windows.clear()
         return out
 
-    def advance(self, watermark_ms: int) -> None:
-        """Move the watermark forward without an event (idle daemon, wall clock)."""
-        if watermark_ms > self.watermark:
-            self.watermark = watermark_ms
+    def advance(self, watermark_ms: int, since: dict[Metric, int] | None = None) -> None:
+        """Move watermarks forward without an event (idle daemon, wall clock).
+
+        Every metric's watermark becomes at least ``watermark_ms``; with ``since``
+        (watermarks saved earlier), at least ``since[metric] + watermark_ms`` instead.
+        """
+        for metric, current in self.watermarks.items():
+            target = watermark_ms if since is None else since.get(metric, current) + watermark_ms
+            if target > current:
+                self.watermarks[metric] = target
 
     # -- checkpoints --
 
@@ -75,6 +101,7 @@ class MinuteAggregator:
         """JSON-able state: watermark and open windows (values kept exactly)."""
         return {
             "watermark": self.watermark,
+            "watermarks": [[ns, name, wm] for (ns, name), wm in self.watermarks.items()],
             "windows": [
                 {
                     "minute": minute,
@@ -89,7 +116,7 @@ class MinuteAggregator:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a :meth:`snapshot`."""
-        self.watermark = state["watermark"]
+        self.watermarks = {(ns, name): wm for ns, name, wm in state["watermarks"]}
         self.windows = {}
         for item in state["windows"]:
             namespace, name, dims, unit = item["key"]

@@ -168,6 +168,27 @@ class _CompiledFilter:
         self.default = t.default_value  # never together with dimensions (§8.2 step 4)
         self.check: Callable[[set[int]], bool] | None = None  # the shared scanner's prefilter
 
+    def warnings(self, f: MetricFilter) -> list[str]:
+        """Why this filter can never publish, if a reference cannot resolve on its pattern.
+
+        The service accepts such filters (references are not checked, §8.2 step 3) and
+        they publish nothing (§8.3); castlewatch runs them too, and says so.
+        """
+        t = f.metric_transformations[0]
+        refs = [("metricValue", t.metric_value, self.value_ref)]
+        refs += [(f"dimension {name}", (t.dimensions or {})[name], ref) for name, ref in self.dims]
+        out = []
+        for what, text, ref in refs:
+            if ref is None:
+                continue
+            wants = "json" if ref.kind == "json" else "space_delimited"
+            if self.kind != wants:
+                reason = f"it refers to a {'JSON' if wants == 'json' else 'space-delimited'} value"
+                out.append(f"{what} {text} cannot resolve on a {self.kind} pattern ({reason})")
+            elif ref.kind == "field" and ref.index < 0:
+                out.append(f"{what} {text} names no field of the pattern")
+        return [f"metric filter '{self.name}': {w}: it publishes nothing when it matches" for w in out]
+
 
 class LogGroupEvaluator:
     """Every metric filter of one log group, evaluated together on each event.
@@ -178,12 +199,17 @@ class LogGroupEvaluator:
         timestamp: where ``lines`` events (``LogEvent.timestamp == -1``) take their
             time from; None when every event carries its own.
 
+    Attributes:
+        warnings: one line per filter reference that can never resolve (see
+            ``_CompiledFilter.warnings``).
+
     Raises:
         UnsupportedMetricFilterError: a filter uses a setting castlewatch refuses.
     """
 
     def __init__(self, filters: list[MetricFilter], stats: Stats, timestamp: TimestampSpec | None = None) -> None:
         self.filters = [_CompiledFilter(f) for f in filters]
+        self.warnings = [w for f, c in zip(filters, self.filters) for w in c.warnings(f)]
         self.stats = stats
         self.timestamp = timestamp
         self._time_get = None

@@ -14,8 +14,9 @@ and each file sink's size after the datapoints closed so far were flushed.  A
 restart truncates the sinks back to those sizes, restores the windows and resumes
 the sources, so its output equals an uninterrupted run's.
 
-Each source has its own watermark (and aggregator): two log groups replayed from
-different periods don't make each other's events late.
+Each source has its own aggregator, and in it each metric its own watermark: two
+log groups replayed from different periods, or two filters of one log group, don't
+make each other's events late.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class Engine:
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
             if name in state.get("aggregators", {}):
                 aggregator.restore(state["aggregators"][name])
+        self.warnings = [w for e in self.evaluators.values() for w in e.warnings]
         sink_positions = state.get("sinks") or [None] * len(config.sinks)
         self.sinks = [open_sink(spec, pos) for spec, pos in zip(config.sinks, sink_positions)]
         if state:
@@ -158,15 +160,15 @@ class Engine:
         Shutdown stops the sources, evaluates the batches already queued, closes and
         writes every open window, flushes the sinks and writes a last checkpoint.
         While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
-        its watermark moves on with the wall clock from where its last batch left it,
-        so its last minutes close.
+        its metrics' watermarks move on with the wall clock from where its last batch
+        left them, so their last minutes close.
         """
         queue: asyncio.Queue[EventBatch | None] = asyncio.Queue(maxsize=queue_size)
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
         done_producers = 0
         last_checkpoint = time.monotonic()
-        # per source: (wall time of its last batch, its watermark then)
-        last_event = {name: (time.monotonic(), agg.watermark) for name, agg in self.aggregators.items()}
+        # per source: (wall time of its last batch, its metrics' watermarks then)
+        last_event = {name: (time.monotonic(), dict(agg.watermarks)) for name, agg in self.aggregators.items()}
         idle_s = max(self.config.allowed_lateness_s, 1.0)
         try:
             while done_producers < len(producers):
@@ -178,12 +180,12 @@ class Engine:
                     done_producers += 1
                 elif batch is not _IDLE:
                     self.process(batch)
-                    last_event[batch.source] = (time.monotonic(), self.aggregators[batch.source].watermark)
+                    last_event[batch.source] = (time.monotonic(), dict(self.aggregators[batch.source].watermarks))
                 now = time.monotonic()
                 for name, aggregator in self.aggregators.items():
-                    since, watermark = last_event[name]
+                    since, watermarks = last_event[name]
                     if now - since >= idle_s and aggregator.windows:
-                        aggregator.advance(watermark + int((now - since) * 1000))
+                        aggregator.advance(int((now - since) * 1000), since=watermarks)
                         self._write(aggregator.close_ready())
                 if now - last_checkpoint >= checkpoint_interval_s:
                     await self.save_checkpoint()

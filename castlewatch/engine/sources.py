@@ -81,7 +81,10 @@ __all__ = [
 ]
 
 #: CloudWatch Logs' maximum event size: a longer message (UTF-8 bytes) is counted ``too_large``.
-MAX_EVENT_BYTES = 262_144
+#: The largest log event CloudWatch Logs takes: "Each log event can be no larger than 1 MB",
+# with a batch's size counted as UTF-8 message bytes plus 26 bytes per event within
+# 1,048,576 bytes (API_PutLogEvents).  It was 256 KB until April 2025.
+MAX_EVENT_BYTES = 1_048_576 - 26
 #: Bytes read from a file (or decompressed from a gzip file) per read.
 CHUNK_BYTES = 1 << 20
 #: Seconds between two looks at the files while following, when nothing was read.

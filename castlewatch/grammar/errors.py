@@ -68,10 +68,12 @@ class FilterPatternError(InvalidParameterError):
     def context(self) -> str:
         """The pattern on one line and a caret under ``column``, plus the expectation.
 
-        Long patterns are windowed around the column; newlines and tabs in the pattern
-        are shown as single spaces so that the caret stays aligned.
+        Long patterns are windowed around the column; whitespace in the pattern is shown
+        as a space and other unprintable characters as U+FFFD, so the caret stays aligned.
         """
-        text = self.pattern.replace("\n", " ").replace("\t", " ").replace("\r", " ")
+        # one visible column per character: whitespace as a space, other control
+        # characters as U+FFFD, so the caret stays under the right one
+        text = "".join(ch if ch.isprintable() else " " if ch.isspace() else "\ufffd" for ch in self.pattern)
         start = 0
         col = self.column - 1
         if len(text) > 100:
