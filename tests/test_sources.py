@@ -48,11 +48,11 @@ def read_all(
 
 
 def messages(batches: list[EventBatch]) -> list[str]:
-    return [event.message for batch in batches for event in batch.events]
+    return [event.message for batch in batches for event in batch.log_events()]
 
 
 def events(batches: list[EventBatch]) -> list[LogEvent]:
-    return [event for batch in batches for event in batch.events]
+    return [event for batch in batches for event in batch.log_events()]
 
 
 def epoch_ms(text: str) -> int:
@@ -410,7 +410,7 @@ def test_batches_respect_batch_size_and_carry_positions(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     path.write_text("".join(f"line {i}\n" for i in range(10)))
     batches, source = read_all(file_spec(path), batch_size=4)
-    assert [len(b.events) for b in batches] == [4, 4, 2]
+    assert [len(b) for b in batches] == [4, 4, 2]
     assert source.positions() == batches[-1].position
     json.dumps(source.positions())  # JSON-able
     (entry,) = batches[0].position["files"].values()
@@ -423,7 +423,7 @@ def test_malformed_only_file_still_moves_the_checkpoint(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\n\n\xfe\n")
     stats = Stats()
     batches, source = read_all(file_spec(path), stats)
-    assert [b.events for b in batches] == [[]]
+    assert [b.log_events() for b in batches] == [[]]
     assert list(source.positions()["files"].values())[0]["offset"] == 5
     stats = Stats()
     assert read_all(file_spec(path), stats, positions=source.positions())[0] == []
@@ -477,11 +477,11 @@ def test_resume_from_any_batch_reads_exactly_the_rest(tmp_path: Path, kind: str,
     batches, _ = read_all(spec, full_stats, batch_size=batch_size, chunk_bytes=7)
     everything = messages(batches)
     assert len(everything) > 10
-    assert all(len(b.events) <= batch_size for b in batches)
+    assert all(len(b) <= batch_size for b in batches)
     assert messages(read_all(spec, batch_size=batch_size)[0]) == everything  # whatever the chunk size
     done = 0
     for batch in batches:
-        done += len(batch.events)
+        done += len(batch)
         position = json.loads(json.dumps(batch.position))  # as stored on disk
         rest, _ = read_all(spec, positions=position, batch_size=batch_size, chunk_bytes=7)
         assert messages(rest) == everything[done:], (done, batch.position)
@@ -766,7 +766,7 @@ def test_stdin_stop_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
 
         async def run() -> None:
             async for batch in source.batches(follow=True, stop=stop):
-                got.extend(e.message for e in batch.events)
+                got.extend(e.message for e in batch.log_events())
 
         task = asyncio.create_task(run())
         deadline = time.monotonic() + WAIT_S
@@ -796,7 +796,7 @@ async def main():
     source = Source(SourceSpec(type="stdin", log_group="g", format="cloudwatch_events"), stats)
     out = []
     async for batch in source.batches(follow=False, stop=asyncio.Event()):
-        out += [[e.timestamp, e.message, e.log_stream] for e in batch.events]
+        out += [[e.timestamp, e.message, e.log_stream] for e in batch.log_events()]
     print(json.dumps({"events": out, "malformed": stats.malformed}))
 
 asyncio.run(main())

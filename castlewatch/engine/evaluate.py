@@ -11,7 +11,6 @@ as ``(key, timestamp_ms, value)``, where ``key`` is
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -53,40 +52,62 @@ class TimestampSpec:
     format: Literal["iso8601", "epoch_s", "epoch_ms"] = "iso8601"
 
 
+def _iso8601(value: Any) -> int | None:
+    if type(value) is not str:
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _epoch(scale: int) -> Callable[[Any], int | None]:
+    def parse(value: Any) -> int | None:
+        kind = type(value)
+        if kind is not str and kind is not int and kind is not float and kind is not RawNumber:
+            return None  # bool, null, objects
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if number - number != 0:  # inf, nan
+            return None
+        return int(number * scale)
+
+    return parse
+
+
+_TIME_PARSERS: dict[str, Callable[[Any], int | None]] = {
+    "iso8601": _iso8601,
+    "epoch_s": _epoch(1000),
+    "epoch_ms": _epoch(1),
+}
+
+
 def parse_time(value: Any, fmt: str) -> int | None:
     """A timestamp value in ``fmt`` -> epoch milliseconds, or None if it does not parse.
 
     ``iso8601`` takes ``2024-01-02T03:04:05Z`` and offsets (naive times are UTC);
     ``epoch_s`` / ``epoch_ms`` take numbers or numeric strings.
     """
-    try:
-        if fmt == "iso8601":
-            if not isinstance(value, str):
-                return None
-            moment = _dt.datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=_dt.timezone.utc)
-            return int(moment.timestamp() * 1000)
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            return None
-        number = float(value)
-        if not math.isfinite(number):
-            return None
-        return int(number * 1000) if fmt == "epoch_s" else int(number)
-    except (ValueError, OverflowError):
-        return None
+    return _TIME_PARSERS[fmt](value)
 
 
 def _numeric(node: Any) -> float | None:
     """A metric value from a resolved node (§8.3): numbers and numeric strings."""
     kind = type(node)
-    if kind is int or kind is float:
+    if kind is str and node.isdigit() and node.isascii():  # the common case: a plain integer
+        value = float(node)
+    elif kind is int or kind is float:
         value = float(node)
     elif (kind is str or kind is RawNumber) and ast.NUMBER_RE.fullmatch(node):
         value = float(node)
     else:
         return None
-    return value if math.isfinite(value) and abs(value) <= _MAX_VALUE else None
+    return value if abs(value) <= _MAX_VALUE else None  # also false for nan; inf > the bound
 
 
 def _dimension_text(node: Any, message: str, get: Callable[[Any], Any]) -> str | None:
@@ -118,7 +139,7 @@ class _Reference:
         ValueError: ``text`` is not a reference (the config loader rejects those first).
     """
 
-    __slots__ = ("kind", "get", "index")
+    __slots__ = ("kind", "get", "index", "node")
 
     def __init__(self, text: str, pattern: FilterPattern | None = None) -> None:
         ref = parse_reference(text)
@@ -135,6 +156,20 @@ class _Reference:
         elif pattern is not None and pattern.kind == "space_delimited":
             names = [slot.name for slot in pattern.tree.slots]  # type: ignore[union-attr]
             self.index = names.index(ref.name) if ref.name in names else -1
+        self.node = self._resolver(pattern.kind if pattern is not None else "")
+
+    def _resolver(self, pattern_kind: str) -> Callable[[Any, Any, Any], Any]:
+        """``(doc, fields, values) -> node or _NOTHING`` for a match of a ``pattern_kind``
+        pattern: a JSON reference resolves only on a JSON pattern's document, a field
+        reference only on a space-delimited pattern's fields (§8.3, adopted)."""
+        i, get = self.index, self.get
+        if self.kind == "json" and pattern_kind == "json":
+            return lambda doc, fields, values: _NOTHING if (node := get(doc)) is None else node
+        if self.kind == "position" and pattern_kind == "space_delimited":
+            return lambda doc, fields, values: fields[i] if values is not None and i < len(fields) else _NOTHING
+        if self.kind == "field" and i >= 0:
+            return lambda doc, fields, values: values[i] if values is not None else _NOTHING
+        return lambda doc, fields, values: _NOTHING
 
 
 class _CompiledFilter:
@@ -241,9 +276,7 @@ class LogGroupEvaluator:
             self._json_checked = tuple(i for i, f in enumerate(self.filters) if f.check is not None and f.kind == "json")
 
     def _visit(self, message: str) -> tuple[Any, Any]:
-        """(filter indexes to evaluate, literals found) for one event."""
-        if self._scanner is None:
-            return self._always, None
+        """(filter indexes to evaluate, literals found) for one event, with the scanner."""
         found = self._scanner.scan(message)
         todo = set(self._always)
         by_literal = self._by_literal
@@ -257,19 +290,22 @@ class LogGroupEvaluator:
         return sorted(todo), found
 
     def evaluate(self, event: LogEvent, emit: Emit) -> bool:
-        """Run every filter on one event and ``emit`` its contributions.
+        """Run every filter on one event and ``emit`` its contributions (see :meth:`evaluate_message`)."""
+        return self.evaluate_message(event.message, event.timestamp, emit)
 
-        The event's time is read only once something is to be emitted.  Returns False
-        (and counts the event as malformed, ``bad_timestamp``) when that time cannot be
+    def evaluate_message(self, message: str, ts: int, emit: Emit) -> bool:
+        """Run every filter on one log event message and ``emit`` its contributions.
+
+        ``ts`` is the event time in epoch ms, or -1 to read it from the message per the
+        timestamp spec, only once something is to be emitted.  Returns False (and
+        counts the event as malformed, ``bad_timestamp``) when that time cannot be
         determined; the event then contributes nothing.
         """
-        message = event.message
         doc: Any = _NOTHING  # decoded lazily, at most once
         fields: list[str] | None = None
-        ts = event.timestamp  # -1: from the message, when first needed
         stats = self.stats
         filters = self.filters
-        visit, found = self._visit(message)
+        visit, found = (self._always, None) if self._scanner is None else self._visit(message)
         if self._json_names and message.lstrip(_BLANK)[:1] != "{":
             doc = None  # cannot be a JSON object: no decode needed to know
             self._count_not_json()
@@ -337,40 +373,24 @@ class LogGroupEvaluator:
         spec = self.timestamp
         if spec is None or spec.kind == "ingestion":
             return int(time.time() * 1000), doc, fields
+        parse = _TIME_PARSERS[spec.format]
         if spec.kind == "json":
             if doc is _NOTHING:
                 doc = decode_json_event(message)
-            return (parse_time(self._time_get(doc), spec.format) if doc is not None else None), doc, fields
+            return (parse(self._time_get(doc)) if doc is not None else None), doc, fields
         if fields is None:
             fields = split_fields(message)
-        ok = len(fields) >= spec.position
-        return (parse_time(fields[spec.position - 1], spec.format) if ok else None), doc, fields
+        return (parse(fields[spec.position - 1]) if len(fields) >= spec.position else None), doc, fields
 
     @staticmethod
-    def _node(ref: _Reference, f: _CompiledFilter, doc: Any, fields, values) -> Any:
-        """Resolve a reference against what the pattern matched; ``_NOTHING`` if it can't.
-
-        A JSON reference only resolves on a JSON pattern's document, a field reference
-        only on a space-delimited pattern's fields (§8.3, adopted)."""
-        if ref.kind == "json":
-            if f.kind != "json":
-                return _NOTHING
-            node = ref.get(doc)
-            return _NOTHING if node is None else node
-        if values is None or ref.index < 0:
-            return _NOTHING
-        if ref.kind == "position":
-            return fields[ref.index] if ref.index < len(fields) else _NOTHING
-        return values[ref.index]
-
-    def _resolve_value(self, f: _CompiledFilter, doc, fields, values, message) -> float | None:
-        node = self._node(f.value_ref, f, doc, fields, values)
+    def _resolve_value(f: _CompiledFilter, doc, fields, values, message) -> float | None:
+        node = f.value_ref.node(doc, fields, values)
         return None if node is _NOTHING else _numeric(node)
 
     def _resolve_dimensions(self, f: _CompiledFilter, doc, fields, values, message):
         out = []
         for name, ref in f.dims:
-            node = self._node(ref, f, doc, fields, values)
+            node = ref.node(doc, fields, values)
             if node is _NOTHING:
                 return None
             text = _dimension_text(node, message, ref.get) if ref.kind == "json" else (node or None)

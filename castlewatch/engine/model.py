@@ -71,11 +71,27 @@ class EventBatch:
 
     ``position`` is opaque JSON-able source state (e.g. a file's identity and byte
     offset) such that resuming from it reads exactly the events after this batch.
+
+    Plain log lines whose time comes from the message travel light: ``messages``
+    holds them (``events`` is then empty), all of log group ``log_group``, no log
+    stream, timestamp -1 (read from the message by the evaluator).
+    :meth:`log_events` gives either form as :class:`LogEvent` objects.
     """
 
     source: str
     events: list[LogEvent]
     position: Any = None
+    messages: list[str] | None = None
+    log_group: str = ""
+
+    def __len__(self) -> int:
+        return len(self.messages) if self.messages is not None else len(self.events)
+
+    def log_events(self) -> list[LogEvent]:
+        """The batch's events as :class:`LogEvent` objects, whichever form it holds."""
+        if self.messages is None:
+            return self.events
+        return [LogEvent(-1, m, self.log_group) for m in self.messages]
 
 
 @dataclass(slots=True)

@@ -112,12 +112,18 @@ class Engine:
 
     def process(self, batch: EventBatch) -> None:
         """Evaluate one batch, write the datapoints its events closed, note its position."""
-        evaluate = self.evaluators[batch.source].evaluate
+        evaluator = self.evaluators[batch.source]
         aggregator = self.aggregators[batch.source]
         add = aggregator.add
-        for event in batch.events:
-            evaluate(event, add)
-        self.stats.events_read += len(batch.events)
+        if batch.messages is not None:
+            evaluate_message = evaluator.evaluate_message
+            for message in batch.messages:
+                evaluate_message(message, -1, add)
+        else:
+            evaluate = evaluator.evaluate
+            for event in batch.events:
+                evaluate(event, add)
+        self.stats.events_read += len(batch)
         self.positions[batch.source] = batch.position
         self._write(aggregator.close_ready())
         if self.on_progress is not None:

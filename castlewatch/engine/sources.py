@@ -163,6 +163,7 @@ class _Parser:
         "fmt",
         "group",
         "ingestion",
+        "light",
         "mode",
         "offset",
         "pending",
@@ -177,6 +178,8 @@ class _Parser:
         self.fmt = spec.format
         self.group = spec.log_group
         self.ingestion = spec.ingestion_time
+        # plain lines timed from their messages gather as bare strings (EventBatch.messages)
+        self.light = self.fmt == "lines" and not self.ingestion
         self.stats = stats
         self.batch_size = batch_size
         self.offset = 0
@@ -287,6 +290,7 @@ class _Parser:
     def _lines(self, lines: list[bytes], base: int, end: int) -> None:
         """Events of ``lines`` (newline-separated from stream offset ``base`` to ``end``)."""
         timestamp = int(time.time() * 1000) if self.ingestion else -1
+        light = self.light
         group = self.group
         batch_size = self.batch_size
         count_malformed = self.stats.count_malformed
@@ -308,7 +312,7 @@ class _Parser:
             except UnicodeDecodeError:
                 count_malformed("invalid_utf8")
                 continue
-            append(LogEvent(timestamp, message, group, ""))
+            append(message if light else LogEvent(timestamp, message, group, ""))
             if len(events) >= batch_size:
                 base = min(end, base + sum(map(len, lines[first : i + 1])) + (i + 1 - first))
                 first = i + 1
@@ -920,9 +924,14 @@ class Source:
     def _batches_ready(self, f: _File) -> list[EventBatch]:
         """EventBatches of the parser's ready cuts, each with its checkpoint snapshot."""
         out = []
+        light, group = f.parser.light, f.parser.group
         for events, offset, skip in f.parser.ready:
             self._committed[f.key] = f.entry(offset, skip)
-            out.append(EventBatch(self.name, events, {"v": POSITIONS_VERSION, "files": dict(self._committed)}))
+            position = {"v": POSITIONS_VERSION, "files": dict(self._committed)}
+            if light:
+                out.append(EventBatch(self.name, [], position, messages=events, log_group=group))
+            else:
+                out.append(EventBatch(self.name, events, position))
         f.parser.ready = []
         return out
 
@@ -1120,7 +1129,10 @@ class Source:
                     p.end(final=True)
                 p.cut()
                 for events, _, _ in p.ready:
-                    yield EventBatch(self.name, events, {})
+                    if p.light:
+                        yield EventBatch(self.name, [], {}, messages=events, log_group=p.group)
+                    else:
+                        yield EventBatch(self.name, events, {})
                 p.ready = []
                 if not data:
                     return

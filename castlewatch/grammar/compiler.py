@@ -379,6 +379,8 @@ def split_fields(message: str) -> list[str]:
     one field without their delimiters; an unclosed ``"`` or ``[`` is literal.
     """
     if '"' not in message and "[" not in message:
+        if message.isprintable():  # then its only whitespace is the ASCII space: str.split agrees
+            return message.split()
         return _PLAIN_FIELD.findall(message)
     return [a or b or c for a, b, c in _FIELD.findall(message)]
 
@@ -611,20 +613,45 @@ class FilterPattern:
 
 
 def _terms_matcher(tree: ast.TermPattern) -> Callable[[str], bool]:
-    """``message -> bool`` for a term pattern (§3.2)."""
-    required = tuple(t.text for t in tree.terms if t.role == "required")
-    excluded = tuple(t.text for t in tree.terms if t.role == "excluded")
-    optional = tuple(t.text for t in tree.terms if t.role == "optional")
+    """``message -> bool`` for a term pattern (§3.2), as few ``in`` tests as the rule needs.
+
+    With required or excluded terms: all required present, no excluded present
+    (optional terms ignored); with only optional terms: any of them present.
+    """
+    required = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "required"))
+    excluded = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "excluded"))
+    optional = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "optional"))
     if not required and not excluded:
         if len(optional) == 1:
-            (only,) = optional
-            return lambda message: only in message
-        return lambda message: any(t in message for t in optional)
-    if not excluded:
-        if len(required) == 1:
-            (only,) = required
-            return lambda message: only in message
-        return lambda message: all(t in message for t in required)
-    if not required:
-        return lambda message: not any(t in message for t in excluded)
-    return lambda message: all(t in message for t in required) and not any(t in message for t in excluded)
+            (a,) = optional
+            return lambda m: a in m
+        if len(optional) == 2:
+            a, b = optional
+            return lambda m: a in m or b in m
+        return lambda m: any(t in m for t in optional)
+    if len(required) + len(excluded) <= 3:  # unrolled: no generator per event
+        r = required + (None,) * (3 - len(required))
+        x = excluded + (None,) * (3 - len(excluded))
+        shapes = {
+            (1, 0): lambda m: r[0] in m,
+            (2, 0): lambda m: r[0] in m and r[1] in m,
+            (3, 0): lambda m: r[0] in m and r[1] in m and r[2] in m,
+            (0, 1): lambda m: x[0] not in m,
+            (0, 2): lambda m: x[0] not in m and x[1] not in m,
+            (0, 3): lambda m: x[0] not in m and x[1] not in m and x[2] not in m,
+            (1, 1): lambda m: r[0] in m and x[0] not in m,
+            (1, 2): lambda m: r[0] in m and x[0] not in m and x[1] not in m,
+            (2, 1): lambda m: r[0] in m and r[1] in m and x[0] not in m,
+        }
+        return shapes[len(required), len(excluded)]
+
+    def matches(m: str) -> bool:
+        for t in required:
+            if t not in m:
+                return False
+        for t in excluded:
+            if t in m:
+                return False
+        return True
+
+    return matches
