@@ -538,7 +538,6 @@ class FilterPattern:
         names = tuple(s.name for s in slots)
 
         if ell is None:
-            minimum = k
 
             def align(fields: list[str], message: str) -> list[str] | None:
                 n = len(fields)
@@ -572,6 +571,23 @@ class FilterPattern:
 
         if not slots:
             self.matches = lambda message: True
+        elif ell is None:  # the common shape, inlined: one split, the count, the tests
+
+            def matches(message: str) -> bool:
+                if pre is not None and not pre(message):
+                    return False
+                values = split_fields(message)
+                n = len(values)
+                if n != k:
+                    if n < k:
+                        return False
+                    values = values[: k - 1] + [_tail(message, k - 1)]
+                for i, test in tests:
+                    if not test(values[i]):
+                        return False
+                return True
+
+            self.matches = matches
         else:
 
             def matches(message: str) -> bool:
