@@ -176,6 +176,19 @@ def test_cli_without_the_checkout_says_how_to_get_it(tmp_path, monkeypatch):
     assert "bench/" in out.output and "pip install -e '.[bench]'" in out.output
 
 
+def test_a_peer_that_is_not_installed_is_reported_as_such(tmp_path, monkeypatch):
+    import bench.peers
+
+    real = bench.peers.version
+    monkeypatch.setattr(bench.peers, "version", lambda dist: None if dist == "moto" else real(dist))
+    partial = bench.run_suite(quick=True, scale=0.002, runs=1, workdir=tmp_path, only=("term",))
+    (term,) = partial["workloads"]
+    assert MOTO not in term["results"] and term["disagreements"] == []
+    assert any("moto is not installed" in s for s in term["skipped"])
+    assert any(line.startswith("not run: moto") for line in report.summary_lines(partial))
+    assert partial["rss"] is None
+
+
 # ---- the parts on their own -------------------------------------------------------------------
 
 
@@ -198,7 +211,8 @@ def test_generators_are_deterministic_and_realistic():
 def test_naive_interpreter_agrees_with_the_conformance_cases():
     import castlewatch
 
-    cases = [json.loads(line) for line in (ROOT / "tests" / "conformance" / "cases.jsonl").read_text().splitlines() if line]
+    text = (ROOT / "tests" / "conformance" / "cases.jsonl").read_text(encoding="utf-8")
+    cases = [json.loads(line) for line in text.splitlines() if line]
     checked = 0
     for case in cases:
         if "transform" in case or case.get("invalid") or "match" not in case:

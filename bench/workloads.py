@@ -1,0 +1,140 @@
+"""The benchmark's workloads and targets (issue 4).
+
+A workload is a stream (``cloudtrail``, ``vpc`` or ``app``, see :mod:`bench.generate`)
+and what castlewatch does with it:
+
+- ``match``: one filter pattern, ``FilterPattern.matches`` on every event;
+- ``pack``: several metric filters of one log group evaluated together by the engine's
+  :class:`~castlewatch.engine.evaluate.LogGroupEvaluator` (also timed as a plain loop
+  of ``matches`` calls);
+- ``extract``: a metric filter with a value reference (``metricValue: $bytes``)
+  through the ``LogGroupEvaluator``, contributions summed;
+- ``replay``: ``Engine.replay()`` from the file through per-minute aggregation to
+  the JSON Lines sink, compared with the matcher-only workload ``baseline``.
+
+The metric filters are castlewatch's bundled demo filters
+(``castlewatch/data/demo/metric-filters.json``): the 15 CIS filters for CloudTrail and
+the VPC Flow Logs ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+from castlewatch.engine.metric_filters import load_metric_filters
+from castlewatch.engine.model import MetricFilter
+
+from bench.peers import AWS_JSON, MOTO
+
+AWS_JSON_ONCE = AWS_JSON + " (parsed once)"
+
+#: The VPC Flow Logs v2 REJECT pattern (the one AWS documents for rejected flows).
+VPC_REJECT = (
+    "[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, "
+    'windowstart, windowend, action="REJECT", flowlogstatus]'
+)
+CLOUDTRAIL_GROUP = "CloudTrail/DefaultLogGroup"
+VPC_GROUP = "vpc-flow-logs"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of the issue: ``ratios[ratio] >= threshold`` for the workload."""
+
+    ratio: str
+    threshold: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark workload (see the module docstring for ``kind``).
+
+    Attributes:
+        name: short id, used in JSON and on the command line output.
+        title: what it is, for the table.
+        stream: the generated stream it reads.
+        kind: ``match``, ``pack``, ``extract`` or ``replay``.
+        pattern: the filter pattern (``match``).
+        filters: metric filter names from the demo set (``pack``, ``extract``, ``replay``);
+            a name ending in ``*`` is a prefix.
+        grep: the fixed strings for the ``grep -cF`` floor (``-e`` each).
+        grep_exact: True when ``grep -cF`` counts exactly the pattern's matches, so it
+            joins the correctness guard.
+        peers: peers to run (names in :data:`bench.peers.PEERS`).
+        baseline: for ``replay``, the matcher-only workload on the same stream.
+        timestamp: for ``replay``, the config's ``timestamp`` of the source.
+        targets: the issue's targets for this workload.
+    """
+
+    name: str
+    title: str
+    stream: Literal["cloudtrail", "vpc", "app"]
+    kind: Literal["match", "pack", "extract", "replay"]
+    pattern: str = ""
+    filters: tuple[str, ...] = ()
+    grep: tuple[str, ...] = ()
+    grep_exact: bool = False
+    peers: tuple[str, ...] = ()
+    baseline: str = ""
+    timestamp: dict = field(default_factory=dict)
+    targets: tuple[Target, ...] = ()
+
+    @property
+    def log_group(self) -> str:
+        return CLOUDTRAIL_GROUP if self.stream == "cloudtrail" else VPC_GROUP if self.stream == "vpc" else "app"
+
+
+_TERM_TARGET = Target("floor", 0.40, ">= 40% of floor")
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("term", "term: ERROR", "app", "match", pattern="ERROR", grep=("ERROR",), grep_exact=True,
+             peers=(MOTO,), targets=(_TERM_TARGET,)),
+    Workload("term-optional", "term: ?ERROR ?FATAL", "app", "match", pattern="?ERROR ?FATAL",
+             grep=("ERROR", "FATAL"), grep_exact=True, peers=(MOTO,), targets=(_TERM_TARGET,)),
+    Workload("term-exclude", "term: ERROR -timeout", "app", "match", pattern="ERROR -timeout", grep=("ERROR",),
+             peers=(MOTO,), targets=(_TERM_TARGET,)),
+    Workload("regex", "regex: %status=5[0-9]{2}%", "app", "match", pattern="%status=5[0-9]{2}%", grep=("status=5",)),
+    Workload("json-equality", 'JSON: { $.eventName = "ConsoleLogin" }', "cloudtrail", "match",
+             pattern='{ $.eventName = "ConsoleLogin" }', grep=("ConsoleLogin",), peers=(AWS_JSON, AWS_JSON_ONCE)),
+    Workload("cis-pack", "CIS pack: 15 JSON metric filters", "cloudtrail", "pack", filters=("CIS-*",),
+             grep=("eventName",), peers=(AWS_JSON, AWS_JSON_ONCE),
+             targets=(Target("naive", 10.0, ">= 10x naive"), Target("peer:" + AWS_JSON, 20.0, ">= 20x " + AWS_JSON))),
+    Workload("vpc-reject", "VPC flow: action=REJECT", "vpc", "match", pattern=VPC_REJECT, grep=("REJECT",),
+             targets=(Target("floor", 0.25, ">= 25% of floor"),)),
+    Workload("vpc-reject-bytes", "VPC flow: REJECT, metricValue $bytes", "vpc", "extract",
+             filters=("VPCRejectedBytes",), grep=("REJECT",)),
+    Workload("replay-cloudtrail", "replay: CloudTrail, CIS pack -> JSONL", "cloudtrail", "replay", filters=("CIS-*",),
+             grep=("eventName",), baseline="cis-pack", timestamp={"field": "$.eventTime", "format": "iso8601"},
+             targets=(Target("matcher", 0.60, ">= 60% of matcher-only"),)),
+    Workload("replay-vpc", "replay: VPC flow, REJECT bytes -> JSONL", "vpc", "replay", filters=("VPCRejectedBytes",),
+             grep=("REJECT",), baseline="vpc-reject-bytes", timestamp={"field": "$11", "format": "epoch_s"},
+             targets=(Target("matcher", 0.60, ">= 60% of matcher-only"),)),
+)
+
+
+def demo_filters() -> list[MetricFilter]:
+    """castlewatch's bundled demo metric filters, validated as PutMetricFilter would."""
+    text = resources.files("castlewatch").joinpath("data/demo/metric-filters.json").read_text(encoding="utf-8")
+    return load_metric_filters(json.loads(text))
+
+
+def select_filters(names: tuple[str, ...]) -> list[MetricFilter]:
+    """The demo filters named (``PREFIX*`` for a prefix), in the demo file's order."""
+    out = []
+    for f in demo_filters():
+        for name in names:
+            if f.filter_name == name or (name.endswith("*") and f.filter_name.startswith(name[:-1])):
+                out.append(f)
+                break
+    if not out:
+        raise ValueError(f"no demo metric filter named {', '.join(names)}")
+    return out
+
+
+def cis_patterns() -> list[str]:
+    """The filter patterns of the 15 CIS filters (the compile-time workload)."""
+    return [f.filter_pattern for f in select_filters(("CIS-*",))]
