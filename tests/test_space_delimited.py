@@ -321,3 +321,19 @@ def test_extracted_values_are_strings_through_test_metric_filter():
             },
         ]
     }
+
+
+@pytest.mark.parametrize(
+    "event, fields",
+    [
+        ("a\x1cb c", ["a\x1cb", "c"]),  # information separators are not whitespace here (§6.2)
+        ("a\u2000b c", ["a\u2000b", "c"]),  # nor is Unicode whitespace
+        ("a\x0bb\x0cc\rd", ["a", "b", "c", "d"]),  # VT, FF, CR are (adopted)
+        ("caf\u00e9  x", ["caf\u00e9", "x"]),
+    ],
+)
+def test_split_fast_path_agrees_with_the_separator_rule(event, fields):
+    """§6.2: the str.split() fast path must split exactly on spaces, tabs, CR, LF, FF, VT."""
+    assert castlewatch.test_metric_filter("[]", [event])["matches"][0]["extractedValues"] == {
+        f"${i}": v for i, v in enumerate(fields, 1)
+    }

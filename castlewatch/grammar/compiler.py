@@ -379,7 +379,14 @@ def split_fields(message: str) -> list[str]:
     one field without their delimiters; an unclosed ``"`` or ``[`` is literal.
     """
     if '"' not in message and "[" not in message:
-        if message.isprintable():  # then its only whitespace is the ASCII space: str.split agrees
+        # str.split() splits ASCII text on our separators plus \x1c-\x1f: absent, it agrees
+        if (
+            message.isascii()
+            and "\x1c" not in message
+            and "\x1d" not in message
+            and "\x1e" not in message
+            and "\x1f" not in message
+        ):
             return message.split()
         return _PLAIN_FIELD.findall(message)
     return [a or b or c for a, b, c in _FIELD.findall(message)]
@@ -571,10 +578,14 @@ class FilterPattern:
 
         if not slots:
             self.matches = lambda message: True
-        elif ell is None:  # the common shape, inlined: one split, the count, the tests
+        elif ell is None:  # the common shape, inlined: one literal, one split, the count, the tests
+            literal = self.requirement if isinstance(self.requirement, str) else ""
 
             def matches(message: str) -> bool:
-                if pre is not None and not pre(message):
+                if literal:
+                    if literal not in message:
+                        return False
+                elif pre is not None and not pre(message):
                     return False
                 values = split_fields(message)
                 n = len(values)
