@@ -10,13 +10,12 @@ as ``(key, timestamp_ms, value)``, where ``key`` is
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from castlewatch.engine.metric_filters import parse_reference
-from castlewatch.engine.model import LogEvent, MetricFilter, Stats
+from castlewatch.engine.model import LogEvent, MetricFilter, Stats, iso8601_ms
 from castlewatch.engine.prefilter import LiteralScanner, requirement_literals
 from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
 from castlewatch.grammar import ast
@@ -52,18 +51,6 @@ class TimestampSpec:
     format: Literal["iso8601", "epoch_s", "epoch_ms"] = "iso8601"
 
 
-def _iso8601(value: Any) -> int | None:
-    if type(value) is not str:
-        return None
-    try:
-        moment = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return int(moment.timestamp() * 1000)
-
-
 def _epoch(scale: int) -> Callable[[Any], int | None]:
     def parse(value: Any) -> int | None:
         kind = type(value)
@@ -81,7 +68,7 @@ def _epoch(scale: int) -> Callable[[Any], int | None]:
 
 
 _TIME_PARSERS: dict[str, Callable[[Any], int | None]] = {
-    "iso8601": _iso8601,
+    "iso8601": iso8601_ms,
     "epoch_s": _epoch(1000),
     "epoch_ms": _epoch(1),
 }

@@ -14,6 +14,24 @@ from typing import Any
 import msgspec
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MS = _dt.timedelta(milliseconds=1)
+
+
+def iso8601_ms(value: Any) -> int | None:
+    """Epoch milliseconds of an ISO 8601 time (``2024-01-01T00:00:00Z``; UTC when it has no
+    offset), exactly (integer arithmetic), or None if ``value`` is not such a string."""
+    if type(value) is not str:
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return (moment - _EPOCH) // _MS
+
+
 class MetricTransformation(msgspec.Struct, rename="camel", omit_defaults=True):
     """One ``metricTransformations`` entry (API_MetricTransformation, spec §8.1).
 

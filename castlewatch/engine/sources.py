@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as _dt
 import glob as _glob
 import gzip
 import io
@@ -69,7 +68,7 @@ from typing import Any, Literal
 
 import orjson
 
-from castlewatch.engine.model import EventBatch, LogEvent, Stats
+from castlewatch.engine.model import EventBatch, LogEvent, Stats, iso8601_ms
 
 __all__ = [
     "CHUNK_BYTES",
@@ -100,8 +99,6 @@ _TYPES = ("file", "stdin")
 _CHUNKS_PER_ROUND = 8
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_MS = _dt.timedelta(milliseconds=1)
 _JSONDecodeError = orjson.JSONDecodeError
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -453,7 +450,7 @@ class _Parser:
             return None
         timestamp = self._times.get(event_time) if type(event_time) is str else None
         if timestamp is None:
-            timestamp = _iso8601_ms(event_time)
+            timestamp = iso8601_ms(event_time)
             if timestamp is None:
                 self.stats.count_malformed("bad_timestamp")
                 return None
@@ -508,19 +505,6 @@ def _coerce_ms(value: Any) -> int | None:
         except ValueError:
             return None
     return None
-
-
-def _iso8601_ms(value: Any) -> int | None:
-    """Epoch milliseconds of an ISO 8601 time (``2024-01-01T00:00:00Z``; UTC if no offset)."""
-    if type(value) is not str:
-        return None
-    try:
-        moment = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return (moment - _EPOCH) // _MS
 
 
 # --------------------------------------------------------------------------------------------
