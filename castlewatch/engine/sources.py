@@ -397,10 +397,10 @@ class _Parser:
     def _items(self, value: Any, start: int, end: int) -> None:
         """Events of the JSON ``value`` found between stream offsets ``start`` and ``end``."""
         if self.fmt == "cloudwatch_events":
-            items = _cloudwatch_items(value)
+            items = _json_items(value, "events", ("message", "timestamp"))
             make: Callable[[Any], LogEvent | None] = self._cloudwatch_event
         else:
-            items = _cloudtrail_items(value)
+            items = _json_items(value, "Records", ("eventTime", "eventVersion"))
             make = self._cloudtrail_event
         first = self.skip
         self.skip = 0
@@ -467,27 +467,15 @@ class _Parser:
         return LogEvent(timestamp, message.decode(), self.group, stream)
 
 
-def _cloudwatch_items(value: Any) -> list | tuple | None:
-    """The event objects of a ``cloudwatch_events`` JSON value, or None if it has none."""
+def _json_items(value: Any, list_key: str, item_keys: tuple[str, str]) -> list | tuple | None:
+    """The items of a JSON value: ``value[list_key]`` (``events`` of ``aws logs
+    filter-log-events`` output, ``Records`` of a CloudTrail file), a bare item (an object
+    with one of ``item_keys``), or a JSON array of items; None if it has none."""
     if type(value) is dict:
-        events = value.get("events")
-        if events is not None:
-            return events if type(events) is list else None
-        if "message" in value or "timestamp" in value:
-            return (value,)
-        return None
-    if type(value) is list:
-        return value
-    return None
-
-
-def _cloudtrail_items(value: Any) -> list | tuple | None:
-    """The records of a ``cloudtrail_archive`` JSON value, or None if it has none."""
-    if type(value) is dict:
-        records = value.get("Records")
-        if records is not None:
-            return records if type(records) is list else None
-        if "eventTime" in value or "eventVersion" in value:
+        items = value.get(list_key)
+        if items is not None:
+            return items if type(items) is list else None
+        if item_keys[0] in value or item_keys[1] in value:
             return (value,)
         return None
     if type(value) is list:
