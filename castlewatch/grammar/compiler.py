@@ -131,32 +131,27 @@ def _json_equals(value: ast.Value, pattern: str) -> Predicate:
 
         return equals
     if isinstance(value, ast.RegexValue):
-        search = compile_regex(value.source, pattern, value.pos).search
-
-        def equals(node: Any) -> bool:
-            kind = type(node)
-            if kind is str:
-                return search(node)
-            if kind is int or kind is float or kind is RawNumber:
-                return search(_number_text(node))
-            return False
-
-        return equals
+        return _on_text(compile_regex(value.source, pattern, value.pos).search)
     matches = _string_predicate(value)
     if value.wildcard == "any":
         return lambda node: type(node) in (str, int, float, RawNumber)
     if not set(value.core) <= _NUMBER_CHARS:  # no number's text can match: skip numbers
         return lambda node: type(node) is str and matches(node)
+    return _on_text(matches)
 
-    def equals(node: Any) -> bool:
+
+def _on_text(test: Callable[[str], bool]) -> Predicate:
+    """``node -> bool``: ``test`` on a string, or on a number's source text (§5.4)."""
+
+    def on_text(node: Any) -> bool:
         kind = type(node)
         if kind is str:
-            return matches(node)
+            return test(node)
         if kind is int or kind is float or kind is RawNumber:
-            return matches(_number_text(node))
+            return test(_number_text(node))
         return False
 
-    return equals
+    return on_text
 
 
 def _json_test(leaf: ast.Comparison | ast.IsCheck, pattern: str) -> Predicate:
