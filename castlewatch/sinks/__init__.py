@@ -4,30 +4,7 @@ See :mod:`castlewatch.sinks.local` for the formats, the Avro schema
 (``datapoint.avsc``, shipped with the package) and the checkpoint/resume contract.
 """
 
-from castlewatch.sinks.local import (
-    CSV_HEADER,
-    SINK_TYPES,
-    AvroSink,
-    CsvSink,
-    JsonLinesSink,
-    Sink,
-    SinkError,
-    SinkSpec,
-    StdoutSink,
-    avro_schema,
-    open_sink,
-)
+from castlewatch.sinks import local
+from castlewatch.sinks.local import *  # noqa: F403 - the public names, listed in local.__all__
 
-__all__ = [
-    "AvroSink",
-    "CSV_HEADER",
-    "CsvSink",
-    "JsonLinesSink",
-    "Sink",
-    "SinkError",
-    "SinkSpec",
-    "SINK_TYPES",
-    "StdoutSink",
-    "avro_schema",
-    "open_sink",
-]
+__all__ = local.__all__
