@@ -593,6 +593,20 @@ class FilterPattern:
                         return False
                 return True
 
+            if len(tests) == 1 and literal:  # one condition, one literal: no loop
+                ((index, test),) = tests
+
+                def matches(message: str) -> bool:
+                    if literal not in message:
+                        return False
+                    values = split_fields(message)
+                    n = len(values)
+                    if n == k:
+                        return test(values[index])
+                    if n < k:
+                        return False
+                    return test(values[index] if index < k - 1 else _tail(message, k - 1))
+
             self.matches = matches
         else:
 
