@@ -215,4 +215,5 @@ class Stats:
     datapoints_written: int = 0
 
     def count_malformed(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` events skipped for ``reason``."""
         self.malformed[reason] = self.malformed.get(reason, 0) + n

@@ -37,6 +37,7 @@ class StringValue:
 
     @classmethod
     def make(cls, text: str, raw: str, pos: int) -> "StringValue":
+        """The literal ``text`` (escapes resolved; ``raw`` as written) with its wildcard mode."""
         if text == "*":
             return cls(text, raw, pos, "", "any")
         lead, trail = text.startswith("*"), text.endswith("*")
@@ -94,6 +95,8 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class TermPattern:
+    """A term pattern (§3): its items in source order."""
+
     terms: tuple[Term, ...]
 
 
@@ -104,6 +107,8 @@ class MatchAll:
 
 @dataclass(frozen=True, slots=True)
 class RegexPattern:
+    """A whole-pattern ``%regex%`` (§4), searched in the message."""
+
     regex: RegexValue
 
 
@@ -142,6 +147,7 @@ class Selector:
 
     @property
     def wildcards(self) -> int:
+        """How many ``[*]`` / ``.*`` segments the selector has (at most 1 is valid, §5.2)."""
         return sum(isinstance(s, Wildcard) for s in self.segments)
 
 
@@ -171,11 +177,15 @@ class NotExists:
 
 @dataclass(frozen=True, slots=True)
 class And:
+    """``a && b && ...`` of JSON conditions (binds tighter than ``||``, §5.1)."""
+
     items: tuple["JsonExpr", ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
+    """``a || b || ...`` of JSON conditions (§5.1)."""
+
     items: tuple["JsonExpr", ...]
 
 
@@ -184,6 +194,8 @@ JsonExpr = Union[Comparison, IsCheck, NotExists, And, Or]
 
 @dataclass(frozen=True, slots=True)
 class JsonPattern:
+    """A JSON pattern ``{ ... }`` (§5): its condition tree."""
+
     expr: JsonExpr
 
 
@@ -202,11 +214,15 @@ class FieldCondition:
 
 @dataclass(frozen=True, slots=True)
 class FieldAnd:
+    """``&&`` of conditions on one space-delimited field (§6.1)."""
+
     items: tuple["FieldExpr", ...]
 
 
 @dataclass(frozen=True, slots=True)
 class FieldOr:
+    """``||`` of conditions on one space-delimited field (§6.1)."""
+
     items: tuple["FieldExpr", ...]
 
 
@@ -226,10 +242,13 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class SpaceDelimitedPattern:
+    """A space-delimited pattern ``[ ... ]`` (§6): its slots; none for ``[]``."""
+
     slots: tuple[Slot, ...]
 
     @property
     def ellipsis_index(self) -> int | None:
+        """Index of the ``...`` slot, or None."""
         for i, slot in enumerate(self.slots):
             if slot.kind == "ellipsis":
                 return i
