@@ -265,16 +265,16 @@ class LogGroupEvaluator:
     def _visit(self, message: str) -> tuple[Any, Any]:
         """(filter indexes to evaluate, literals found) for one event, with the scanner."""
         found = self._scanner.scan(message)
-        todo = set(self._always)
-        by_literal = self._by_literal
-        for lit in found:
-            ids = by_literal.get(lit)
-            if ids is not None:
-                todo |= ids
         if self._json_checked and "\\u" in message:  # JSON literals may be \u-escaped
-            todo.update(self._json_checked)
-            found = None
-        return sorted(todo), found
+            return sorted(set(self._always).union(self._json_checked, self._literal_filters(found))), None
+        if not found:  # the usual event: none of the literals, nothing beyond the always-visited
+            return self._always, found
+        return sorted(set(self._always).union(self._literal_filters(found))), found
+
+    def _literal_filters(self, found: set[int]) -> set[int]:
+        """Indexes of the filters that use one of the literals found."""
+        by_literal = self._by_literal
+        return set().union(*(by_literal[lit] for lit in found))
 
     def evaluate(self, event: LogEvent, emit: Emit) -> bool:
         """Run every filter on one event and ``emit`` its contributions (see :meth:`evaluate_message`)."""
