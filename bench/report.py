@@ -153,7 +153,8 @@ def summary_lines(results: dict) -> list[str]:
     m = results["machine"]
     lines.append(
         f"{results['mode']} mode, scale {results['scale']:g}, medians of {results['runs']} runs (min-max in "
-        f"parentheses), {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {results['date']}, "
+        f"parentheses), {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, matcher backend "
+        f"{results.get('matcher_backend', 'python')}, {results['date']}, "
         f"{results['seconds']:.0f} s"
     )
     return lines

@@ -43,6 +43,7 @@ from castlewatch.engine.config import load_config_text
 from castlewatch.engine.evaluate import LogGroupEvaluator
 from castlewatch.engine.model import LogEvent, MetricFilter, Stats
 from castlewatch.engine.runner import Engine, run_async
+from castlewatch.grammar import literals
 
 from bench import generate
 from bench.naive import NaivePack, NaivePattern, metric_value
@@ -707,6 +708,7 @@ class Suite:
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "machine": machine(),
             "versions": versions(),
+            "matcher_backend": literals.backend(),
             "streams": {k: {x: v for x, v in s.items() if x != "path"} for k, s in self.streams.items()},
             "workloads": list(self.results.values()),
             "compile": compile_,

@@ -15,6 +15,9 @@ import pytest
 
 import castlewatch
 
+# every test here runs on both matcher backends (castlewatch.grammar.literals)
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
 CASES_FILE = Path(__file__).parent / "conformance" / "cases.jsonl"
 ALL_CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").split("\n") if line]
 TRANSFORM_CASES = [case for case in ALL_CASES if "transform" in case]

@@ -11,6 +11,9 @@ import pytest
 
 import castlewatch
 
+# every test here runs on both matcher backends (castlewatch.grammar.literals)
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
 INVALID = "Invalid metric filter pattern"
 ONE_WILDCARD = (
     "Your filter pattern has a JSON path selector that exceeds the maximum of 1 wildcard "

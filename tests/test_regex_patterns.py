@@ -13,6 +13,9 @@ import pytest
 
 import castlewatch
 
+# every test here runs on both matcher backends (castlewatch.grammar.literals)
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
 TOO_MANY_REGEX = "Your input has exceeded the maximum of 2 regular expressions per filter pattern."
 COMPILE_FAILED = "Failed to compile regular expression."
 

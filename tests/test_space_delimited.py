@@ -7,6 +7,9 @@ import pytest
 
 import castlewatch
 
+# every test here runs on both matcher backends (castlewatch.grammar.literals)
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
 INVALID = "Invalid metric filter pattern"
 
 

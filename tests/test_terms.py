@@ -9,6 +9,9 @@ import pytest
 
 import castlewatch
 
+# every test here runs on both matcher backends (castlewatch.grammar.literals)
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
 
 def matches(pattern: str, event: str) -> bool:
     return castlewatch.compile_pattern(pattern).matches(event)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import orjson
 
 from castlewatch.grammar import ast
+from castlewatch.grammar import literals as _lit
 from castlewatch.grammar.regex import compile_regex
 
 Predicate = Callable[[Any], bool]
@@ -349,12 +350,12 @@ def _requirement_predicate(req: Any) -> Callable[[str], bool] | None:
     if req is None:
         return None
     if isinstance(req, str):
-        return lambda message: req in message
+        return _lit.literals((req,), (), ())
     mode, parts = req
     if all(isinstance(p, str) for p in parts):
         if mode == "all":
-            return lambda message: all(p in message for p in parts)
-        return lambda message: any(p in message for p in parts)
+            return _lit.literals(tuple(parts), (), ())
+        return _lit.literals((), (), tuple(parts))
     preds = [_requirement_predicate(p) for p in parts]
     if mode == "all":
         return lambda message: all(p(message) for p in preds)
@@ -373,16 +374,10 @@ def split_fields(message: str) -> list[str]:
     Runs of spaces, tabs, CR, LF, FF and VT separate fields; ``"…"`` and ``[…]`` make
     one field without their delimiters; an unclosed ``"`` or ``[`` is literal.
     """
+    fields = _lit.plain_split(message)  # str.split() when that is exact (the usual case)
+    if fields is not None:
+        return fields
     if '"' not in message and "[" not in message:
-        # str.split() splits ASCII text on our separators plus \x1c-\x1f: absent, it agrees
-        if (
-            message.isascii()
-            and "\x1c" not in message
-            and "\x1d" not in message
-            and "\x1e" not in message
-            and "\x1f" not in message
-        ):
-            return message.split()
         return _PLAIN_FIELD.findall(message)
     return [a or b or c for a, b, c in _FIELD.findall(message)]
 
@@ -573,16 +568,15 @@ class FilterPattern:
 
         if not slots:
             self.matches = lambda message: True
-        elif ell is None:  # the common shape, inlined: one literal, one split, the count, the tests
-            literal = self.requirement if isinstance(self.requirement, str) else ""
+        elif ell is None:  # the common shape, inlined: the prefilter, one split, the count, the tests
+            plain = _lit.plain_split
 
             def matches(message: str) -> bool:
-                if literal:
-                    if literal not in message:
-                        return False
-                elif pre is not None and not pre(message):
+                if pre is not None and not pre(message):
                     return False
-                values = split_fields(message)
+                values = plain(message)
+                if values is None:
+                    values = split_fields(message)
                 n = len(values)
                 if n != k:
                     if n < k:
@@ -593,13 +587,15 @@ class FilterPattern:
                         return False
                 return True
 
-            if len(tests) == 1 and literal:  # one condition, one literal: no loop
+            if len(tests) == 1 and pre is not None:  # one condition with a prefilter: no loop
                 ((index, test),) = tests
 
                 def matches(message: str) -> bool:
-                    if literal not in message:
+                    if not pre(message):
                         return False
-                    values = split_fields(message)
+                    values = plain(message)
+                    if values is None:
+                        values = split_fields(message)
                     n = len(values)
                     if n == k:
                         return test(values[index])
@@ -649,7 +645,7 @@ class FilterPattern:
 
 
 def _terms_matcher(tree: ast.TermPattern) -> Callable[[str], bool]:
-    """``message -> bool`` for a term pattern (§3.2), as few ``in`` tests as the rule needs.
+    """``message -> bool`` for a term pattern (§3.2), one literal scan call per event.
 
     With required or excluded terms: all required present, no excluded present
     (optional terms ignored); with only optional terms: any of them present.
@@ -657,37 +653,6 @@ def _terms_matcher(tree: ast.TermPattern) -> Callable[[str], bool]:
     required = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "required"))
     excluded = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "excluded"))
     optional = tuple(dict.fromkeys(t.text for t in tree.terms if t.role == "optional"))
-    if not required and not excluded:
-        if len(optional) == 1:
-            (a,) = optional
-            return lambda m: a in m
-        if len(optional) == 2:
-            a, b = optional
-            return lambda m: a in m or b in m
-        return lambda m: any(t in m for t in optional)
-    if len(required) + len(excluded) <= 3:  # unrolled: no generator per event
-        r = required + (None,) * (3 - len(required))
-        x = excluded + (None,) * (3 - len(excluded))
-        shapes = {
-            (1, 0): lambda m: r[0] in m,
-            (2, 0): lambda m: r[0] in m and r[1] in m,
-            (3, 0): lambda m: r[0] in m and r[1] in m and r[2] in m,
-            (0, 1): lambda m: x[0] not in m,
-            (0, 2): lambda m: x[0] not in m and x[1] not in m,
-            (0, 3): lambda m: x[0] not in m and x[1] not in m and x[2] not in m,
-            (1, 1): lambda m: r[0] in m and x[0] not in m,
-            (1, 2): lambda m: r[0] in m and x[0] not in m and x[1] not in m,
-            (2, 1): lambda m: r[0] in m and r[1] in m and x[0] not in m,
-        }
-        return shapes[len(required), len(excluded)]
-
-    def matches(m: str) -> bool:
-        for t in required:
-            if t not in m:
-                return False
-        for t in excluded:
-            if t in m:
-                return False
-        return True
-
-    return matches
+    if required or excluded:
+        return _lit.literals(required, excluded, ())
+    return _lit.literals((), (), optional)
