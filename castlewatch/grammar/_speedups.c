@@ -25,6 +25,14 @@
 #include <emmintrin.h>
 #endif
 
+/* Strings made through CPython 3.11's deprecated legacy C API may not be "ready" (no
+   canonical representation yet); from 3.12 on, every string is. */
+#if PY_VERSION_HEX < 0x030C0000
+#define ENSURE_READY(s) PyUnicode_READY(s)
+#else
+#define ENSURE_READY(s) 0
+#endif
+
 /* 1 if p[0:m] occurs in h[0:n]; m >= 1. */
 static int
 find_bytes(const unsigned char *h, Py_ssize_t n, const unsigned char *p, Py_ssize_t m)
@@ -108,6 +116,8 @@ literals_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         PyErr_Format(PyExc_TypeError, "the message must be str, not %.100s", Py_TYPE(message)->tp_name);
         return NULL;
     }
+    if (ENSURE_READY(message) < 0)
+        return NULL;
     for (i = 0; i < self->n_required; i++) {
         found = contains(message, &self->needles[i]);
         if (found < 0)
@@ -169,6 +179,8 @@ load_group(Needle *needles, Py_ssize_t start, PyObject *group, const char *name)
             PyErr_Format(PyExc_TypeError, "%s literals must be str, not %.100s", name, Py_TYPE(text)->tp_name);
             return -1;
         }
+        if (ENSURE_READY(text) < 0)
+            return -1;
         Py_INCREF(text);
         needle->text = text;
         needle->size = PyUnicode_GET_LENGTH(text);
@@ -252,10 +264,13 @@ plain_split(PyObject *module, PyObject *message)
     Py_ssize_t i, n;
     unsigned char special = 0;
 
+    (void)module;
     if (!PyUnicode_Check(message)) {
         PyErr_Format(PyExc_TypeError, "the message must be str, not %.100s", Py_TYPE(message)->tp_name);
         return NULL;
     }
+    if (ENSURE_READY(message) < 0)
+        return NULL;
     if (!PyUnicode_IS_ASCII(message))
         Py_RETURN_NONE;
     data = PyUnicode_1BYTE_DATA(message);
