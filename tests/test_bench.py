@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from castlewatch.cli import main
 from castlewatch.cli import bench_command as bench_cli
+from castlewatch.grammar import literals
 
 ROOT = Path(__file__).resolve().parent.parent
 if not (ROOT / "bench" / "__init__.py").is_file():  # pragma: no cover - an sdist without bench/
@@ -127,6 +128,7 @@ def test_json_document_shape(results, tmp_path):
     doc = json.loads(path.read_text())
     assert doc["schema"] == 1 and doc["mode"] == "quick" and doc["runs"] == 2
     assert {"cpus", "cpu_model", "python"} <= set(doc["machine"])
+    assert doc["matcher_backend"] == literals.backend()  # the figures depend on it
     for w in doc["workloads"]:
         assert {"name", "title", "stream", "kind", "events", "bytes", "results", "ratios", "targets",
                 "disagreements"} <= set(w)
@@ -145,6 +147,7 @@ def test_plot_is_a_png(results, tmp_path):
 def test_markdown_table(results):
     text = report.markdown(results)
     assert text.startswith("| workload |")
+    assert f"matcher backend {literals.backend()}," in text
     assert text.count("\n| ") == len(WORKLOADS)  # the header, then one row per workload
 
 
