@@ -164,6 +164,21 @@ def test_pure_python_by_environment() -> None:
     env = {**os.environ, "CASTLEWATCH_PURE_PYTHON": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "python"
-    env.pop("CASTLEWATCH_PURE_PYTHON")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ("c" if "c" in literals.AVAILABLE else "python")
+    default = "c" if "c" in literals.AVAILABLE else "python"
+    for off in ("0", "false", "", None):
+        if off is None:
+            env.pop("CASTLEWATCH_PURE_PYTHON")
+        else:
+            env["CASTLEWATCH_PURE_PYTHON"] = off
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == default, off
+
+
+def test_version_names_the_backend() -> None:
+    from click.testing import CliRunner
+
+    from castlewatch.cli import main
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"castlewatch {castlewatch.__version__} (matcher backend: {literals.backend()})\n"

@@ -11,6 +11,7 @@ from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.render import format_json, print_table
 from castlewatch.events import parse_events
+from castlewatch.grammar import literals
 from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names
 
 # TestMetricFilter takes 1 to 50 messages per call (spec §7).
@@ -24,7 +25,11 @@ class InputError(click.ClickException):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(castlewatch.__version__, prog_name="castlewatch")
+@click.version_option(
+    castlewatch.__version__,
+    prog_name="castlewatch",
+    message=f"%(prog)s %(version)s (matcher backend: {literals.backend()})",
+)
 def main() -> None:
     """Evaluate CloudWatch Logs filter patterns locally, exactly as AWS does."""
 

@@ -5,7 +5,8 @@ Two backends give the same results (the test suite runs the conformance cases on
 - ``"c"``: :mod:`castlewatch.grammar._speedups`, an optional C extension built at install
   time (SSE2 scan of 1-byte strings, one call per event instead of one ``in`` per literal);
 - ``"python"``: the pure-Python functions below, used when the extension is not built,
-  or when the environment variable ``CASTLEWATCH_PURE_PYTHON`` is set to a non-empty value.
+  or when the environment variable ``CASTLEWATCH_PURE_PYTHON`` is set (to anything but
+  empty, ``0``, ``false``, ``no`` or ``off``, which leave the C backend on).
 
 The backend is chosen when a pattern is compiled; :func:`use_backend` switches it (and
 empties the compiled-pattern cache so no pattern keeps the other one).
@@ -129,7 +130,8 @@ def use_backend(name: str) -> None:
 
 
 def _initial() -> str:
-    return "c" if "c" in _BACKENDS and not os.environ.get("CASTLEWATCH_PURE_PYTHON") else "python"
+    flag = os.environ.get("CASTLEWATCH_PURE_PYTHON", "").strip().lower()
+    return "c" if "c" in _BACKENDS and flag in ("", "0", "false", "no", "off") else "python"
 
 
 literals, plain_split = _BACKENDS[_initial()]
