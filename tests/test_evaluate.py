@@ -216,6 +216,20 @@ def test_space_delimited_position_value():
     assert values(run(ev, APACHE)) == [287.0, 287.0]
 
 
+@pytest.mark.parametrize("ref", ["$0", "$00"])
+def test_position_zero_names_no_field(ref):
+    """``$N`` is the N-th field, counted from 1 (§8.3): ``$0`` resolves to nothing, so a
+    match publishes nothing (not the last field), and the filter gets a warning."""
+    ev, _ = evaluator(mf("[a, b]", ref, name="v"), mf("[a, b]", "1", name="d", dims={"d": ref}))
+    assert run(ev, "5 7", "5 7 9") == []
+    assert ev.warnings == [
+        f"metric filter 'v': metricValue {ref} names no field (fields are numbered from $1): it publishes "
+        "nothing when it matches",
+        f"metric filter 'd': dimension d {ref} names no field (fields are numbered from $1): it publishes "
+        "nothing when it matches",
+    ]
+
+
 def test_space_delimited_quoted_numeric_value():
     """``"17.5"`` in a quoted field is converted too."""
     ev, _ = evaluator(mf("[name, duration]", "$duration"))

@@ -508,3 +508,49 @@ def test_json_match_through_test_metric_filter_has_empty_extracted_values():
     assert result == {
         "matches": [{"eventNumber": 2, "eventMessage": '{"level": "ERROR", "n": 5}', "extractedValues": {}}]
     }
+
+
+@pytest.mark.parametrize(
+    "pattern, event",
+    [
+        (r'{ $.a = "\"q\"" }', r'{"a":"\"q\""}'),
+        (r'{ $.a = "q\"" }', r'{"a":"q\""}'),
+        (r'{ $.a = "\"q" }', r'{"a":"\"q"}'),
+        (r'{ $.a = "\"q*" }', r'{"a":"\"qz"}'),
+        (r'{ $.a = "*q\"" }', r'{"a":"zq\""}'),
+        (r'{ $.a = "a\\b" }', r'{"a":"a\\b"}'),
+    ],
+)
+def test_quotes_and_backslashes_inside_string_values(pattern, event):
+    """§5.3: a quoted value's ``\"`` is ``"``, so it equals a JSON string holding a quote,
+    which the raw text shows escaped: the literal prefilter must not require it verbatim."""
+    compiled = castlewatch.compile_pattern(pattern)
+    assert compiled.matches(event)
+    assert not compiled.matches(event.replace("q", "x").replace("b", "x"))
+
+
+BIG = "99999999999999999999"  # beyond 64 bits: orjson decodes it to a float
+
+
+@pytest.mark.parametrize(
+    "condition, event, expected",
+    [
+        (f"= {BIG}", f'{{"a":{BIG}}}', True),
+        ("= 1e20", f'{{"a":{BIG}}}', False),
+        (f"!= {BIG}", f'{{"a":{BIG}}}', False),
+        (f">= {BIG}", f'{{"a":{BIG}}}', True),
+        (f"< {BIG}", f'{{"a":{BIG}}}', False),
+        ("> 99999999999999999998", f'{{"a":{BIG}}}', True),
+        ("= 12345678901234567890123", '{"a":12345678901234567890123}', True),
+        ("<= 12345678901234567890122", '{"a":12345678901234567890123}', False),
+        ("= -9223372036854775809", '{"a":-9223372036854775809}', True),
+        (f'= "{BIG}"', f'{{"a":{BIG}}}', True),
+        ("= 1e20", '{"a":1e20}', True),
+        ("> 1e19", '{"a":1e20}', True),
+        ("= 1.5", '{"a":1.50}', True),
+    ],
+)
+def test_integers_beyond_64_bits_compare_exactly(condition, event, expected):
+    """§5.4: "numbers keep their source text" and ``= N`` is numeric equality, so a
+    huge integer equals itself, and comparisons use its exact value."""
+    assert castlewatch.compile_pattern(f"{{ $.a {condition} }}").matches(event) is expected

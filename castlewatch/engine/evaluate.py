@@ -152,7 +152,7 @@ class _Reference:
         i, get = self.index, self.get
         if self.kind == "json" and pattern_kind == "json":
             return lambda doc, fields, values: _NOTHING if (node := get(doc)) is None else node
-        if self.kind == "position" and pattern_kind == "space_delimited":
+        if self.kind == "position" and pattern_kind == "space_delimited" and i >= 0:  # $0 names no field
             return lambda doc, fields, values: fields[i] if values is not None and i < len(fields) else _NOTHING
         if self.kind == "field" and i >= 0:
             return lambda doc, fields, values: values[i] if values is not None else _NOTHING
@@ -209,6 +209,8 @@ class _CompiledFilter:
                 out.append(f"{what} {text} cannot resolve on a {self.kind} pattern ({reason})")
             elif ref.kind == "field" and ref.index < 0:
                 out.append(f"{what} {text} names no field of the pattern")
+            elif ref.kind == "position" and ref.index < 0:
+                out.append(f"{what} {text} names no field (fields are numbered from $1)")
         return [f"metric filter '{self.name}': {w}: it publishes nothing when it matches" for w in out]
 
 

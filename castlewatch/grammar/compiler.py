@@ -94,9 +94,19 @@ def _number_text(node: Any) -> str:
     raise _NEED_TEXT
 
 
+# orjson decodes an integer beyond 64 bits to a float, losing digits: a float this large
+# may stand for such an integer, so numeric conditions on it read its source text (§5.4:
+# "numbers keep their source text"; 99999999999999999999 equals itself, not 1e20).
+_INEXACT = 2.0**63
+
+
 def _number_value(node: Any) -> int | float | None:
     kind = type(node)
-    if kind is int or kind is float:
+    if kind is int:
+        return node
+    if kind is float:
+        if node >= _INEXACT or node <= -_INEXACT:
+            raise _NEED_TEXT
         return node
     if kind is RawNumber:
         return ast.number_of(node)
@@ -126,7 +136,11 @@ def _json_equals(value: ast.Value, pattern: str) -> Predicate:
             kind = type(node)
             if kind is str:
                 return node == text
-            if kind is int or kind is float:
+            if kind is int:
+                return node == number
+            if kind is float:
+                if node >= _INEXACT or node <= -_INEXACT:
+                    raise _NEED_TEXT
                 return node == number
             return kind is RawNumber and ast.number_of(node) == number
 
@@ -296,15 +310,22 @@ def _any(reqs: list) -> Any:
     return reqs[0] if len(reqs) == 1 else ("any", reqs)
 
 
-def _value_literals(value: ast.Value, pattern: str, quote: str) -> list:
-    """Literals an ``=`` match with ``value`` needs; ``quote`` is '"' for JSON strings."""
+def _value_literals(value: ast.Value, pattern: str, json_text: bool) -> list:
+    """Literals an ``=`` match with ``value`` needs in the raw message.
+
+    With ``json_text`` (JSON patterns), a string value's literal carries the JSON quotes
+    it must have, and only literals that a JSON string shows verbatim are given (no
+    ``"``, ``\\``, ``/`` or control character, which JSON may escape).
+    """
+    safe = _json_safe if json_text else bool
     if isinstance(value, ast.RegexValue):
-        return list(compile_regex(value.source, pattern, value.pos).literals)
+        return [lit for lit in compile_regex(value.source, pattern, value.pos).literals if safe(lit)]
     if isinstance(value, ast.NumberValue) or value.wildcard == "any" or not value.core:
         return []
     core, mode = value.core, value.wildcard
-    if quote and set(core) <= _NUMBER_CHARS:
-        quote = ""  # may equal a number's text, which has no quotes
+    if not safe(core):
+        return []
+    quote = '"' if json_text and not set(core) <= _NUMBER_CHARS else ""  # a number's text has no quotes
     if mode == "exact":
         return [quote + core + quote]
     if mode == "prefix":
@@ -331,7 +352,7 @@ def _json_requirement(expr: ast.JsonExpr, pattern: str) -> Any:
     if isinstance(expr, ast.IsCheck):
         return _all([key, expr.constant.lower()])
     if expr.op == "=":
-        values = [lit for lit in _value_literals(expr.value, pattern, '"') if _json_safe(lit.strip('"'))]
+        values = _value_literals(expr.value, pattern, json_text=True)
         if values:
             return max(values, key=len)
     return key
@@ -342,7 +363,7 @@ def _field_requirement(expr: ast.FieldExpr, pattern: str) -> Any:
         return _all([_field_requirement(e, pattern) for e in expr.items])
     if isinstance(expr, ast.FieldOr):
         return _any([_field_requirement(e, pattern) for e in expr.items])
-    return _all(_value_literals(expr.value, pattern, "") if expr.op == "=" else [])
+    return _all(_value_literals(expr.value, pattern, json_text=False) if expr.op == "=" else [])
 
 
 def _requirement_predicate(req: Any) -> Callable[[str], bool] | None:
