@@ -162,3 +162,95 @@ def test_test_metric_filter_accepts_fifty_one_character_messages():
 def test_test_metric_filter_accepts_empty_pattern():
     """§7: filterPattern may be empty (0 characters)."""
     assert len(castlewatch.test_metric_filter("", ["a"])["matches"]) == 1
+
+
+# --------------------------------------------------------------------------- §3.1 prefixed items
+
+PREFIXED = [
+    # (pattern, quoted text, column of its first character)
+    ('-"abc def', '"abc def', 2),  # unterminated quote: "<text from the quote to the end>"
+    ('?"abc', '"abc', 2),
+    ('ERROR -"abc def  ', '"abc def', 8),
+    ("?*", "*", 2),  # "<text from that character to the next whitespace>"
+    ("-*x", "*x", 2),
+    ("-*x y", "*x", 2),
+    ("ERROR-*", "*", 7),  # whitespace is optional: `-` starts an item
+    ('a-"b', '"b', 3),
+    ("?\u00e9t\u00e9 x", "\u00e9t\u00e9", 2),
+    ("ERROR ?.b", ".b", 8),
+    ("--a", "-a", 2),  # a second prefix starts neither a term nor a phrase
+]
+
+
+@pytest.mark.parametrize(("pattern", "term", "column"), PREFIXED, ids=[p for p, _, _ in PREFIXED])
+def test_prefixed_item_message_quotes_text_after_the_prefix(pattern, term, column):
+    """§3.1: an item is an optional prefix `?` or `-`, then a term or a phrase; the message
+    quotes the text from the quote (to the end) or from the character that starts neither
+    form (to the next whitespace), without the prefix, and the caret is on its first
+    character."""
+    error = rejected(pattern)
+    assert error.message == f"Invalid character(s) in term '{term}'"
+    assert error.column == column
+    assert pattern[error.column - 1] == term[0]
+    lines = str(error).split("\n")
+    assert lines[2].index("^") == lines[1].index(pattern) + column - 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "column"),
+    [("-", 1), ("?", 1), ("ERROR -", 7), ("ERROR ? x", 7)],
+    ids=["minus", "query", "end", "space"],
+)
+def test_prefix_without_term_names_the_prefix(pattern, column):
+    """§3.1: a prefix with no term after it [adopted]: the prefix itself is the offence."""
+    error = rejected(pattern)
+    assert error.message == f"Invalid character(s) in term '{pattern[column - 1]}'"
+    assert error.column == column
+
+
+@pytest.mark.parametrize(("pattern", "column"), [('-""', 2), ('ERROR ?""', 8)], ids=["excluded", "optional"])
+def test_prefixed_empty_phrase_caret_on_the_quote(pattern, column):
+    """§3.1: `""` is rejected; after a prefix the caret is on the quote the message names."""
+    error = rejected(pattern)
+    assert error.message == "Invalid character(s) in term '\"\"'"
+    assert error.column == column
+
+
+# --------------------------------------------------------------------------- §5.1 after IS
+
+AFTER_IS = [
+    ("{ $.a IS }", 10, "closing-brace"),
+    ("{$.a IS}", 8, "closing-brace-no-space"),
+    ("{ $.a IS && $.b = 1 }", 10, "and"),
+    ("{ $.a IS || $.b = 1 }", 10, "or"),
+    ("{ $.a IS ( }", 10, "paren"),
+    ("{ ($.a IS ) }", 11, "close-paren"),
+    ("{ $.a IS 1 }", 10, "number"),
+    ('{ $.a IS "x" }', 10, "quoted"),
+    ("{ $.a IS %x% }", 10, "regex"),
+    ("{ $.a IS MAYBE }", 10, "word"),
+    ("{ $.a IS IS }", 10, "IS-twice"),
+    ("{ $.a IS EXISTS }", 10, "EXISTS"),
+    ("{ $.a IS NOTHING }", 10, "NOT-prefix-word"),
+    ("{ $.a IS null }", 10, "lower-case-null"),
+    ("{ $.a IS true }", 10, "lower-case-true"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "column"), [a[:2] for a in AFTER_IS], ids=[a[2] for a in AFTER_IS])
+def test_bad_token_after_is_is_invalid_metric_filter_pattern(pattern, column):
+    """§5.1: rejections give "Invalid metric filter pattern" unless stated; only `IS NOT NULL`
+    is stated otherwise.  The caret is on the token after IS."""
+    error = rejected(pattern)
+    assert error.message == "Invalid metric filter pattern"
+    assert error.column == column
+
+
+@pytest.mark.parametrize(
+    "pattern", ["{ $.a IS NOT NULL }", "{ $.a IS NOT }", "{$.a IS NOT NULL}"], ids=["null", "alone", "no-space"]
+)
+def test_is_not_keeps_its_message(pattern):
+    """§5.1: `IS NOT NULL` ("Invalid character(s) in term 'NOT'"), caret on NOT."""
+    error = rejected(pattern)
+    assert error.message == "Invalid character(s) in term 'NOT'"
+    assert pattern[error.column - 1 : error.column + 2] == "NOT"

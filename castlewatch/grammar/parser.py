@@ -144,8 +144,9 @@ class _ToAst(Transformer):
                 role = "optional" if text[0] == "?" else "excluded"
                 text = text[1:]
             if text.startswith('"'):
-                if text == '""':
-                    raise _Reject(invalid_term('""'), tok.start_pos, "a non-empty phrase")
+                if text == '""':  # the caret goes to the quote, after any prefix (§3.1)
+                    pos = tok.start_pos + len(tok) - len(text)
+                    raise _Reject(invalid_term('""'), pos, "a non-empty phrase")
                 text = _unescape(text[1:-1])
             terms.append(ast.Term(text, role, tok.start_pos))
         return ast.TermPattern(tuple(terms))
@@ -294,6 +295,22 @@ def _expected(names) -> str:
     return " or ".join(shown)
 
 
+def _past_prefix(pattern: str, pos: int) -> int:
+    """Where the offending text of a rejected term item starts (§3.1).
+
+    §3.1: "An item is an optional prefix `?` (optional term) or `-` (excluded term),
+    then" a bare term or a quoted phrase; the message quotes "<text from the quote to
+    the end>" for an unterminated quote and "<text from that character to the next
+    whitespace>" for "A character that starts neither form".  So after a prefix the
+    quoted text (and the caret) start at the quote or at that character, not at the
+    prefix: `-"abc def` gives '"abc def', `?*` gives '*'.  A prefix followed by
+    whitespace or the end ("A prefix with no term after it") is itself the offence.
+    """
+    if pattern[pos] in "?-" and pos + 1 < len(pattern) and pattern[pos + 1] not in _BLANK:
+        return pos + 1
+    return pos
+
+
 def _term_text(pattern: str, pos: int) -> str:
     """The 'term' the service quotes for a bad character (§3.1)."""
     if pattern[pos] == '"':
@@ -313,9 +330,19 @@ def _syntax_error(pattern: str, start: str, err: UnexpectedInput) -> FilterPatte
     else:
         pos, expected = err.pos_in_stream, err.allowed or ()
     if start == "term_pattern":
+        pos = _past_prefix(pattern, pos)
         message = invalid_term(_term_text(pattern, pos))
-    elif start == "json_pattern" and isinstance(err, UnexpectedToken) and "KW_CONSTANT" in expected:
-        message = invalid_term(str(err.token))  # `IS NOT NULL` (§5.1)
+    elif (
+        start == "json_pattern"
+        and isinstance(err, UnexpectedToken)
+        and "KW_CONSTANT" in expected
+        and str(err.token) == "NOT"
+    ):
+        # §5.1: "Rejections, "Invalid metric filter pattern" unless stated", and the one
+        # stated exception after IS is "`IS NOT NULL` ("Invalid character(s) in term
+        # 'NOT'")".  Any other token after IS (`}`, `&&`, `(`, `1`, `null`, …) takes
+        # the default message below.
+        message = invalid_term("NOT")
     else:
         message = INVALID_PATTERN
     return FilterPatternError(message, pattern, pos + 1, _expected(expected))
