@@ -251,7 +251,10 @@ def test_contribution_within_allowed_lateness_is_folded():
     assert [(p.timestamp, p.sum, p.sample_count) for p in points] == [(M0 // 1000, 6.0, 2), (M0 // 1000 + 60, 1.0, 1)]
 
 
-def test_late_contribution_is_counted_and_not_folded():
+def test_late_contribution_is_counted_and_published_for_its_own_minute():
+    """§8.4: an event belongs to the minute of its own timestamp, even after that minute
+    closed: the late contributions make a separate datapoint for it (CloudWatch adds up
+    datapoints of one minute), published once the watermark enters a new minute."""
     stats = Stats()
     agg = MinuteAggregator(stats, allowed_lateness_ms=30_000)
     agg.add(KEY, M0 + 10_000, 1.0)
@@ -261,7 +264,13 @@ def test_late_contribution_is_counted_and_not_folded():
     agg.add(KEY, M0 + 59_000, 5.0)  # the first minute is closed: late
     agg.add(KEY, M0 + 1, 7.0)
     assert stats.late_events == 2
-    assert [(p.timestamp, p.sum) for p in agg.close_all()] == [(M0 // 1000 + 60, 1.0)]
+    assert agg.close_ready() == []  # still gathering late contributions
+    agg.add(KEY, M0 + 120_000, 1.0)  # the watermark enters a new minute: the late datapoint is sealed
+    agg.add(KEY, M0 + 2, 1.0)  # late again: a new late datapoint
+    late = agg.close_ready()
+    assert [(p.timestamp, p.sum, p.sample_count, p.minimum, p.maximum) for p in late] == [(M0 // 1000, 12.0, 2, 5.0, 7.0)]
+    assert [(p.timestamp, p.sum) for p in agg.close_all()] == [(M0 // 1000, 1.0), (M0 // 1000 + 60, 1.0), (M0 // 1000 + 120, 1.0)]
+    assert stats.late_events == 3
 
 
 def test_late_even_when_the_window_was_not_yet_collected():
@@ -272,14 +281,34 @@ def test_late_even_when_the_window_was_not_yet_collected():
     agg.add(KEY, M0 + 60_000, 1.0)
     agg.add(KEY, M0 + 30_000, 1.0)  # minute ended, no lateness allowed
     assert stats.late_events == 1
-    assert [(p.timestamp, p.sample_count) for p in agg.close_all()] == [(M0 // 1000, 1), (M0 // 1000 + 60, 1)]
+    points = [(p.timestamp, p.sample_count) for p in agg.close_all()]
+    assert sorted(points) == [(M0 // 1000, 1), (M0 // 1000, 1), (M0 // 1000 + 60, 1)]
+
+
+def test_out_of_order_events_land_in_their_own_minutes():
+    """An event one hour ahead, then the current traffic: nothing is lost, every
+    contribution is published for its own minute (the late ones separately)."""
+    ev, agg, stats = pipeline(mf("ERROR"))
+    feed(ev, agg, [(M0 + 5 * MINUTE_MS, "ERROR"), (M0, "ERROR"), (M0 + 3_600_000, "ERROR ahead")]
+         + [(M0 + i * 20_000, "ERROR now") for i in range(6)])
+    totals: dict[int, int] = {}
+    for p in agg.close_all():
+        totals[p.timestamp] = totals.get(p.timestamp, 0) + p.sample_count
+    assert totals == {M0 // 1000: 4, M0 // 1000 + 60: 3, M0 // 1000 + 300: 1, M0 // 1000 + 3600: 1}
+    assert stats.late_events == 7
 
 
 def test_late_events_through_the_evaluator_each_contribution_counted():
     ev, agg, stats = pipeline(mf("ERROR", name="a", metric="a"), mf("ERROR", name="b", metric="b", default=0))
     feed(ev, agg, [(M0 + 600_000, "ERROR"), (M0, "ERROR"), (M0 + 1, "INFO")])
     assert stats.late_events == 3  # a and b for the first late event, b's default for the second
-    assert {(p.metric_name, p.timestamp) for p in agg.close_all()} == {("a", M0 // 1000 + 600), ("b", M0 // 1000 + 600)}
+    points = agg.close_all()
+    assert sorted((p.metric_name, p.timestamp, p.sum, p.sample_count) for p in points) == [
+        ("a", M0 // 1000, 1.0, 1),
+        ("a", M0 // 1000 + 600, 1.0, 1),
+        ("b", M0 // 1000, 1.0, 2),  # 1 for ERROR, the default 0 for INFO
+        ("b", M0 // 1000 + 600, 1.0, 1),
+    ]
 
 
 def test_close_ready_closes_only_minutes_past_watermark_and_lateness():
@@ -318,7 +347,12 @@ def _run(contributions, every: int, lateness_ms: int) -> tuple[dict, int]:
         if i % every == 0:
             closed += agg.close_ready()
     closed += agg.close_all()
-    return {(p.namespace, p.metric_name, p.dimensions, p.timestamp): dict(p.values) for p in closed}, stats.late_events
+    return _datapoints(closed), stats.late_events
+
+
+def _datapoints(points: list[Datapoint]) -> list[tuple]:
+    """Every datapoint, as comparable data (a minute may have a late datapoint too)."""
+    return sorted((p.namespace, p.metric_name, p.dimensions, p.timestamp, sorted(p.values.items())) for p in points)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -407,7 +441,7 @@ def test_snapshot_restore_round_trip(cut):
         if i % 5 == 0:
             closed += second.close_ready()
     closed += second.close_all()
-    resumed = {(p.namespace, p.metric_name, p.dimensions, p.timestamp): dict(p.values) for p in closed}
+    resumed = _datapoints(closed)
     assert (resumed, stats.late_events) == reference
 
 

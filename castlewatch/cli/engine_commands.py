@@ -68,7 +68,7 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
     for f in config.metric_filters:
         table.add_row(f"matched: {f.filter_name}", str(stats.matched.get(f.filter_name, 0)))
     table.add_row("datapoints written", str(stats.datapoints_written))
-    table.add_row("late contributions (minute closed)", str(stats.late_events), style="yellow" if stats.late_events else "")
+    table.add_row("late contributions (published separately)", str(stats.late_events), style="yellow" if stats.late_events else "")
     for reason, count in sorted(stats.malformed.items()):
         table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
     for name, count in sorted(stats.not_json.items()):

@@ -39,6 +39,8 @@ class MinuteAggregator:
         self.allowed_lateness_ms = allowed_lateness_ms
         self.watermarks: dict[Metric, int] = {}  # metric -> latest contributing event time, ms
         self.windows: dict[int, dict[MetricKey, Datapoint]] = {}  # minute start (ms) -> key -> datapoint
+        self.late: dict[Metric, dict[tuple[MetricKey, int], Datapoint]] = {}  # late contributions, open
+        self.sealed: list[Datapoint] = []  # late datapoints ready to publish
 
     @property
     def watermark(self) -> int:
@@ -46,14 +48,21 @@ class MinuteAggregator:
         return max(self.watermarks.values(), default=_NEVER)
 
     def add(self, key: MetricKey, timestamp_ms: int, value: float) -> None:
-        """Fold one contribution in (or count it late)."""
+        """Fold one contribution in (a late one into its metric's late datapoints)."""
         minute = timestamp_ms - timestamp_ms % MINUTE_MS
         metric = key[:2]
         watermark = self.watermarks.get(metric, _NEVER)
         if timestamp_ms > watermark:
+            if metric in self.late and timestamp_ms // MINUTE_MS != watermark // MINUTE_MS:
+                self._seal(metric)
             self.watermarks[metric] = timestamp_ms
         elif minute + MINUTE_MS + self.allowed_lateness_ms <= watermark:
             self.stats.late_events += 1
+            late = self.late.setdefault(metric, {})
+            point = late.get((key, minute))
+            if point is None:
+                point = late[key, minute] = Datapoint(key[0], key[1], key[2], key[3], minute // 1000)
+            point.add(value)
             return
         window = self.windows.get(minute)
         if window is None:
@@ -64,11 +73,15 @@ class MinuteAggregator:
             point = window[key] = Datapoint(namespace, name, dimensions, unit, minute // 1000)
         point.add(value)
 
+    def _seal(self, metric: Metric) -> None:
+        """The metric's late datapoints take no more contributions: publish them next."""
+        self.sealed.extend(sorted(self.late.pop(metric).values(), key=lambda p: p.timestamp))
+
     def close_ready(self) -> list[Datapoint]:
         """Remove and return the datapoints of every minute its metric's watermark has closed."""
         span = MINUTE_MS + self.allowed_lateness_ms
         watermarks = self.watermarks
-        out = []
+        out, self.sealed = self.sealed, []
         for minute in sorted(self.windows):
             window = self.windows[minute]
             ready = [key for key in window if minute + span <= watermarks[key[:2]]]
@@ -79,8 +92,11 @@ class MinuteAggregator:
         return out
 
     def close_all(self) -> list[Datapoint]:
-        """Remove and return every open datapoint (end of a replay, shutdown)."""
-        out = [p for m in sorted(self.windows) for p in self.windows[m].values()]
+        """Remove and return every open datapoint (end of a replay, shutdown), late ones too."""
+        for metric in list(self.late):
+            self._seal(metric)
+        out, self.sealed = self.sealed, []
+        out += [p for m in sorted(self.windows) for p in self.windows[m].values()]
         self.windows.clear()
         return out
 
@@ -93,25 +109,20 @@ class MinuteAggregator:
         for metric, current in self.watermarks.items():
             target = watermark_ms if since is None else since.get(metric, current) + watermark_ms
             if target > current:
+                if metric in self.late and target // MINUTE_MS != current // MINUTE_MS:
+                    self._seal(metric)
                 self.watermarks[metric] = target
 
     # -- checkpoints --
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state: watermark and open windows (values kept exactly)."""
+        """JSON-able state: watermarks, open windows, late datapoints (values kept exactly)."""
         return {
             "watermark": self.watermark,
             "watermarks": [[ns, name, wm] for (ns, name), wm in self.watermarks.items()],
-            "windows": [
-                {
-                    "minute": minute,
-                    "key": [p.namespace, p.metric_name, [list(d) for d in p.dimensions], p.unit],
-                    "values": [[v, c] for v, c in p.values.items()],
-                    "stats": [p.sum, p.sample_count, p.minimum, p.maximum],
-                }
-                for minute, window in self.windows.items()
-                for p in window.values()
-            ],
+            "windows": [_point_state(p) for window in self.windows.values() for p in window.values()],
+            "late": [_point_state(p) for late in self.late.values() for p in late.values()],
+            "sealed": [_point_state(p) for p in self.sealed],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -119,9 +130,28 @@ class MinuteAggregator:
         self.watermarks = {(ns, name): wm for ns, name, wm in state["watermarks"]}
         self.windows = {}
         for item in state["windows"]:
-            namespace, name, dims, unit = item["key"]
-            key: MetricKey = (namespace, name, tuple((n, v) for n, v in dims), unit)
-            window = self.windows.setdefault(item["minute"], {})
-            point = window[key] = Datapoint(namespace, name, key[2], unit, item["minute"] // 1000)
-            point.values = {value: count for value, count in item["values"]}
-            point.sum, point.sample_count, point.minimum, point.maximum = item["stats"]
+            key, point = _point_of(item)
+            self.windows.setdefault(item["minute"], {})[key] = point
+        self.late = {}
+        for item in state.get("late", []):  # absent from checkpoints of older versions
+            key, point = _point_of(item)
+            self.late.setdefault(key[:2], {})[key, item["minute"]] = point
+        self.sealed = [_point_of(item)[1] for item in state.get("sealed", [])]
+
+
+def _point_state(p: Datapoint) -> dict[str, Any]:
+    return {
+        "minute": p.timestamp * 1000,
+        "key": [p.namespace, p.metric_name, [list(d) for d in p.dimensions], p.unit],
+        "values": [[v, c] for v, c in p.values.items()],
+        "stats": [p.sum, p.sample_count, p.minimum, p.maximum],
+    }
+
+
+def _point_of(item: dict[str, Any]) -> tuple[MetricKey, Datapoint]:
+    namespace, name, dims, unit = item["key"]
+    key: MetricKey = (namespace, name, tuple((n, v) for n, v in dims), unit)
+    point = Datapoint(namespace, name, key[2], unit, item["minute"] // 1000)
+    point.values = {value: count for value, count in item["values"]}
+    point.sum, point.sample_count, point.minimum, point.maximum = item["stats"]
+    return key, point
