@@ -587,3 +587,58 @@ def test_conformance_published(case):
 
 def test_there_are_published_conformance_cases():
     assert len(_published_cases()) >= 9
+
+
+# ---- dimension cardinality (§8.4 [adopted]) ------------------------------------------------------
+
+
+def _users(ev: LogGroupEvaluator, users, ts0: int = T0, step_ms: int = 1000) -> list:
+    out: list = []
+    for i, user in enumerate(users):
+        message = '{"user": "%s"}' % user
+        ev.evaluate(LogEvent(ts0 + i * step_ms, message, GROUP), lambda key, t, v: out.append(key[2]))
+    return out
+
+
+def test_filter_disabled_at_1000_distinct_dimension_sets_within_an_hour(caplog):
+    """§8.4: castlewatch counts distinct dimension value sets per filter over a rolling
+    hour and disables the filter, with an error log, at 1,000."""
+    ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}, name="per-user"), mf("{ $.user = * }", name="all"))
+    with caplog.at_level("ERROR", logger="castlewatch.engine"):
+        published = _users(ev, [f"u{i}" for i in range(1500)])  # 1,500 users in 25 minutes
+    per_user = [d for d in published if d]
+    assert len(per_user) == 1000 and len(set(per_user)) == 1000  # the 1,000th still published
+    assert len([d for d in published if not d]) == 1500  # the other filter goes on
+    assert list(stats.disabled_filters) == ["per-user"]
+    assert "1000 distinct value sets within an hour" in stats.disabled_filters["per-user"]
+    assert [r.getMessage() for r in caplog.records] == [stats.disabled_filters["per-user"]]
+    assert stats.matched["per-user"] == 1000  # a disabled filter evaluates nothing more
+
+
+def test_repeated_dimension_sets_count_once():
+    ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    published = _users(ev, [f"u{i % 999}" for i in range(5000)])
+    assert len(published) == 5000 and not stats.disabled_filters
+
+
+def test_dimension_sets_older_than_an_hour_do_not_count():
+    """The hour rolls with event time: 999 sets, then 999 new ones more than an hour later."""
+    ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    _users(ev, [f"a{i}" for i in range(999)], step_ms=1)
+    published = _users(ev, [f"b{i}" for i in range(999)], ts0=T0 + 3_600_000 + 1000, step_ms=1)
+    assert len(published) == 999 and not stats.disabled_filters
+    ev2, stats2 = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    _users(ev2, [f"a{i}" for i in range(999)], step_ms=1)
+    _users(ev2, ["b"], ts0=T0 + 3_500_000)  # within the hour: the 1,000th set
+    assert list(stats2.disabled_filters) == ["f"]
+
+
+def test_dimension_counts_survive_a_checkpoint():
+    ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    _users(ev, [f"u{i}" for i in range(600)])
+    state = json.loads(json.dumps(ev.snapshot()))
+    resumed, stats2 = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    resumed.restore(state)
+    published = _users(resumed, [f"v{i}" for i in range(600)], ts0=T0 + 600_000)
+    assert len(published) == 400 and list(stats2.disabled_filters) == ["f"]
+    assert resumed.snapshot()["f"]["disabled"] is True

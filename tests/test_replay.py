@@ -579,3 +579,36 @@ def test_config_error_as_a_process(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("Error: ") and "'my-filter'" in lines[0] and "mutually exclusive" in lines[0], proc.stderr
     assert all(line.startswith("  ") for line in lines[1:]), proc.stderr
+
+
+def test_replay_reports_a_filter_disabled_for_too_many_dimension_sets(tmp_path):
+    """§8.4: at 1,000 distinct dimension value sets within an hour the filter is disabled,
+    with an error on stderr and a row in the summary; the run goes on and exits 0."""
+    events = "".join('{"t": %d, "user": "u%d"}\n' % (1709596800000 + i * 1000, i) for i in range(1200))
+    (tmp_path / "in.log").write_text(events)
+    (tmp_path / "c.yaml").write_text(
+        """
+metric_filters:
+  - filterName: PerUser
+    logGroupName: app
+    filterPattern: '{ $.user = * }'
+    metricTransformations: [{metricName: m, metricNamespace: ns, metricValue: "1", dimensions: {user: $.user}}]
+sources:
+  - {type: file, path: in.log, log_group: app, timestamp: {field: $.t, format: epoch_ms}}
+sinks:
+  - {type: jsonl, path: out.jsonl}
+"""
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "castlewatch", "replay", "--config", str(tmp_path / "c.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "metric filter 'PerUser' disabled: its dimensions took 1000 distinct value sets" in proc.stderr
+    rows = _table_rows(proc.stdout)
+    assert rows["matched: PerUser"] == "1000"
+    assert rows["disabled: PerUser"] == "1,000 dimension sets"
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 1000  # one datapoint per user and minute

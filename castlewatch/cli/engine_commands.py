@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from castlewatch.engine.config import EngineConfig, load_config
+from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
 from castlewatch.engine.model import Stats
 from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
 from castlewatch.grammar.errors import InvalidParameterError
@@ -69,6 +70,8 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
         table.add_row(f"matched: {f.filter_name}", str(stats.matched.get(f.filter_name, 0)))
     table.add_row("datapoints written", str(stats.datapoints_written))
     table.add_row("late contributions (published separately)", str(stats.late_events), style="yellow" if stats.late_events else "")
+    for name in sorted(stats.disabled_filters):
+        table.add_row(f"disabled: {name}", f"{DIMENSION_SETS_LIMIT:,} dimension sets", style="red")
     for reason, count in sorted(stats.malformed.items()):
         table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
     for name, count in sorted(stats.not_json.items()):
@@ -184,6 +187,7 @@ def _counters(stats: Stats) -> dict:
         "datapoints_written": stats.datapoints_written,
         "late_events": stats.late_events,
         "malformed": stats.malformed,
+        "disabled_filters": sorted(stats.disabled_filters),
     }
 
 

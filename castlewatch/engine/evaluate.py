@@ -10,6 +10,7 @@ as ``(key, timestamp_ms, value)``, where ``key`` is
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -29,6 +30,15 @@ _NOTHING = object()  # a reference that resolves to no usable value (§8.3)
 _MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
 _BLANK = " \t\n\r\f\v"
 SHARED_PREFILTER_MIN_FILTERS = 2  # from this many filters with literals, scan them in one pass
+
+#: A metric filter is disabled when its dimensions take this many distinct value sets
+#: within :data:`DIMENSION_WINDOW_MS` of event time (§8.4 [adopted], after the
+#: PutMetricFilter API reference: AWS "might disable a metric filter if it generates
+#: 1,000 different name/value pairs for your specified dimensions within an hour").
+DIMENSION_SETS_LIMIT = 1000
+DIMENSION_WINDOW_MS = 3_600_000
+
+log = logging.getLogger("castlewatch.engine")
 
 
 class UnsupportedMetricFilterError(InvalidParameterError):
@@ -162,7 +172,10 @@ class _Reference:
 class _CompiledFilter:
     """One metric filter, ready to run: pattern, value, dimensions, default (§8.3)."""
 
-    __slots__ = ("name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent", "check")
+    __slots__ = (
+        "name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent", "check",
+        "dimension_sets", "clock", "disabled",
+    )
 
     def __init__(self, f: MetricFilter) -> None:
         if f.field_selection_criteria:
@@ -189,6 +202,11 @@ class _CompiledFilter:
         self.key: MetricKey = (t.metric_namespace, t.metric_name, (), unit)
         self.default = t.default_value  # never together with dimensions (§8.2 step 4)
         self.check: Callable[[set[int]], bool] | None = None  # the shared scanner's prefilter
+        # dimension cardinality (§8.4): value set -> its latest event time (ms), and the
+        # latest event time the filter published at; a disabled filter evaluates nothing
+        self.dimension_sets: dict[tuple, int] | None = {} if self.dims else None
+        self.clock = -(2**62)
+        self.disabled = False
 
     def warnings(self, f: MetricFilter) -> list[str]:
         """Why this filter can never publish, if a reference cannot resolve on its pattern.
@@ -300,6 +318,8 @@ class LogGroupEvaluator:
             self._count_not_json()
         for i in visit:
             f = filters[i]
+            if f.disabled:
+                continue
             kind = f.kind
             values = None
             check = f.check if found is not None else None
@@ -348,8 +368,61 @@ class LogGroupEvaluator:
                 if ts is None:
                     stats.count_malformed("bad_timestamp")
                     return False
+            if f.dimension_sets is not None:
+                self._count_dimension_set(f, key[2], ts)
             emit(key, ts, value)
         return True
+
+    def _count_dimension_set(self, f: _CompiledFilter, dims: tuple, ts: int) -> None:
+        """Note a dimension value set the filter publishes; disable the filter (after this
+        contribution) when it reaches :data:`DIMENSION_SETS_LIMIT` distinct sets within
+        the last :data:`DIMENSION_WINDOW_MS` of its event time (§8.4 [adopted])."""
+        sets = f.dimension_sets
+        if ts > f.clock:
+            f.clock = ts
+        last = sets.get(dims)
+        if last is not None and last > f.clock - DIMENSION_WINDOW_MS:  # already counted
+            if ts > last:
+                sets[dims] = ts
+            return
+        sets[dims] = ts
+        if len(sets) < DIMENSION_SETS_LIMIT:
+            return
+        oldest = f.clock - DIMENSION_WINDOW_MS
+        for old in [d for d, t in sets.items() if t <= oldest]:
+            del sets[old]
+        if len(sets) >= DIMENSION_SETS_LIMIT:
+            f.disabled = True
+            reason = (
+                f"metric filter '{f.name}' disabled: its dimensions took {len(sets)} distinct value sets within an "
+                f"hour of event time (the limit is {DIMENSION_SETS_LIMIT}, as AWS disables such filters); "
+                f"it publishes nothing more in this run. Latest set: {dict(dims)}"
+            )
+            self.stats.disabled_filters[f.name] = reason
+            log.error(reason)
+
+    # -- checkpoints --
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state of the dimension cardinality counts (filters with dimensions)."""
+        return {
+            f.name: {
+                "clock": f.clock,
+                "disabled": f.disabled,
+                "sets": [[[list(d) for d in dims], t] for dims, t in f.dimension_sets.items()],
+            }
+            for f in self.filters
+            if f.dimension_sets is not None
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot`."""
+        for f in self.filters:
+            item = state.get(f.name)
+            if item is None or f.dimension_sets is None:
+                continue
+            f.clock, f.disabled = item["clock"], item["disabled"]
+            f.dimension_sets = {tuple((n, v) for n, v in dims): t for dims, t in item["sets"]}
 
     def _count_not_json(self) -> None:
         """An event that is not a JSON object met every JSON filter of the group (§5.4)."""

@@ -202,9 +202,12 @@ class Stats:
             are non-matching events for it, spec §8.3): every event that does not start
             with ``{``, and malformed ones that start like JSON once their literals made
             castlewatch decode them.
-        late_events: contributions for a minute already closed (allowed lateness passed).
+        late_events: contributions for a minute already closed (allowed lateness passed),
+            published in a separate datapoint for their minute.
         matched: filter name -> matching events.
         datapoints_written: datapoints handed to the sinks.
+        disabled_filters: filter name -> why it was disabled during the run (too many
+            distinct dimension value sets, spec §8.4).
     """
 
     events_read: int = 0
@@ -213,6 +216,7 @@ class Stats:
     late_events: int = 0
     matched: dict[str, int] = field(default_factory=dict)
     datapoints_written: int = 0
+    disabled_filters: dict[str, str] = field(default_factory=dict)
 
     def count_malformed(self, reason: str, n: int = 1) -> None:
         """Count ``n`` events skipped for ``reason``."""

@@ -99,6 +99,8 @@ class Engine:
                 raise ValueError(f"two sources read {name}; give each file or glob to one source only")
             self.sources.append(source)
             self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
+            if name in state.get("evaluators", {}):
+                self.evaluators[name].restore(state["evaluators"][name])
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
             if name in state.get("aggregators", {}):
                 aggregator.restore(state["aggregators"][name])
@@ -227,6 +229,7 @@ class Engine:
             "version": CHECKPOINT_VERSION,
             "sources": self.positions,
             "aggregators": {name: agg.snapshot() for name, agg in self.aggregators.items()},
+            "evaluators": {name: ev.snapshot() for name, ev in self.evaluators.items()},
             "sinks": sink_positions,
             "stats": _stats_state(self.stats),
         }
@@ -265,6 +268,7 @@ def _stats_state(stats: Stats) -> dict[str, Any]:
         "late_events": stats.late_events,
         "matched": stats.matched,
         "datapoints_written": stats.datapoints_written,
+        "disabled_filters": stats.disabled_filters,
     }
 
 
