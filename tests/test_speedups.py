@@ -182,3 +182,34 @@ def test_version_names_the_backend() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert result.output == f"castlewatch {castlewatch.__version__} (matcher backend: {literals.backend()})\n"
+
+
+@needs_c
+def test_c_literals_long_and_repetitive() -> None:
+    """Literals over 64 characters take CPython's linear search; both paths give ``in``."""
+    for size in (63, 64, 65, 200):
+        literal = "a" * (size - 2) + "ba"
+        message = "a" * 5000
+        scan = literals._speedups.Literals((literal,), (), ())
+        assert scan(message) is False
+        assert scan(message + literal) is True
+        assert scan(message[:100] + literal + message) is True
+        assert scan(message + literal[:-1]) is False
+
+
+@needs_c
+def test_c_literals_copy_str_subclasses() -> None:
+    """A str-subclass literal is copied, so it cannot make an uncollectable cycle."""
+    import gc
+    import weakref
+
+    class Text(str):
+        pass
+
+    text = Text("needle")
+    scan = literals._speedups.Literals((text,), (), ())
+    text.back = scan  # text -> scan would be a cycle if scan kept the subclass instance
+    ref = weakref.ref(text)
+    del text, scan
+    gc.collect()
+    assert ref() is None

@@ -84,13 +84,18 @@ typedef struct {
     Needle *needles;         /* required, then excluded, then optional */
 } LiteralsObject;
 
+/* Longer literals go to CPython's own search, linear in the worst case (two-way): the
+   block scan confirms every position where the first and last byte match with memcmp,
+   which for a long literal in a repetitive message costs up to its length each time. */
+#define BLOCK_SCAN_MAX 64
+
 /* 1 if the needle occurs in the message, 0 if not, -1 with an exception set. */
 static int
 contains(PyObject *message, const Needle *needle)
 {
     if (needle->size == 0)
         return 1;
-    if (PyUnicode_KIND(message) == PyUnicode_1BYTE_KIND) {
+    if (PyUnicode_KIND(message) == PyUnicode_1BYTE_KIND && needle->size <= BLOCK_SCAN_MAX) {
         if (needle->latin1 == NULL)
             return 0;
         return find_bytes(PyUnicode_1BYTE_DATA(message), PyUnicode_GET_LENGTH(message),
@@ -181,7 +186,11 @@ load_group(Needle *needles, Py_ssize_t start, PyObject *group, const char *name)
         }
         if (ENSURE_READY(text) < 0)
             return -1;
-        Py_INCREF(text);
+        /* an exact str copy of a str subclass: it cannot hold a reference back to this
+           object (which takes no part in garbage collection), nor override anything */
+        text = PyUnicode_FromObject(text);  /* a new reference; a copy for a subclass */
+        if (text == NULL)
+            return -1;
         needle->text = text;
         needle->size = PyUnicode_GET_LENGTH(text);
         if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND) {
