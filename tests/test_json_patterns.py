@@ -548,6 +548,11 @@ BIG = "99999999999999999999"  # beyond 64 bits: orjson decodes it to a float
         ("= 1e20", '{"a":1e20}', True),
         ("> 1e19", '{"a":1e20}', True),
         ("= 1.5", '{"a":1.50}', True),
+        ("= 9007199254740993", '{"a":9007199254740993.0}', True),
+        (">= 9007199254740993", '{"a":9007199254740993.0}', True),
+        ("= 9007199254740993.0", '{"a":9007199254740992}', False),
+        ("> 1e400", '{"a":1e401}', True),
+        ("= 1e400", '{"a":1e401}', False),
     ],
 )
 def test_integers_beyond_64_bits_compare_exactly(condition, event, expected):

@@ -340,3 +340,34 @@ def test_split_fast_path_agrees_with_the_separator_rule(event, fields):
     assert castlewatch.test_metric_filter("[]", [event])["matches"][0]["extractedValues"] == {
         f"${i}": v for i, v in enumerate(fields, 1)
     }
+
+
+@pytest.mark.parametrize(
+    "pattern, text",
+    [("[a, b = x]y]", "x]y"), ("[a = x]]", "x]"), ("[a = x], b]", "x]")],
+)
+def test_bracket_inside_a_bare_value_is_an_invalid_character(pattern, text):
+    """§6.1: slots are split on commas between the pattern's ``[`` and its closing ``]``,
+    and values are as in §5.3, where a bare value holding ``]`` is rejected by name."""
+    assert rejected(pattern).args[0] == f"Invalid character(s) in term '{text}'"
+    assert castlewatch.compile_pattern("[a = x ]").matches("x")
+
+
+@pytest.mark.parametrize(
+    "pattern, event, expected",
+    [
+        ("[v = 9007199254740993]", "9007199254740993.0", True),
+        ("[v >= 9007199254740993]", "9007199254740993.0", True),
+        ("[v = 9007199254740993.0]", "9007199254740993", True),
+        ("[v = 9007199254740993.0]", "9007199254740992", False),
+        ("[v = 99999999999999999999]", "99999999999999999999.0", True),
+        ("[v < 1e400]", "1e399", True),
+        ("[v = 1e400]", "1e401", False),
+        ("[v = 1]", "1.0", True),
+    ],
+)
+def test_numeric_comparisons_are_exact_beyond_2_53(pattern, event, expected):
+    """§6.4: ``=`` with a number is numeric equality and relational operators compare
+    numbers; a whole-number literal and a decimal-written field compare by value, also
+    where a float would round them."""
+    assert castlewatch.compile_pattern(pattern).matches(event) is expected

@@ -94,10 +94,11 @@ def _number_text(node: Any) -> str:
     raise _NEED_TEXT
 
 
-# orjson decodes an integer beyond 64 bits to a float, losing digits: a float this large
-# may stand for such an integer, so numeric conditions on it read its source text (§5.4:
-# "numbers keep their source text"; 99999999999999999999 equals itself, not 1e20).
-_INEXACT = 2.0**63
+# From 2**53 on, a float may have rounded the number's source text (orjson also decodes
+# integers beyond 64 bits to floats), so numeric conditions on such a float read the
+# source text (§5.4: "numbers keep their source text"; 99999999999999999999 equals
+# itself, not 1e20; 9007199254740993.0 equals 9007199254740993); see ast.number_of.
+_INEXACT = 2.0**53
 
 
 def _number_value(node: Any) -> int | float | None:
