@@ -17,7 +17,7 @@ from castlewatch.engine.aggregate import MINUTE_MS, MinuteAggregator
 from castlewatch.engine.config import load_config_text
 from castlewatch.engine.evaluate import LogGroupEvaluator
 from castlewatch.engine.metric_filters import load_metric_filters
-from castlewatch.engine.model import Datapoint, EventBatch, LogEvent, Stats
+from castlewatch.engine.model import READ_FROM_MESSAGE, Datapoint, EventBatch, LogEvent, Stats
 from castlewatch.engine.runner import Engine
 from castlewatch.sinks import JsonLinesSink
 
@@ -396,7 +396,7 @@ def test_engine_lateness_does_not_depend_on_batch_sizes(tmp_path, batch):
     events, t = [], M0
     for _ in range(300):
         t += rng.randint(0, 15_000)
-        events.append(LogEvent(-1, '{"t": %d, "v": %d}' % (t + rng.choice([0, 0, -70_000, -150_000]), rng.randint(0, 5)), GROUP))
+        events.append(LogEvent(READ_FROM_MESSAGE, '{"t": %d, "v": %d}' % (t + rng.choice([0, 0, -70_000, -150_000]), rng.randint(0, 5)), GROUP))
     outputs = []
     for size in (batch, len(events)):
         d = tmp_path / str(size)
@@ -461,7 +461,7 @@ def test_restored_datapoints_are_identical():
 
 def test_engine_checkpoint_round_trip(tmp_path):
     """Engine.save_checkpoint / restart from it: the same output as an uninterrupted run."""
-    events = [LogEvent(-1, '{"t": %d, "v": %d}' % (M0 + i * 7_000, i % 4), GROUP) for i in range(60)]
+    events = [LogEvent(READ_FROM_MESSAGE, '{"t": %d, "v": %d}' % (M0 + i * 7_000, i % 4), GROUP) for i in range(60)]
 
     def output(d: Path) -> list[str]:
         return sorted((d / "out.jsonl").read_text().splitlines())

@@ -20,7 +20,7 @@ from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.config import parse_timestamp
 from castlewatch.engine.evaluate import LogGroupEvaluator, UnsupportedMetricFilterError
 from castlewatch.engine.metric_filters import load_metric_filters
-from castlewatch.engine.model import LogEvent, MetricFilter, MetricTransformation, Stats
+from castlewatch.engine.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, MetricTransformation, Stats
 
 GROUP = "app"
 T0 = 1_709_629_230_000  # 2024-03-05T09:00:30Z, epoch ms
@@ -376,7 +376,7 @@ def test_one_json_decode_when_the_timestamp_comes_from_the_json(count_calls, n):
     decodes = count_calls("decode_json_event")
     ev, _ = evaluator(*_json_filters(n), timestamp={"field": "$.time", "format": "epoch_ms"})
     messages = ['{"service": "api", "code": 500, "latency": 3, "time": %d}' % (T0 + i) for i in range(5)]
-    out = run(ev, *messages, ts=-1)
+    out = run(ev, *messages, ts=READ_FROM_MESSAGE)
     assert len(decodes) == 5
     assert [t for _, t, _ in out] == [T0 + i for i in range(5) for _ in range(n)]
 
@@ -441,7 +441,7 @@ def test_one_split_per_event_for_all_space_delimited_filters(count_calls):
 def test_one_split_when_the_timestamp_is_a_field_position(count_calls):
     splits = count_calls("split_fields")
     ev, _ = evaluator(mf("[a, b, t]", "$b", name="x"), mf("[a=GET, b, t]", "1", name="y"), timestamp={"field": "$3", "format": "epoch_s"})
-    out = run(ev, "GET 5 1709629230", "PUT 7 1709629290", ts=-1)
+    out = run(ev, "GET 5 1709629230", "PUT 7 1709629290", ts=READ_FROM_MESSAGE)
     assert len(splits) == 2
     assert out == [
         (("ns", "m", (), "None"), T0, 5.0),
@@ -464,7 +464,7 @@ def test_one_split_when_the_timestamp_is_a_field_position(count_calls):
 )
 def test_timestamp_from_json_iso8601(time_text, expected):
     ev, _ = evaluator(mf('{ $.eventName = "ConsoleLogin" }', "1"), timestamp={"field": "$.eventTime", "format": "iso8601"})
-    out = run(ev, '{"eventName": "ConsoleLogin", "eventTime": %s}' % time_text, ts=-1)
+    out = run(ev, '{"eventName": "ConsoleLogin", "eventTime": %s}' % time_text, ts=READ_FROM_MESSAGE)
     assert [t for _, t, _ in out] == [expected]
 
 
@@ -472,20 +472,20 @@ def test_timestamp_from_field_position_epoch_s():
     """VPC Flow Logs: start (field 11) in epoch seconds."""
     line = "2 111122223333 eni-0a1b 198.51.100.7 10.0.2.41 49398 22 6 1 60 1709629230 1709629290 REJECT OK"
     ev, _ = evaluator(mf('[v, a, e, s, d, sp, dp, p, pk, bytes, start, end, action="REJECT", st]', "$bytes"), timestamp={"field": "$11", "format": "epoch_s"})
-    assert run(ev, line, ts=-1) == [(("ns", "m", (), "None"), T0, 60.0)]
+    assert run(ev, line, ts=READ_FROM_MESSAGE) == [(("ns", "m", (), "None"), T0, 60.0)]
 
 
 def test_timestamp_epoch_ms_and_fractional_epoch_s():
     ev, _ = evaluator(mf('{ $.x = 1 }', "1"), timestamp={"field": "$.t", "format": "epoch_ms"})
-    assert [t for _, t, _ in run(ev, '{"x": 1, "t": %d}' % (T0 + 7), '{"x": 1, "t": "%d"}' % T0, ts=-1)] == [T0 + 7, T0]
+    assert [t for _, t, _ in run(ev, '{"x": 1, "t": %d}' % (T0 + 7), '{"x": 1, "t": "%d"}' % T0, ts=READ_FROM_MESSAGE)] == [T0 + 7, T0]
     ev, _ = evaluator(mf('{ $.x = 1 }', "1"), timestamp={"field": "$.t", "format": "epoch_s"})
-    assert [t for _, t, _ in run(ev, '{"x": 1, "t": 1709629230.5}', ts=-1)] == [T0 + 500]
+    assert [t for _, t, _ in run(ev, '{"x": 1, "t": 1709629230.5}', ts=READ_FROM_MESSAGE)] == [T0 + 500]
 
 
 def test_timestamp_ingestion():
     ev, _ = evaluator(mf("ERROR", "1"), timestamp="ingestion")
     before = int(time.time() * 1000)
-    out = run(ev, "ERROR", ts=-1)
+    out = run(ev, "ERROR", ts=READ_FROM_MESSAGE)
     after = int(time.time() * 1000)
     assert len(out) == 1 and before <= out[0][1] <= after
 
@@ -514,7 +514,7 @@ def test_bad_timestamp_is_counted_malformed(timestamp, message):
     and is counted as malformed, ``bad_timestamp``."""
     ev, stats = evaluator(mf("ERROR", "1", name="t", default=0), mf('{ $.eventName = "x" }', "1", name="j", default=0), timestamp=timestamp)
     emitted: list = []
-    assert ev.evaluate(LogEvent(-1, message, GROUP), lambda *a: emitted.append(a)) is False
+    assert ev.evaluate(LogEvent(READ_FROM_MESSAGE, message, GROUP), lambda *a: emitted.append(a)) is False
     assert emitted == []
     assert stats.malformed == {"bad_timestamp": 1}
 
@@ -642,3 +642,10 @@ def test_dimension_counts_survive_a_checkpoint():
     published = _users(resumed, [f"v{i}" for i in range(600)], ts0=T0 + 600_000)
     assert len(published) == 400 and list(stats2.disabled_filters) == ["f"]
     assert resumed.snapshot()["f"]["disabled"] is True
+
+
+def test_negative_event_times_are_event_times():
+    """An event before 1970 (a ``cloudwatch_events`` timestamp of -1000) keeps its own time;
+    only READ_FROM_MESSAGE asks for the time in the message."""
+    ev, _ = evaluator(mf("ERROR"))
+    assert [t for _, t, _ in run(ev, "ERROR", ts=-1000)] == [-1000]

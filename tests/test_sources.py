@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from castlewatch.engine.model import EventBatch, LogEvent, Stats
+from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats
 from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, open_source
 
 GROUP = "/test/group"
@@ -137,7 +137,7 @@ def test_lines_crlf_empty_lines_and_final_partial_line(tmp_path: Path) -> None:
     path.write_bytes(b"first\r\n\n\r\nsecond\n  \nthird\r\r\n\n\nlast without newline")
     batches, source = read_all(file_spec(path))
     assert messages(batches) == ["first", "second", "  ", "third\r", "last without newline"]
-    assert all(e.timestamp == -1 and e.log_group == GROUP and e.log_stream == "" for e in events(batches))
+    assert all(e.timestamp == READ_FROM_MESSAGE and e.log_group == GROUP and e.log_stream == "" for e in events(batches))
     assert all(b.source == source.name for b in batches)
     assert batches[-1].position["files"][next(iter(batches[-1].position["files"]))]["offset"] == path.stat().st_size
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from castlewatch.engine.metric_filters import parse_reference
-from castlewatch.engine.model import LogEvent, MetricFilter, Stats, iso8601_ms
+from castlewatch.engine.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, Stats, iso8601_ms
 from castlewatch.engine.prefilter import LiteralScanner, requirement_literals
 from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
 from castlewatch.grammar import ast
@@ -238,7 +238,7 @@ class LogGroupEvaluator:
     Args:
         filters: the log group's metric filters (already validated, §8.2).
         stats: counters to update (matched per filter, non-JSON events, malformed).
-        timestamp: where ``lines`` events (``LogEvent.timestamp == -1``) take their
+        timestamp: where ``lines`` events (``LogEvent.timestamp == READ_FROM_MESSAGE``) take their
             time from; None when every event carries its own.
 
     Attributes:
@@ -303,7 +303,7 @@ class LogGroupEvaluator:
     def evaluate_message(self, message: str, ts: int, emit: Emit) -> bool:
         """Run every filter on one log event message and ``emit`` its contributions.
 
-        ``ts`` is the event time in epoch ms, or -1 to read it from the message per the
+        ``ts`` is the event time in epoch ms, or ``READ_FROM_MESSAGE`` to read it from the message per the
         timestamp spec, only once something is to be emitted.  Returns False (and
         counts the event as malformed, ``bad_timestamp``) when that time cannot be
         determined; the event then contributes nothing.
@@ -363,7 +363,7 @@ class LogGroupEvaluator:
                 key, value = f.key, f.default
             else:
                 continue
-            if ts < 0:
+            if ts == READ_FROM_MESSAGE:
                 ts, doc, fields = self._event_time(message, doc, fields)
                 if ts is None:
                     stats.count_malformed("bad_timestamp")

@@ -66,12 +66,18 @@ class MetricFilter(msgspec.Struct, rename="camel", omit_defaults=True):
         return msgspec.to_builtins(self)
 
 
+#: ``LogEvent.timestamp`` of an event whose time is to be read from its message (``lines``
+#: sources); any other value, negative ones (before 1970) included, is the event's time.
+READ_FROM_MESSAGE = -(2**63)
+
+
 @dataclass(slots=True)
 class LogEvent:
     """One log event.
 
     Attributes:
-        timestamp: event time, epoch **milliseconds** (the minute it counts in, §8.4).
+        timestamp: event time, epoch **milliseconds** (the minute it counts in, §8.4), or
+            :data:`READ_FROM_MESSAGE`.
         message: the log event message.
         log_group: log group name the event belongs to.
         log_stream: log stream name, or ``""``.
@@ -109,7 +115,7 @@ class EventBatch:
         """The batch's events as :class:`LogEvent` objects, whichever form it holds."""
         if self.messages is None:
             return self.events
-        return [LogEvent(-1, m, self.log_group) for m in self.messages]
+        return [LogEvent(READ_FROM_MESSAGE, m, self.log_group) for m in self.messages]
 
 
 @dataclass(slots=True)

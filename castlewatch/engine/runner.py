@@ -34,7 +34,7 @@ from typing import Any
 from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.evaluate import LogGroupEvaluator
-from castlewatch.engine.model import Datapoint, EventBatch, Stats
+from castlewatch.engine.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.engine.sources import open_source
 from castlewatch.sinks import open_sink
 
@@ -120,7 +120,7 @@ class Engine:
         if batch.messages is not None:
             evaluate_message = evaluator.evaluate_message
             for message in batch.messages:
-                evaluate_message(message, -1, add)
+                evaluate_message(message, READ_FROM_MESSAGE, add)
         else:
             evaluate = evaluator.evaluate
             for event in batch.events:

@@ -8,7 +8,7 @@ Formats (``SourceSpec.format``):
 
 ``lines``
     One event per line, the line without its ``\\n`` and without one ``\\r`` before it (CRLF).
-    Empty lines are not events. ``LogEvent.timestamp`` is ``-1`` ("take it from the message",
+    Empty lines are not events. ``LogEvent.timestamp`` is ``READ_FROM_MESSAGE`` ("take it from the message",
     done by the evaluator), or the ingestion time (now, epoch ms) with ``ingestion_time``.
 ``cloudwatch_events``
     What ``aws logs filter-log-events`` / ``get-log-events`` print: a document
@@ -68,7 +68,7 @@ from typing import Any, Literal
 
 import orjson
 
-from castlewatch.engine.model import EventBatch, LogEvent, Stats, iso8601_ms
+from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats, iso8601_ms
 
 __all__ = [
     "CHUNK_BYTES",
@@ -116,7 +116,7 @@ class SourceSpec:
         format: ``"lines"``, ``"cloudwatch_events"`` or ``"cloudtrail_archive"`` (see the
             module docstring).
         ingestion_time: for ``lines``, stamp events with the time they are read (epoch ms)
-            instead of ``-1``; ignored by the JSON formats, which carry their own timestamps.
+            instead of ``READ_FROM_MESSAGE``; ignored by the JSON formats, which carry their own timestamps.
     """
 
     type: Literal["file", "stdin"]
@@ -286,7 +286,7 @@ class _Parser:
 
     def _lines(self, lines: list[bytes], base: int, end: int) -> None:
         """Events of ``lines`` (newline-separated from stream offset ``base`` to ``end``)."""
-        timestamp = int(time.time() * 1000) if self.ingestion else -1
+        timestamp = int(time.time() * 1000) if self.ingestion else READ_FROM_MESSAGE
         light = self.light
         group = self.group
         batch_size = self.batch_size
