@@ -492,3 +492,19 @@ def test_engine_checkpoint_round_trip(tmp_path):
         sink.close()
     assert output(split) == output(whole)
     assert second.stats.events_read == 60
+
+
+def test_late_traffic_behind_a_far_future_event_is_published_minute_by_minute():
+    """One event far ahead freezes the watermark; the current traffic, all late, is
+    still published as each of its minutes passes (not only at shutdown)."""
+    stats = Stats()
+    agg = MinuteAggregator(stats, allowed_lateness_ms=60_000)
+    agg.add(KEY, M0 + 50 * 365 * 86_400_000, 1.0)  # fifty years ahead
+    published = []
+    for i in range(150):  # 150 events, one every 0.5 s of event time: 75 s
+        agg.add(KEY, M0 + i * 500, 1.0)
+        published += agg.close_ready()
+    assert [(p.timestamp, p.sample_count) for p in published] == [(M0 // 1000, 120)]
+    assert stats.late_events == 150
+    rest = agg.close_all()
+    assert sorted((p.timestamp, p.sample_count) for p in rest) == [(M0 // 1000 + 60, 30), (M0 // 1000 + 50 * 365 * 86_400, 1)]

@@ -507,6 +507,10 @@ def test_event_timestamp_wins_over_nothing():
         ({"field": "$.t", "format": "epoch_ms"}, '{"t": true, "eventName": "x"}'),
         ({"field": "$3", "format": "epoch_s"}, "ERROR x"),
         ({"field": "$2", "format": "epoch_s"}, "ERROR x"),
+        ({"field": "$2", "format": "epoch_s"}, "ERROR 253402300800"),  # year 10000
+        ({"field": "$2", "format": "epoch_s"}, "ERROR 1e306"),  # overflows in milliseconds
+        ({"field": "$2", "format": "epoch_ms"}, "ERROR -62135596800001"),  # before year 1
+        ({"field": "$.t", "format": "iso8601"}, '{"t": "9999-12-31T23:59:59-01:00", "eventName": "x"}'),
     ],
 )
 def test_bad_timestamp_is_counted_malformed(timestamp, message):
@@ -517,6 +521,24 @@ def test_bad_timestamp_is_counted_malformed(timestamp, message):
     assert ev.evaluate(LogEvent(READ_FROM_MESSAGE, message, GROUP), lambda *a: emitted.append(a)) is False
     assert emitted == []
     assert stats.malformed == {"bad_timestamp": 1}
+    assert stats.matched == {"t": 0, "j": 0}  # a malformed event is no filter's match
+
+
+@pytest.mark.parametrize("ts", [253_402_300_800_000, -62_135_596_800_001])
+def test_event_time_outside_years_1_to_9999_is_a_bad_timestamp(ts):
+    ev, stats = evaluator(mf("ERROR"))
+    assert run(ev, "ERROR", ts=ts) == []
+    assert stats.malformed == {"bad_timestamp": 1} and stats.matched == {"f": 0}
+    assert [t for _, t, _ in run(ev, "ERROR", ts=253_402_300_799_999)] == [253_402_300_799_999]
+
+
+def test_dimension_with_a_lone_surrogate_publishes_nothing():
+    """A ``\\ud800`` escape decodes to a lone surrogate, which no sink can write (and
+    PutMetricData wants ASCII, §9): the event publishes nothing, like an unusable value."""
+    ev, stats = evaluator(mf("{ $.k = * }", dims={"K": "$.k"}))
+    assert run(ev, '{"k": "\\ud800"}') == []
+    assert stats.matched == {"f": 1}
+    assert [key[2] for key, _, _ in run(ev, '{"k": "caf\\u00e9"}')] == [(("K", "caf\u00e9"),)]
 
 
 # ---- refused and silent settings -----------------------------------------------------------------

@@ -4,8 +4,14 @@ Each contribution belongs to the minute of its event's own timestamp (floor to
 60 s).  Every metric (namespace and name) has its own event-time watermark: the
 latest time of an event that contributed to it.  A metric's minute closes once its
 watermark has passed the end of the minute by the allowed lateness; a contribution
-for a closed minute is *late*: counted in ``Stats.late_events`` and reported, never
-folded in silently.  So one metric's lateness never depends on another filter's
+for a closed minute is *late*: counted in ``Stats.late_events`` and reported, and still
+published for its own minute (§8.4: an event belongs to the minute of its own
+timestamp) in a separate datapoint, as CloudWatch adds up the datapoints of a minute.
+A metric's late contributions are gathered per (key, minute) until the metric's
+watermark, or the latest time among its late contributions, enters a new minute,
+which seals them for the next ``close_ready()`` (so current traffic that is late
+behind one far-future event is still published minute by minute).  So one metric's
+lateness never depends on another filter's
 events (a ``defaultValue`` filter contributes on every event), and events that
 publish nothing move no watermark (their time is never read).  Both decisions depend
 only on the sequence of events, not on how they were batched, so a run resumed from
@@ -41,6 +47,7 @@ class MinuteAggregator:
         self.windows: dict[int, dict[MetricKey, Datapoint]] = {}  # minute start (ms) -> key -> datapoint
         self.late: dict[Metric, dict[tuple[MetricKey, int], Datapoint]] = {}  # late contributions, open
         self.sealed: list[Datapoint] = []  # late datapoints ready to publish
+        self.late_clocks: dict[Metric, int] = {}  # metric -> latest late contribution time, ms
 
     @property
     def watermark(self) -> int:
@@ -58,6 +65,11 @@ class MinuteAggregator:
             self.watermarks[metric] = timestamp_ms
         elif minute + MINUTE_MS + self.allowed_lateness_ms <= watermark:
             self.stats.late_events += 1
+            clock = self.late_clocks.get(metric, _NEVER)
+            if timestamp_ms > clock:
+                if metric in self.late and timestamp_ms // MINUTE_MS != clock // MINUTE_MS:
+                    self._seal(metric)
+                self.late_clocks[metric] = timestamp_ms
             late = self.late.setdefault(metric, {})
             point = late.get((key, minute))
             if point is None:
@@ -123,6 +135,7 @@ class MinuteAggregator:
             "windows": [_point_state(p) for window in self.windows.values() for p in window.values()],
             "late": [_point_state(p) for late in self.late.values() for p in late.values()],
             "sealed": [_point_state(p) for p in self.sealed],
+            "late_clocks": [[ns, name, t] for (ns, name), t in self.late_clocks.items()],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -137,6 +150,7 @@ class MinuteAggregator:
             key, point = _point_of(item)
             self.late.setdefault(key[:2], {})[key, item["minute"]] = point
         self.sealed = [_point_of(item)[1] for item in state.get("sealed", [])]
+        self.late_clocks = {(ns, name): t for ns, name, t in state.get("late_clocks", [])}
 
 
 def _point_state(p: Datapoint) -> dict[str, Any]:

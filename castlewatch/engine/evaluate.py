@@ -28,6 +28,10 @@ Emit = Callable[[MetricKey, int, float], None]
 
 _NOTHING = object()  # a reference that resolves to no usable value (§8.3)
 _MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
+# Event times castlewatch can publish: years 1 to 9999 (what a datapoint's ISO 8601
+# timestamp can say), epoch milliseconds; others are counted as ``bad_timestamp``.
+MIN_EVENT_MS = -62_135_596_800_000
+MAX_EVENT_MS = 253_402_300_799_999
 _BLANK = " \t\n\r\f\v"
 SHARED_PREFILTER_MIN_FILTERS = 2  # from this many filters with literals, scan them in one pass
 
@@ -70,9 +74,10 @@ def _epoch(scale: int) -> Callable[[Any], int | None]:
             number = float(value)
         except ValueError:
             return None
-        if number - number != 0:  # inf, nan
+        number *= scale
+        if number - number != 0:  # inf, nan (also after scaling)
             return None
-        return int(number * scale)
+        return int(number)
 
     return parse
 
@@ -105,6 +110,15 @@ def _numeric(node: Any) -> float | None:
     else:
         return None
     return value if abs(value) <= _MAX_VALUE else None  # also false for nan; inf > the bound
+
+
+def _encodable(text: str) -> bool:
+    """True if ``text`` is valid Unicode for UTF-8 (no lone surrogate), as sinks need."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dimension_text(node: Any, message: str, get: Callable[[Any], Any]) -> str | None:
@@ -306,11 +320,16 @@ class LogGroupEvaluator:
         ``ts`` is the event time in epoch ms, or ``READ_FROM_MESSAGE`` to read it from the message per the
         timestamp spec, only once something is to be emitted.  Returns False (and
         counts the event as malformed, ``bad_timestamp``) when that time cannot be
-        determined; the event then contributes nothing.
+        determined or is outside years 1-9999 (:data:`MIN_EVENT_MS`, :data:`MAX_EVENT_MS`);
+        the event then contributes nothing and counts as no filter's match.
         """
+        stats = self.stats
+        if ts != READ_FROM_MESSAGE and not MIN_EVENT_MS <= ts <= MAX_EVENT_MS:
+            stats.count_malformed("bad_timestamp")
+            return False
         doc: Any = _NOTHING  # decoded lazily, at most once
         fields: list[str] | None = None
-        stats = self.stats
+        hits: list[str] = []  # filters matched so far, uncounted again if the time is bad
         filters = self.filters
         visit, found = (self._always, None) if self._scanner is None else self._visit(message)
         if self._json_names and message.lstrip(_BLANK)[:1] != "{":
@@ -348,6 +367,7 @@ class LogGroupEvaluator:
                 matched = (check is None or check(found)) and f.pattern.matches(message)
             if matched:
                 stats.matched[f.name] += 1
+                hits.append(f.name)
                 value = f.value
                 if value is None:
                     value = self._resolve_value(f, doc, fields, values, message)
@@ -365,7 +385,9 @@ class LogGroupEvaluator:
                 continue
             if ts == READ_FROM_MESSAGE:
                 ts, doc, fields = self._event_time(message, doc, fields)
-                if ts is None:
+                if ts is None or not MIN_EVENT_MS <= ts <= MAX_EVENT_MS:
+                    for name in hits:
+                        stats.matched[name] -= 1
                     stats.count_malformed("bad_timestamp")
                     return False
             if f.dimension_sets is not None:
@@ -457,6 +479,8 @@ class LogGroupEvaluator:
                 return None
             text = _dimension_text(node, message, ref.get) if ref.kind == "json" else (node or None)
             if text is None:
+                return None
+            if not text.isascii() and not _encodable(text):  # a lone surrogate from a \ud800 escape
                 return None
             out.append((name, text))
         return tuple(out)
