@@ -277,3 +277,137 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert bad.returncode == 2
     assert "Invalid character(s) in term '*'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ---- replay and run: configuration errors exit 2 with one "Error: ..." -----------------------------
+
+FILTER = (
+    "{{filterName: {name}, logGroupName: {group}, filterPattern: '{pattern}', "
+    "metricTransformations: [{{metricName: {metric}, metricNamespace: T, metricValue: '1'}}]}}"
+)
+
+
+def engine_config(
+    tmp_path: Path, sources: str, sinks: str, filters: str = "", name: str = "castlewatch.yaml"
+) -> Path:
+    filters = filters or "[" + FILTER.format(name="all", group="g", pattern="", metric="All") + "]"
+    config = tmp_path / name
+    config.write_text(f"metric_filters: {filters}\nsources: {sources}\nsinks: {sinks}\n", encoding="utf-8")
+    return config
+
+
+LOG_SOURCE = "{type: file, path: %s, log_group: %s, timestamp: {field: $1, format: epoch_s}}"
+
+
+def config_error_exit(*args: str) -> str:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: ")
+    return line
+
+
+def test_replay_refuses_a_sink_that_is_its_source(tmp_path: Path) -> None:
+    """The tester's r06: app.log used to be truncated to 0 bytes."""
+    log = tmp_path / "app.log"
+    log.write_text("1700000000 a\n", encoding="utf-8")
+    config = engine_config(tmp_path, f"[{LOG_SOURCE % ('app.log', 'g')}]", "[{type: jsonl, path: app.log}]")
+    line = config_error_exit("replay", "--config", str(config))
+    assert f"sinks[0].path: {log} is read by sources[0] ({log}): opening the sink would destroy that input" in line
+    assert log.read_text(encoding="utf-8") == "1700000000 a\n"
+
+
+def test_replay_refuses_overlapping_sources(tmp_path: Path) -> None:
+    """The tester's r10: app.log and *.log would count each event twice."""
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    sources = "[{}, {}]".format(LOG_SOURCE % ("app.log", "g"), LOG_SOURCE % ("'*.log'", "g"))
+    config = engine_config(tmp_path, sources, "[{type: jsonl, path: out/dp.jsonl}]")
+    line = config_error_exit("replay", "--config", str(config))
+    assert f"sources[1].path: {tmp_path / 'app.log'} is matched by sources[0]" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_replay_refuses_a_duplicate_key(tmp_path: Path) -> None:
+    """The tester's r21: a second sources: replaced the first."""
+    config = engine_config(tmp_path, f"[{LOG_SOURCE % ('app.log', 'g')}]", "[{type: stdout}]")
+    config.write_text(config.read_text() + f"sources: [{LOG_SOURCE % ('typo*.log', 'g')}]\n", encoding="utf-8")
+    line = config_error_exit("replay", "--config", str(config))
+    assert line.endswith(
+        "invalid YAML at line 4, column 1: key 'sources' is given twice in one mapping "
+        "(first at line 2); YAML would keep only the last value: remove or merge one"
+    )
+
+
+def test_replay_out_refuses_sinks_that_would_share_a_file(tmp_path: Path) -> None:
+    """The tester's outcol: a/dp.jsonl and b/dp.jsonl both became DIR/dp.jsonl, every datapoint twice."""
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    sinks = "[{type: jsonl, path: a/dp.jsonl}, {type: jsonl, path: b/dp.jsonl}]"
+    config = engine_config(tmp_path, f"[{LOG_SOURCE % ('app.log', 'g')}]", sinks)
+    for command in (["replay"], ["run", "--checkpoint", str(tmp_path / "cp.json")]):
+        line = config_error_exit(*command, "--config", str(config), "--out", str(tmp_path / "out"))
+        moved = f"{tmp_path / 'b/dp.jsonl'} and sinks[0] ({tmp_path / 'a/dp.jsonl'}) would both be "
+        assert f"sinks[1].path: {moved}{tmp_path / 'out/dp.jsonl'}: every datapoint" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_refuses_a_checkpoint_that_a_source_reads(tmp_path: Path) -> None:
+    """The default checkpoint, castlewatch.yaml.checkpoint.json, is matched by a *.json source."""
+    source = "{type: file, path: '*.json', log_group: g, format: cloudwatch_events}"
+    config = engine_config(tmp_path, f"[{source}]", "[{type: jsonl, path: out/dp.jsonl}]")
+    line = config_error_exit("run", "--config", str(config))
+    checkpoint = tmp_path / "castlewatch.yaml.checkpoint.json"
+    assert f"checkpoint: the checkpoint file {checkpoint} is read by sources[0]" in line
+
+
+@pytest.mark.parametrize(
+    ("template", "location"),
+    [
+        ("Parameters: {P: 5}\n", "Parameters.P"),
+        ("Parameters: [P]\n", "Parameters"),
+        ("Conditions: 5\n", "Conditions"),
+        ("Parameters: {P: {Type: String, Default: {Ref: P}}}\n", "Parameters.P.Default"),
+        ("Resources:\n  LG: {Type: AWS::Logs::LogGroup, Properties: 5}\n", "Resources.LG.Properties"),
+        ("Resources:\n  LG: {Type: AWS::Logs::LogGroup, Properties: {LogGroupName: !Ref LG}}\n",
+         "Resources.F1.Properties.LogGroupName"),
+    ],
+)
+def test_replay_with_a_bad_template_exits_2(tmp_path: Path, template: str, location: str) -> None:
+    """TypeError and RecursionError tracebacks before; now the section is named."""
+    resource = (
+        "  F1: {Type: AWS::Logs::MetricFilter, Properties: {LogGroupName: !Ref LG, FilterPattern: ERROR,"
+        " MetricTransformations: [{MetricName: M, MetricNamespace: N, MetricValue: '1'}]}}\n"
+    )
+    if "Resources:" in template:
+        template += resource
+    else:
+        template += "Resources:\n" + resource.replace("!Ref LG", "g")
+    (tmp_path / "cfn.yaml").write_text(template, encoding="utf-8")
+    config = engine_config(tmp_path, f"[{LOG_SOURCE % ('app.log', 'g')}]", "[{type: stdout}]", "{file: cfn.yaml}")
+    line = config_error_exit("replay", "--config", str(config))
+    assert line.startswith(f"Error: {tmp_path / 'cfn.yaml'}: {location}: "), line
+
+
+def test_replay_summary_with_one_filter_name_in_two_log_groups(tmp_path: Path) -> None:
+    """AWS allows a filter name in several log groups (describe-metric-filters lists them all);
+    castlewatch counts matches by name, so the summary shows their total once, labelled."""
+    (tmp_path / "g.log").write_text("1700000000 a\n", encoding="utf-8")
+    (tmp_path / "h.log").write_text("1700000000 ERROR\n1700000001 ERROR\n1700000002 ok\n", encoding="utf-8")
+    filters = "[{}, {}, {}]".format(
+        FILTER.format(name="f", group="g", pattern="", metric="M"),
+        FILTER.format(name="f", group="h", pattern="ERROR", metric="M2"),
+        FILTER.format(name="other", group="h", pattern="ok", metric="M3"),
+    )
+    sources = f"[{LOG_SOURCE % ('g.log', 'g')}, {LOG_SOURCE % ('h.log', 'h')}]"
+    config = engine_config(tmp_path, sources, "[{type: jsonl, path: out/dp.jsonl}]", filters)
+    result = CliRunner().invoke(main, ["replay", "--config", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line.strip("│ ").split("│") for line in result.stdout.splitlines() if "matched:" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["matched: f (log groups g + h, one total)", "3"],
+        ["matched: other", "1"],
+    ]
+    assert result.stderr.splitlines() == [
+        "Warning: metric filter name 'f' is used in log groups 'g', 'h': its matches are counted together "
+        "(one total in the summary and the run log); the datapoints are not affected"
+    ]

@@ -278,7 +278,9 @@ def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
         ("[{type: parquet, path: x}]", "sinks[0].type", "expected one of jsonl, csv, avro, stdout, got 'parquet'"),
         ("[{type: avro}]", "sinks[0].path", "a avro sink needs a path, got None"),
         ("[{type: stdout, path: x}]", "sinks[0].path", "a stdout sink takes no path"),
-        ("[{type: jsonl, path: a.jsonl}, {type: jsonl, path: ./a.jsonl}]", "sinks[1].path", "the same file as sinks[0]"),
+        ("[{type: jsonl, path: a.jsonl}, {type: jsonl, path: ./a.jsonl}]", "sinks[1].path",
+         "the same file as sinks[0] (/etc/castlewatch/a.jsonl): every datapoint would be written to it twice; "
+         "give each sink its own file"),
         ("[{type: csv, path: a.csv, compress: true}]", "sinks[0].compress", "unknown key; allowed here: type, path"),
         ("[]", "sinks", "expected a non-empty list of sinks, e.g. [{type: stdout}]"),
     ],
@@ -359,3 +361,223 @@ def test_regex_quota_in_config() -> None:
         load(config_text(filters="metric_filters:\n" + entries))
     assert info.value.filter_name == "r5"
     assert info.value.code == "LimitExceededException"
+
+
+# ---- duplicate keys ------------------------------------------------------------------------------
+
+
+def test_duplicate_top_level_key_is_an_error() -> None:
+    """A second ``sources:`` would silently replace the first."""
+    text = config_text() + "sources:\n  - {type: stdin, log_group: cloudtrail, timestamp: ingestion}\n"
+    error = config_error(text, "")
+    line = text.splitlines().index("sources:", 12) + 1
+    assert error.reason == (
+        f"invalid YAML at line {line}, column 1: key 'sources' is given twice in one mapping (first at line 12); "
+        "YAML would keep only the last value: remove or merge one"
+    )
+
+
+def test_duplicate_nested_key_is_an_error() -> None:
+    sinks = "sinks:\n  - {type: jsonl, path: a.jsonl, path: b.jsonl}\n"
+    assert "key 'path' is given twice in one mapping" in config_error(config_text(sinks=sinks), "").reason
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    sources = (
+        "sources:\n"
+        "  - &vpc {type: file, path: /var/log/vpc/a.log, log_group: vpc-flow-logs, timestamp: ingestion}\n"
+        "  - {<<: *vpc, path: /var/log/vpc/b.log}\n"
+    )
+    config = load(config_text(sources=sources))
+    assert [s.path for s in config.sources] == ["/var/log/vpc/a.log", "/var/log/vpc/b.log"]
+
+
+# ---- CloudFormation parameters given in the config -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [("null", "got None; CloudFormation has no null"), ("{a: 1}", "got {'a': 1}")]
+)
+def test_cloudformation_parameter_value_in_config(tmp_path: Path, value: str, reason: str) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "Parameters: {Env: {Type: String}}\nResources:\n"
+        "  F: {Type: AWS::Logs::MetricFilter, Properties: {LogGroupName: g, FilterPattern: ERROR,"
+        " MetricTransformations: [{MetricName: !Sub 'Err-${Env}', MetricNamespace: N, MetricValue: '1'}]}}\n",
+        encoding="utf-8",
+    )
+    path = tmp_path / "castlewatch.yaml"
+    path.write_text(
+        f"metric_filters: {{file: t.yaml, parameters: {{Env: {value}}}}}\n"
+        "sources: [{type: stdin, log_group: g, timestamp: ingestion}]\nsinks: [{type: stdout}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.location == "metric_filters.parameters.Env"
+    assert reason in info.value.reason
+
+
+# ---- inputs and outputs: sinks over sources, sinks sharing a file, overlapping sources ----------------
+
+ONE_FILTER = (
+    "metric_filters: [{filterName: all, logGroupName: g, filterPattern: '', "
+    "metricTransformations: [{metricName: All, metricNamespace: T, metricValue: '1'}]},"
+    " {filterName: all, logGroupName: h, filterPattern: '', "
+    "metricTransformations: [{metricName: All, metricNamespace: T, metricValue: '1'}]}]\n"
+)
+
+
+def write_config(tmp_path: Path, sources: list[str], sinks: list[str]) -> Path:
+    """A config in tmp_path: sources as ``PATH`` (log group g) or ``PATH@GROUP``, jsonl sinks."""
+    entries = []
+    for source in sources:
+        path, _, group = source.partition("@")
+        entries.append(f"{{type: file, path: '{path}', log_group: {group or 'g'}, timestamp: ingestion}}")
+    config = tmp_path / "castlewatch.yaml"
+    config.write_text(
+        ONE_FILTER
+        + f"sources: [{', '.join(entries)}]\n"
+        + f"sinks: [{', '.join(f'{{type: jsonl, path: {s!r}}}' for s in sinks)}]\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def path_error(config: Path, location: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert info.value.location == location, str(info.value)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("source", "sink"),
+    [
+        ("app.log", "app.log"),  # the tester's case: app.log was truncated to 0 bytes
+        ("*.log", "app.log"),  # an existing file the glob matches
+        ("logs/*.jsonl", "logs/dp.jsonl"),  # not there yet: the glob would match it (and a follow read it back)
+        ("**/*.jsonl", "out/deep/dp.jsonl"),
+        ("app.log", "link.log"),  # a symbolic link to the source
+    ],
+)
+def test_sink_that_a_source_reads_is_refused(tmp_path: Path, source: str, sink: str) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("1700000000 a\n", encoding="utf-8")
+    (tmp_path / "link.log").symlink_to(log)
+    error = path_error(write_config(tmp_path, [source], [sink]), "sinks[0].path")
+    assert f"is read by sources[0] ({tmp_path / source}): opening the sink would destroy that input" in error.reason
+    assert log.read_text(encoding="utf-8") == "1700000000 a\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "sink"),
+    [("*.log", "out/app.log"), ("*.log", ".hidden.log"), ("logs/*.jsonl", "logs.jsonl"), ("app.log", "app.log.jsonl")],
+)
+def test_sink_beside_a_source_is_accepted(tmp_path: Path, source: str, sink: str) -> None:
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    config = load_config(write_config(tmp_path, [source], [sink]))
+    assert config.sinks[0].path == str(tmp_path / sink)
+
+
+def test_glob_match_agrees_with_glob(tmp_path: Path) -> None:
+    """The not-yet-existing-file check answers as ``glob.glob`` does once the file exists."""
+    import glob
+
+    from castlewatch.engine.config import _glob_would_match
+
+    files = ["a.log", ".h.log", "d/a.log", "d/e/b.log", "d/.x/c.log", ".d/a.log", "d/e/f/a.jsonl", "ab[1].log"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    patterns = [
+        "*.log", "*/*.log", "**/*.log", "d/**/*.log", "d/**", "**", ".*", "d/*/b.log", "d/.*/*.log",
+        "**/a.*", "d/e/**/*.jsonl", "?.log", "[a-c].log", "ab[[]1].log", "d/**/.x/*.log",
+    ]  # fmt: skip
+    for pattern in patterns:
+        expected = {p for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file()}
+        found = {str(tmp_path / n) for n in files if _glob_would_match(str(tmp_path / pattern), str(tmp_path / n))}
+        assert found == expected, pattern
+
+
+def test_two_sinks_of_one_file_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    error = path_error(write_config(tmp_path, ["app.log"], ["real/dp.jsonl", "alias/dp.jsonl"]), "sinks[1].path")
+    assert error.reason.startswith(f"the same file as sinks[0] ({tmp_path / 'alias' / 'dp.jsonl'})")
+
+
+@pytest.mark.parametrize(
+    ("sources", "location", "reason"),
+    [
+        (["app.log", "*.log"], "sources[1].path", "app.log is matched by sources[0]"),  # the tester's case
+        (["*.log", "app.log"], "sources[1].path", "app.log is matched by sources[0]"),
+        (["app.log", "hard.log"], "sources[1].path", "hard.log (also {tmp}/app.log) is matched by sources[0]"),
+        (["new.log", "./new.log"], "sources[1].path", "the same path as sources[0] in log group 'g'"),
+    ],
+)
+def test_overlapping_sources_of_one_log_group_are_refused(
+    tmp_path: Path, sources: list[str], location: str, reason: str
+) -> None:
+    """Each event of a file read by two sources of one log group would be counted twice."""
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    (tmp_path / "hard.log").hardlink_to(tmp_path / "app.log")
+    error = path_error(write_config(tmp_path, sources, ["out/dp.jsonl"]), location)
+    assert reason.format(tmp=tmp_path) in error.reason
+    if "matched" in reason:
+        assert error.reason.endswith(
+            "in the same log group 'g': each of its events would be counted twice; narrow one of the paths"
+        )
+
+
+def test_sources_of_different_log_groups_may_share_a_file(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    config = load_config(write_config(tmp_path, ["app.log@g", "*.log@h"], ["out/dp.jsonl"]))
+    assert [s.log_group for s in config.sources] == ["g", "h"]
+
+
+def test_two_stdin_sources_are_refused() -> None:
+    sources = (
+        "sources:\n  - {type: stdin, log_group: cloudtrail, timestamp: ingestion}\n"
+        "  - {type: stdin, log_group: vpc-flow-logs, timestamp: ingestion}\n"
+    )
+    assert config_error(config_text(sources=sources), "sources[1]").reason == (
+        "stdin is already read by sources[0]; only one source can read it"
+    )
+
+
+def test_with_sinks_in_refuses_sinks_that_collide(tmp_path: Path) -> None:
+    from castlewatch.engine.config import with_sinks_in
+
+    config = load_config(write_config(tmp_path, ["app.log"], ["a/dp.jsonl", "b/dp.jsonl", "c/other.csv"]))
+    with pytest.raises(ConfigError) as info:
+        with_sinks_in(config, tmp_path / "out")
+    assert info.value.location == "sinks[1].path"
+    assert info.value.reason == (
+        f"{tmp_path / 'b/dp.jsonl'} and sinks[0] ({tmp_path / 'a/dp.jsonl'}) would both be "
+        f"{tmp_path / 'out/dp.jsonl'}: every datapoint would be written to it twice; give each sink its own file "
+        f"(sinks moved into {tmp_path / 'out'}, file names kept)"
+    )
+
+
+def test_with_sinks_in(tmp_path: Path) -> None:
+    from castlewatch.engine.config import with_sinks_in
+
+    config = load_config(write_config(tmp_path, ["logs/*.jsonl"], ["a/dp.jsonl", "b/other.jsonl"]))
+    moved = with_sinks_in(config, tmp_path / "out")
+    assert [s.path for s in moved.sinks] == [str(tmp_path / "out/dp.jsonl"), str(tmp_path / "out/other.jsonl")]
+    assert (moved.sources, moved.path) == (config.sources, config.path)
+    with pytest.raises(ConfigError, match=r"sinks\[0\].path: .* is read by sources\[0\]"):
+        with_sinks_in(config, tmp_path / "logs")
+
+
+def test_checkpoint_that_a_source_reads_or_a_sink_writes(tmp_path: Path) -> None:
+    from castlewatch.engine.config import check_checkpoint_path
+
+    config = load_config(write_config(tmp_path, ["*.json"], ["out/dp.jsonl"]))
+    check_checkpoint_path(config, tmp_path / "state" / "castlewatch.checkpoint.json")
+    for checkpoint, reason in (
+        ("castlewatch.yaml.checkpoint.json", r"is read by sources\[0\]"),  # the default name, beside the config
+        ("out/dp.jsonl", r"is the file of sinks\[0\]"),
+    ):
+        with pytest.raises(ConfigError, match=reason):
+            check_checkpoint_path(config, tmp_path / checkpoint)

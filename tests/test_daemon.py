@@ -461,3 +461,228 @@ def test_idle_watermark_does_not_run_ahead_of_the_clock(tmp_path, daemons):
         f"watermark ahead of the clock (elapsed s, watermark - t_a s): {ahead}"
     )
     assert ahead == [], f"watermark ahead of the clock (elapsed s, watermark - t_a s): {ahead}"
+
+
+# ---- robustness: a source that raises, malformed counts across a crash, stdin, checkpoints --------
+
+
+def _load(config: Path):
+    from castlewatch.engine.config import load_config
+
+    return load_config(config)
+
+
+def _break_source_at(monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
+    """Make the lines parser raise (a bug) when it meets a line containing ``marker``."""
+    from castlewatch.engine import sources
+
+    real = sources._Parser._lines
+
+    def lines(self, lines, base, end):
+        if any(marker.encode() in line for line in lines):
+            raise RuntimeError("bug in a source")
+        return real(self, lines, base, end)
+
+    monkeypatch.setattr(sources._Parser, "_lines", lines)
+
+
+def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, monkeypatch):
+    """Not a clean end: the run stops as on SIGTERM (open minutes written, a last
+    checkpoint) and raises the source's exception."""
+    import asyncio
+
+    from castlewatch.engine.runner import Engine
+
+    log = tmp_path / "app.log"
+    before = events(BASE, 30, seed=50)
+    append(log, before)
+    config = _load(write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out"))
+    _break_source_at(monkeypatch, "BOOM")
+    checkpoint = tmp_path / "ck.json"
+
+    async def main() -> None:
+        engine = Engine(config, checkpoint=checkpoint)
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop, checkpoint_interval_s=0.1))
+        deadline = time.monotonic() + WAIT_S
+        while engine.stats.events_read < len(before):
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        append(log, ["BOOM"])
+        await asyncio.wait_for(task, WAIT_S)
+
+    with pytest.raises(RuntimeError, match="bug in a source") as raised:
+        asyncio.run(main())
+    assert any("source file:" in note and "stopped" in note for note in raised.value.__notes__)
+    reference, _ = replay_totals(tmp_path, before)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference  # every minute written
+    state = json.loads(checkpoint.read_bytes())
+    assert state["stats"]["events_read"] == len(before) and open_windows(state) == {}
+
+
+def test_a_source_that_raises_fails_replay_and_run_commands(tmp_path, monkeypatch):
+    log = tmp_path / "app.log"
+    append(log, events(BASE, 5, seed=51) + ["BOOM"])
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    _break_source_at(monkeypatch, "BOOM")
+    result = CliRunner().invoke(main, ["replay", "--config", str(config)])
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(tmp_path / "ck.json")])
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+
+
+def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):
+    """A checkpoint's malformed counts are those of the input before its positions: after a
+    crash right after a checkpoint, the restarted run counts the rest once."""
+    import asyncio
+
+    from castlewatch.engine.runner import Engine
+
+    log = tmp_path / "app.log"
+    lines = events(BASE, 2500, seed=52)
+    with open(log, "wb") as fh:
+        for i, line in enumerate(lines):
+            fh.write(line.encode() + b"\n")
+            if i % 250 == 100:
+                fh.write(b"\xff not UTF-8\n")
+    config = _load(write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out"))
+    checkpoint = tmp_path / "ck.json"
+
+    async def crash_after_the_first_batch() -> dict:
+        engine = Engine(config, checkpoint=checkpoint)
+        try:
+            async for batch in engine.sources[0].batches(follow=True, stop=asyncio.Event()):
+                engine.process(batch)
+                await engine.save_checkpoint()
+                return dict(engine.stats.malformed)  # "kill -9": no other checkpoint
+            raise AssertionError("no batch")
+        finally:
+            for sink in engine.sinks:  # (the files a killed process leaves; the restart truncates them)
+                sink.close()
+
+    async def restart() -> dict:
+        engine = Engine(config, checkpoint=checkpoint)
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop, checkpoint_interval_s=0.1))
+        deadline = time.monotonic() + WAIT_S
+        while engine.stats.events_read < len(lines):
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        stop.set()
+        stats = await asyncio.wait_for(task, WAIT_S)
+        return dict(stats.malformed)
+
+    first = asyncio.run(crash_after_the_first_batch())
+    assert first == {"invalid_utf8": 4}  # those within the first 1,000 events only
+    assert json.loads(checkpoint.read_bytes())["stats"]["malformed"] == first
+    assert asyncio.run(restart()) == {"invalid_utf8": 10}
+
+
+STDIN_CONFIG = """\
+metric_filters:
+  - {filterName: all, logGroupName: g, filterPattern: "", metricTransformations: [{metricName: All, metricNamespace: T, metricValue: "1"}]}
+sources: [{type: stdin, log_group: g, timestamp: {field: $1, format: epoch_s}}]
+sinks: [{type: jsonl, path: out/dp.jsonl}]
+"""
+
+
+def test_sigterm_with_an_idle_stdin_pipe(tmp_path):
+    """The stdin reader blocked on an idle pipe must not kill the interpreter at exit
+    (it used to: "Fatal Python error: _enter_buffered_busy", exit 134)."""
+    (tmp_path / "c.yaml").write_text(STDIN_CONFIG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "castlewatch", "run", "--config", "c.yaml", "--checkpoint", "ck.json",
+         "--checkpoint-interval", "0.1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    try:
+        proc.stdin.write(b"1700000000 a\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the line was read (the checkpoint says so); the pipe stays open, idle
+            try:
+                if json.loads((tmp_path / "ck.json").read_bytes())["stats"]["events_read"] == 1:
+                    break
+            except (FileNotFoundError, ValueError):
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+    assert proc.returncode == 0, err.decode()
+    assert b"Fatal Python error" not in err and b"Traceback" not in err
+    assert len((tmp_path / "out" / "dp.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["run", "replay"])
+def test_closed_stdin_is_a_clear_error(tmp_path, command):
+    (tmp_path / "c.yaml").write_text(STDIN_CONFIG)
+    args = [sys.executable, "-m", "castlewatch", command, "--config", "c.yaml"]
+    proc = subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" <&-', "sh", *args], capture_output=True, timeout=60, cwd=tmp_path
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert err.startswith("Error: a stdin source needs a standard input") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "checkpoint, fragment",
+    [
+        ("[]", "not a castlewatch checkpoint"),
+        ('{"version": 1, "sinks": [null, null, null]}', "it has no 'stats'"),
+        ('{"version": 1, "sinks": [null, null, null], "stats": {"events_read": -1}}', "stats['events_read'] is not a count"),
+        ('{"version": 1, "sinks": [null, null, null], "stats": {}, "aggregators": [] }', "'aggregators' is not a JSON object"),
+        ('{"version": 1, "sinks": [null, null, null], "stats": {}, "aggregators": {"SOURCE": {"windows": []}}}',
+         "KeyError: 'watermarks'"),
+        ('{"version": 1, "sinks": [null, null, null], "stats": {}, "sources": {"SOURCE": {"v": 1, "files": 3}}}',
+         "positions must have a 'files' mapping"),
+        ('{"version": 1, "sinks": [{"size": "x"}, null, null], "stats": {}}', "sinks[0]"),
+    ],
+    ids=["list", "no-stats", "negative-count", "aggregators-list", "no-watermarks", "bad-positions", "bad-sink"],
+)
+def test_checkpoint_of_the_wrong_shape_is_a_clear_error(tmp_path, checkpoint, fragment):
+    log = tmp_path / "app.log"
+    append(log, events(BASE, 3, seed=53))
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    path = tmp_path / "ck.json"
+    path.write_text(checkpoint.replace("SOURCE", f"file:{log}"))
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"Error: checkpoint {path}") and fragment in result.output, result.output
+    assert not isinstance(result.exception, (KeyError, AttributeError, TypeError))
+
+
+def test_unwritable_checkpoint_location_fails_at_startup(tmp_path):
+    from castlewatch.engine.runner import CheckpointError, Engine
+
+    log = tmp_path / "app.log"
+    append(log, events(BASE, 3, seed=54))
+    config_path = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    config = _load(config_path)
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint .*does not exist"):
+        Engine(config, checkpoint=tmp_path / "no-such-dir" / "ck.json")
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint"):
+        Engine(config, checkpoint=Path("/proc/castlewatch-ck.json"))  # a filesystem that takes no files
+    result = CliRunner().invoke(
+        main, ["run", "--config", str(config_path), "--checkpoint", "/proc/castlewatch-ck.json"]
+    )
+    assert result.exit_code == 2 and result.output.startswith("Error: cannot write the checkpoint"), result.output
+
+
+def test_sources_that_read_nothing_are_named(tmp_path):
+    """A glob that matches no file: replay warns (and reads nothing); a directory given as
+    the path: a configuration error, not a silent empty run."""
+    config = write_config(tmp_path / "castlewatch.yaml", tmp_path / "logs" / "*.log", tmp_path / "out")
+    result = CliRunner().invoke(main, ["replay", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert f"Warning: source file:{tmp_path / 'logs' / '*.log'}: no file matches the glob" in result.stderr
+    (tmp_path / "logs").mkdir()
+    config = write_config(tmp_path / "castlewatch.yaml", tmp_path / "logs", tmp_path / "out")
+    result = CliRunner().invoke(main, ["replay", "--config", str(config)])
+    assert result.exit_code == 2 and "is a directory, not a file" in result.stderr, result.output

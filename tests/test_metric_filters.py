@@ -786,3 +786,107 @@ def test_cloudformation_error_names_the_nested_property(tmp_path: Path) -> None:
         load_metric_filters(path)
     assert info.value.location == "Resources.Errors.Properties.MetricTransformations[0].MetricNamespace"
     assert info.value.reason.startswith('cannot resolve {"Ref": "AWS::Region"}: the pseudo parameter AWS::Region')
+
+
+# ---- CloudFormation: templates of the wrong shape, cycles, parameter values ---------------------
+
+FILTER_RESOURCE = (
+    "  F1: {Type: AWS::Logs::MetricFilter, Properties: {LogGroupName: %s, FilterPattern: ERROR,"
+    " MetricTransformations: [{MetricName: %s, MetricNamespace: N, MetricValue: '1'}]}}\n"
+)
+
+
+def template_error(tmp_path: Path, text: str, parameters: dict | None = None) -> MetricFilterLoadError:
+    path = tmp_path / "template.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MetricFilterLoadError) as info:
+        load_metric_filters(path, parameters=parameters)
+    assert info.value.source == str(path)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("head", "log_group", "extra", "location", "reason"),
+    [
+        ("Parameters: {P: 5}\n", "!Ref P", "", "Parameters.P", "expected a parameter declaration such as"),
+        ("Parameters: [P]\n", "!Ref P", "", "Parameters", "expected a mapping of names to definitions, got array"),
+        ("Conditions: 5\n", "g", "", "Conditions", "expected a mapping of names to definitions, got int"),
+        ("Mappings: {M: [1]}\n", "g", "", "Mappings.M", "expected a mapping of top-level keys"),
+        ("Mappings: {M: {K: 5}}\n", "g", "", "Mappings.M.K", "expected a mapping of second-level keys"),
+        ("", "!Ref LG", "  LG: {Type: AWS::Logs::LogGroup, Properties: 5}\n", "Resources.LG.Properties",
+         "expected a mapping of properties, got int"),
+        ("", "g", "  X: 5\n", "Resources.X", "expected a resource mapping (Type, Properties), got int"),
+    ],
+)
+def test_cloudformation_sections_of_the_wrong_shape(
+    tmp_path: Path, head: str, log_group: str, extra: str, location: str, reason: str
+) -> None:
+    """Named errors, not TypeErrors, for sections that are not mappings of mappings."""
+    text = head + "Resources:\n" + FILTER_RESOURCE % (log_group, "M") + extra
+    error = template_error(tmp_path, text)
+    assert (error.location, reason in error.reason) == (location, True), str(error)
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ("  LG: {Type: AWS::Logs::LogGroup, Properties: {LogGroupName: !Ref LG}}\n",
+         "circular reference: the LogGroupName of LG refers to LG itself"),
+        ("  LG: {Type: AWS::Logs::LogGroup, Properties: {LogGroupName: !Sub '${B}-x'}}\n"
+         "  B: {Type: AWS::Logs::LogGroup, Properties: {LogGroupName: !Join ['', [!Ref LG]]}}\n",
+         "circular reference: LG -> B -> LG (the LogGroupName of each refers to the next)"),
+    ],
+)
+def test_cloudformation_circular_log_group_names(tmp_path: Path, extra: str, reason: str) -> None:
+    """A log group whose name refers back to itself is an error, not a RecursionError."""
+    error = template_error(tmp_path, "Resources:\n" + FILTER_RESOURCE % ("!Ref LG", "M") + extra)
+    assert error.location == "Resources.F1.Properties.LogGroupName"
+    assert error.reason.endswith(reason), error.reason
+
+
+def test_cloudformation_condition_named_by_a_list(tmp_path: Path) -> None:
+    text = (
+        "Conditions: {C: {Condition: [x]}}\nResources:\n"
+        "  F1: {Type: AWS::Logs::MetricFilter, Condition: C, Properties: {LogGroupName: g, FilterPattern: ERROR,"
+        " MetricTransformations: [{MetricName: M, MetricNamespace: N, MetricValue: '1'}]}}\n"
+    )
+    error = template_error(tmp_path, text)
+    assert error.location == "Resources.F1.Condition"
+    assert "a condition is named by a string" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("declaration", "parameters", "location", "reason"),
+    [
+        ("{Type: String}", {"Env": None}, "parameters.Env", "a parameter value cannot be null"),
+        ("{Type: String, Default: null}", None, "Parameters.Env.Default", "a parameter value cannot be null"),
+        ("{Type: String, Default: {Ref: Env}}", None, "Parameters.Env.Default",
+         'expected a string, got the intrinsic function {"Ref": "Env"}, which is not evaluated here'),
+        ("{Type: String, Default: {a: 1}}", None, "Parameters.Env.Default",
+         'expected a string, got a mapping {"a": 1}'),
+        ("{Type: String}", {"Env": {"a": 1}}, "parameters.Env", 'expected a string, got a mapping {"a": 1}'),
+        ("{Type: CommaDelimitedList, Default: [a, null]}", None, "Parameters.Env.Default",
+         'expected a list of strings, got ["a", null]'),
+    ],
+)
+def test_cloudformation_parameter_values_are_strings(
+    tmp_path: Path, declaration: str, parameters: dict | None, location: str, reason: str
+) -> None:
+    """Never the text 'None' or a mapping's repr as a metric or log group name."""
+    text = f"Parameters:\n  Env: {declaration}\nResources:\n" + FILTER_RESOURCE % ("g", "!Sub 'Err-${Env}'")
+    error = template_error(tmp_path, text, parameters)
+    assert error.location == location
+    assert error.reason.startswith(reason), error.reason
+
+
+def test_cloudformation_scalar_parameter_values_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Parameters:\n  Flags: {Type: CommaDelimitedList, Default: [a, true]}\n  Env: {Type: String, Default: 5}\n"
+        "Resources:\n" + FILTER_RESOURCE % ("!Select [1, !Ref Flags]", "!Sub 'Err-${Env}'"),
+        encoding="utf-8",
+    )
+    [f] = load_metric_filters(path)
+    assert (f.log_group_name, f.metric_transformations[0].metric_name) == ("true", "Err-5")
+    [f] = load_metric_filters(path, parameters={"Env": False})
+    assert f.metric_transformations[0].metric_name == "Err-false"

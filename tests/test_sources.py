@@ -17,8 +17,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from castlewatch.engine import sources
 from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats
 from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, open_source
+
+_BOM = b"\xef\xbb\xbf"
 
 GROUP = "/test/group"
 WAIT_S = 10.0  # upper bound of every wait; tests finish as soon as the condition holds
@@ -253,12 +256,15 @@ def test_cloudwatch_events_malformed(tmp_path: Path) -> None:
 
 
 def test_cloudwatch_events_broken_document(tmp_path: Path) -> None:
+    # Cut inside the last event: the document never comes whole, so it is read line by line;
+    # the events that are whole are read, and each line that is not part of one is counted
+    # once: "{", '"events": [', and the "{" and two lines of the cut event.
     path = tmp_path / "events.json"
     path.write_text(json.dumps({"events": CW_EVENTS}, indent=4)[:-10])
     stats = Stats()
     batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
-    assert messages(batches) == []
-    assert stats.malformed == {"invalid_json": 1}
+    assert events(batches) == expected_cw(CW_EVENTS[:2])
+    assert stats.malformed == {"invalid_json": 5}
 
 
 # ------------------------------------------------------------------------------------------
@@ -382,7 +388,9 @@ def test_glob_sorted_and_non_files_ignored(tmp_path: Path) -> None:
 def test_unreadable_and_missing_files_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stats = Stats()
     batches, _ = read_all(file_spec(tmp_path / "missing.log"), stats)
-    assert batches == [] and stats.malformed == {"unreadable_file": 1}
+    assert stats.malformed == {"unreadable_file": 1}
+    # No events: one empty batch carries the count (the Engine counts it when it evaluates it).
+    assert [(len(b), b.malformed) for b in batches] == [(0, {"unreadable_file": 1})]
 
     (tmp_path / "a.log").write_text("a\n")
     (tmp_path / "b.log").write_text("b\n")
@@ -870,3 +878,288 @@ def test_follow_restarts_lose_and_repeat_nothing(tmp_path: Path) -> None:
     for prefix in {m.split("-")[0] for m in written if "-" in m}:
         mine = [m for m in got if m.startswith(prefix + "-")]
         assert mine == sorted(mine, key=lambda m: int(m.split("-")[1]))
+
+
+# ------------------------------------------------------------------------------------------
+# Robustness: deep records, documents that are not one, byte order marks, rewrites in place,
+# counts that travel with the batches, paths that are not files, a closed stdin
+
+
+def test_cloudtrail_record_nested_too_deep_for_orjson_to_write(tmp_path: Path) -> None:
+    # orjson reads up to 1024 levels but writes only 254: a record between the two cannot be
+    # re-serialised as its message. It is counted (too_deep) and the records after it are read.
+    good = trail_records(3)
+
+    def deep(levels: int) -> str:
+        return '{"eventVersion": "1.08", "eventTime": "2024-03-05T09:00:00Z", "x": ' + "[" * levels + "]" * levels + "}"
+
+    lines = [json.dumps(good[0]), deep(255), deep(1022), json.dumps(good[1]), deep(1100), json.dumps(good[2])]
+    path = tmp_path / "trail.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudtrail_archive"), stats)
+    assert messages(batches) == [orjson.dumps(r).decode() for r in good]
+    assert stats.malformed == {"too_deep": 2, "invalid_json": 1}  # 1100 levels: orjson cannot read it
+    # Inside a {"Records": [...]} document too.
+    path.write_text(json.dumps({"Records": good[:1]})[:-2] + ", " + deep(300) + ", " + json.dumps(good[1]) + "]}\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudtrail_archive"), stats)
+    assert messages(batches) == [orjson.dumps(r).decode() for r in good[:2]]
+    assert stats.malformed == {"too_deep": 1}
+
+
+CW_LINES = [{"timestamp": 1700000000000 + i, "message": f"m{i}"} for i in range(1000)]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        '{"timestamp": 1700000000000, "message": "cut", "tags": [',  # looks like a document's start
+        '{"events": [',
+        "{",
+        '{"timestamp": 1700000000000, "message": "unterminated',  # a truncated line
+    ],
+    ids=["ends-with-bracket", "events-opener", "brace", "truncated"],
+)
+@pytest.mark.parametrize("chunk_bytes", [None, 7], ids=["one-chunk", "small-chunks"])
+def test_json_first_line_that_starts_a_document_which_never_is_one(tmp_path: Path, first: str, chunk_bytes) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(first + "\n" + "".join(json.dumps(e) + "\n" for e in CW_LINES))
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats, chunk_bytes=chunk_bytes)
+    assert events(batches) == expected_cw(CW_LINES)  # none of the 1,000 lost
+    assert stats.malformed == {"invalid_json": 1}  # the first line, once
+
+
+def test_json_concatenated_documents_are_all_read(tmp_path: Path) -> None:
+    # Two `aws logs filter-log-events` outputs appended to one file, then compact ones, some
+    # on one line, an array's elements on their own lines with commas, and junk after a value.
+    first, second = CW_EVENTS[:2], CW_EVENTS[2:]
+    text = (
+        json.dumps({"events": first}, indent=4)
+        + "\n"
+        + json.dumps({"events": second}, indent=2)
+        + "\n"
+        + json.dumps({"events": first}) + json.dumps({"events": second}) + "\n"
+        + json.dumps(first[0]) + ", " + json.dumps(first[1]) + ",\n"
+        + json.dumps({"events": second}, indent=2) + " trailing junk\n"
+        + json.dumps(first[0]) + " junk after a value on its own line\n"
+    )
+    path = tmp_path / "events.json"
+    path.write_text(text)
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
+    assert events(batches) == expected_cw(CW_EVENTS + CW_EVENTS + first + second)
+    assert stats.malformed == {"invalid_json": 2}  # " trailing junk" and the last line
+
+
+def test_json_broken_document_followed_by_a_whole_one(tmp_path: Path) -> None:
+    # A pretty-printed output cut short (an interrupted aws logs call), then a whole one: the
+    # whole events of the first and every event of the second are read, each other line of
+    # the first is counted once.
+    cut = json.dumps({"events": CW_EVENTS}, indent=2)
+    cut = cut[: cut.index('"message": ""')]  # inside the third event
+    path = tmp_path / "events.json"
+    path.write_text(cut + "\n" + json.dumps({"events": CW_EVENTS}, indent=2) + "\n")
+    stats = Stats()
+    batches, _ = read_all(file_spec(path, "cloudwatch_events"), stats)
+    assert events(batches) == expected_cw(CW_EVENTS[:2] + CW_EVENTS)
+    # "{", '"events": [', and the cut event's "{" and its "timestamp" line.
+    assert stats.malformed == {"invalid_json": 4}
+
+
+def test_follow_json_line_that_starts_a_document_which_never_is_one(tmp_path: Path) -> None:
+    # While following, nothing ends the data: the lines after it prove it is not a document.
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"timestamp": 1, "message": "cut", "tags": [\n')
+
+    async def main() -> tuple[list[LogEvent], dict]:
+        stats = Stats()
+        async with Follower(Source(file_spec(path, "cloudwatch_events"), stats)) as follower:
+            await follower.rounds()
+            with path.open("a") as f:
+                f.write("".join(json.dumps(e) + "\n" for e in CW_LINES[:2]))
+            await follower.wait_for("m1")
+            with path.open("a") as f:
+                f.write("".join(json.dumps(e) + "\n" for e in CW_LINES[2:5]))
+            await follower.wait_for("m4")
+            await follower.rounds()
+        return events(follower.batches), stats.malformed
+
+    got, malformed = asyncio.run(main())
+    assert got == expected_cw(CW_LINES[:5])
+    assert malformed == {"invalid_json": 1}
+
+
+def test_follow_json_document_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A document that stays a valid start of one and never ends (an array of numbers): given
+    # up once over MAX_DOCUMENT_BYTES, read line by line, and what comes after it is read.
+    monkeypatch.setattr(sources, "MAX_DOCUMENT_BYTES", 4096)
+    path = tmp_path / "events.json"
+    path.write_text("[\n")
+
+    async def main() -> tuple[list[str], dict, int]:
+        stats = Stats()
+        source = Source(file_spec(path, "cloudwatch_events"), stats)
+        async with Follower(source) as follower:
+            with path.open("a") as f:
+                for _ in range(2000):  # 10,000 bytes
+                    f.write("1234,\n")
+                f.write(json.dumps({"timestamp": 5, "message": "after"}) + "\n")
+            await follower.wait_for("after")
+            await follower.rounds()
+            held = max(f.parser.plen for f in source._files.values())
+        return follower.messages, stats.malformed, held
+
+    got, malformed, held = asyncio.run(main())
+    assert got == ["after"]
+    # "[" and every "1234," line (each its own bad line once the document was given up).
+    assert malformed == {"invalid_json": 2001}
+    assert held == 0
+
+
+def test_lines_byte_order_mark_is_stripped_at_the_start_only(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes(_BOM + b"1700000000 first\n\xef\xbb\xbf1700000001 second\n")
+    for chunk_bytes in (None, 1, 2, 4):
+        batches, source = read_all(file_spec(path), chunk_bytes=chunk_bytes)
+        assert messages(batches) == ["1700000000 first", "\ufeff1700000001 second"], chunk_bytes
+    # Resumed after the first line: the second keeps its mark (it is inside the file).
+    first, source = read_all(file_spec(path), batch_size=1)
+    assert messages(read_all(file_spec(path), positions=first[0].position)[0]) == ["\ufeff1700000001 second"]
+    # A file that is only (part of) a mark.
+    path.write_bytes(_BOM)
+    assert read_all(file_spec(path))[0][-1].log_events() == []
+    path.write_bytes(_BOM[:2])
+    stats = Stats()
+    assert messages(read_all(file_spec(path), stats)[0]) == [] and stats.malformed == {"invalid_utf8": 1}
+
+
+@pytest.mark.parametrize("rewrite", ["same-size", "longer-same-head"])
+def test_follow_file_rewritten_in_place(tmp_path: Path, rewrite: str) -> None:
+    # Truncated and written again between two looks (copytruncate of fixed-format lines, or
+    # `printf ... > file`): the size does not tell, the bytes before the read offset do.
+    path = tmp_path / "app.log"
+    path.write_text("1700000000 first\n")
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(path), Stats())) as follower:
+            await follower.wait_for("1700000000 first")
+            await follower.rounds()
+            if rewrite == "same-size":
+                path.write_text("1700000060 again\n")  # O_TRUNC, then as many bytes
+                await follower.wait_for("1700000060 again")
+            else:
+                path.write_text("1700000000 fir\nst and more\n")  # same first bytes, longer
+                await follower.wait_for("st and more")
+            with path.open("a") as f:
+                f.write("appended\n")
+            await follower.wait_for("appended")
+            await follower.rounds()
+        return follower.messages
+
+    expected = ["1700000060 again"] if rewrite == "same-size" else ["1700000000 fir", "st and more"]
+    assert asyncio.run(main()) == ["1700000000 first"] + expected + ["appended"]
+
+
+def test_follow_rewrite_check_is_one_small_read_per_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("x" * 5000 + "\n")
+    reads: list[tuple[int, int]] = []
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append((n, offset))
+        return real_pread(fd, n, offset)
+
+    looks = [0]
+
+    async def main() -> None:
+        source = Source(file_spec(path), Stats())
+        scan = source._scan
+
+        def counted_scan(*args, **kwargs):
+            looks[0] += 1
+            return scan(*args, **kwargs)
+
+        async with Follower(source) as follower:
+            await follower.wait_for("x" * 5000)
+            await follower.rounds(1)
+            monkeypatch.setattr(os, "pread", pread)
+            source._scan = counted_scan
+            await follower.rounds(5)
+            source._scan = scan
+            monkeypatch.undo()
+
+    asyncio.run(main())
+    assert reads and all(read == (sources.HEAD_BYTES, 5001 - sources.HEAD_BYTES) for read in reads)
+    assert len(reads) <= looks[0]  # one small read per look, nothing else
+
+
+def test_malformed_counts_travel_with_the_batch_that_covers_them(tmp_path: Path) -> None:
+    # Counted when the batch after them is yielded, never ahead of its position: a resume from
+    # any batch counts exactly the rest (no double counts after a crash).
+    path = tmp_path / "app.log"
+    path.write_bytes(b"".join(b"ok %d\n" % i if i % 4 else b"bad \xff %d\n" % i for i in range(40)))
+    stats = Stats()
+    batches, _ = read_all(file_spec(path), stats, batch_size=3)
+    assert stats.malformed == {"invalid_utf8": 10}
+    counted: dict[str, int] = {}
+    for batch in batches:
+        for reason, n in (batch.malformed or {}).items():
+            counted[reason] = counted.get(reason, 0) + n
+        rest_stats = Stats()
+        read_all(file_spec(path), rest_stats, positions=batch.position, batch_size=3)
+        assert counted.get("invalid_utf8", 0) + rest_stats.malformed.get("invalid_utf8", 0) == 10
+    assert counted == stats.malformed
+    # The Engine's way: no Stats to the source, the counts only in the batches.
+    batches, _ = read_all(file_spec(path), batch_size=3)
+    assert sum((b.malformed or {}).get("invalid_utf8", 0) for b in batches) == 10
+
+
+def test_literal_path_with_glob_characters(tmp_path: Path) -> None:
+    (tmp_path / "app[1].log").write_text("literal\n")
+    (tmp_path / "app1.log").write_text("matched by the glob\n")
+    batches, _ = read_all(file_spec(tmp_path / "app[1].log"))
+    assert messages(batches) == ["literal"]  # the file of that name, not the glob's match
+    (tmp_path / "app[1].log").unlink()
+    batches, _ = read_all(file_spec(tmp_path / "app[1].log"))
+    assert messages(batches) == ["matched by the glob"]  # no such file: a glob
+
+
+def test_directory_fifo_and_missing_paths(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(ValueError, match="is a directory, not a file.*glob"):
+        Source(file_spec(tmp_path / "logs"), Stats())
+    os.mkfifo(tmp_path / "pipe.log")
+    with pytest.raises(ValueError, match=r"named pipe \(FIFO\).*type: stdin"):
+        Source(file_spec(tmp_path / "pipe.log"), Stats())
+    # Globs skip what is not a file, as before; warnings name sources that read nothing.
+    assert Source(file_spec(tmp_path / "*"), Stats()).warning() is not None
+    assert "no file matches the glob" in Source(file_spec(tmp_path / "*.txt"), Stats()).warning()
+    assert "no such file" in Source(file_spec(tmp_path / "missing.log"), Stats()).warning()
+    (tmp_path / "a.txt").write_text("a\n")
+    assert Source(file_spec(tmp_path / "*.txt"), Stats()).warning() is None
+    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).warning() is None
+
+
+def test_follow_literal_path_that_becomes_a_directory_is_counted(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("one\n")
+
+    async def main() -> dict:
+        stats = Stats()
+        async with Follower(Source(file_spec(path), stats)) as follower:
+            await follower.wait_for("one")
+            path.unlink()
+            path.mkdir()
+            await follower.rounds(4)
+        return stats.malformed
+
+    assert asyncio.run(main()) == {"unreadable_file": 1}
+
+
+def test_stdin_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(ValueError, match="stdin source needs a standard input"):
+        Source(SourceSpec(type="stdin", log_group=GROUP), Stats())

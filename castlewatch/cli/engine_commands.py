@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sys
 import time
@@ -16,7 +15,7 @@ from rich.live import Live
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from castlewatch.engine.config import EngineConfig, load_config
+from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
 from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
 from castlewatch.engine.model import Stats
 from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
@@ -40,14 +39,24 @@ def _load(config: str | None, out: str | None) -> EngineConfig:
         out = "castlewatch-out"
     try:
         loaded = load_config(path)
+        if out is not None:  # put the sinks' files under --out, names kept (refused if two collide)
+            loaded = with_sinks_in(loaded, out)
     except (OSError, InvalidParameterError, ValueError) as err:
         raise ConfigError(str(err)) from None
-    if out is not None:  # put the sinks' files under --out, names kept
-        sinks = [
-            dataclasses.replace(s, path=str(Path(out) / Path(s.path).name)) if s.path else s for s in loaded.sinks
-        ]
-        loaded = dataclasses.replace(loaded, sinks=sinks)
     return loaded
+
+
+def _shared_filter_names(config: EngineConfig) -> dict[str, list[str]]:
+    """Filter names used in more than one log group -> those log groups, in file order.
+
+    AWS allows it (a filter name is unique within its log group only), so
+    describe-metric-filters output and templates may have it; castlewatch's match
+    counters (``Stats.matched``) are keyed by filter name, so such filters share one.
+    """
+    groups: dict[str, list[str]] = {}
+    for f in config.metric_filters:
+        groups.setdefault(f.filter_name, []).append(f.log_group_name)
+    return {name: found for name, found in groups.items() if len(found) > 1}
 
 
 def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
@@ -57,17 +66,38 @@ def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> 
         raise ConfigError(str(err)) from None
     for warning in engine.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    for name, groups in _shared_filter_names(config).items():
+        click.echo(
+            f"Warning: metric filter name {name!r} is used in log groups {', '.join(map(repr, groups))}: "
+            "its matches are counted together (one total in the summary and the run log); "
+            "the datapoints are not affected",
+            err=True,
+        )
     return engine
 
 
 def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
-    """The end-of-run summary: events, matches per filter, datapoints, drops."""
+    """The end-of-run summary: events, matches per filter, datapoints, drops.
+
+    Matches are counted per filter name (``Stats.matched``): a name used in several log
+    groups has one row, ``matched: NAME (log groups G1 + G2, one total)``, with the
+    total of all its filters, never one row per filter repeating that total.
+    """
     table = Table(title=f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("events read", str(stats.events_read))
+    shared = _shared_filter_names(config)
+    shown: set[str] = set()
     for f in config.metric_filters:
-        table.add_row(f"matched: {f.filter_name}", str(stats.matched.get(f.filter_name, 0)))
+        name = f.filter_name
+        if name in shown:
+            continue
+        shown.add(name)
+        label = f"matched: {name}"
+        if name in shared:
+            label += f" (log groups {' + '.join(shared[name])}, one total)"
+        table.add_row(label, str(stats.matched.get(name, 0)))
     table.add_row("datapoints written", str(stats.datapoints_written))
     table.add_row("late contributions (published separately)", str(stats.late_events), style="yellow" if stats.late_events else "")
     for name in sorted(stats.disabled_filters):
@@ -139,7 +169,14 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
     if checkpoint is None:
         base = Path(config) if config else Path(out or "castlewatch-out") / "castlewatch.yaml"
         checkpoint = str(base.with_name(base.name + ".checkpoint.json"))
-    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        check_checkpoint_path(loaded, checkpoint)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    try:
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the checkpoint's directory {Path(checkpoint).parent}: {err.strerror or err}") from None
     console = Console(stderr=True)
     started = time.perf_counter()
 

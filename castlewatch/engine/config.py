@@ -36,7 +36,24 @@ Decisions:
 - Relative paths (sources, sinks, ``metric_filters.file``) are resolved against the
   configuration file's directory; globs are kept, to be expanded by the source.
 - ``metric_filters: {file: ...}`` may carry ``parameters`` for a CloudFormation
-  template (parameter values and pseudo parameters such as ``AWS::Region``).
+  template (parameter values and pseudo parameters such as ``AWS::Region``): strings,
+  numbers, booleans or lists of them, never null.
+- A key given twice in one mapping (anywhere in the file) is an error naming the key
+  and both lines: YAML would silently keep the last value.
+- Inputs and outputs must not meet, checked when the file is loaded (and again by
+  :func:`with_sinks_in` for ``--out``): a sink may not be a file a source reads (an
+  existing file matched now, or a path the source's glob would match once it
+  exists), since opening the sink would destroy the input; two sinks may not share a
+  file (every datapoint would be written twice).
+- Two sources of one log group may not read one file (each of its events would be
+  counted twice): the globs are expanded when the file is loaded, as the sources
+  expand them (relative to the configuration file's directory, ``**`` recursive,
+  ``~`` expanded, regular files only, a file known by its device and inode so that
+  links count as the same file), and two sources with the same path are refused even
+  when nothing matches yet.  Files that appear later (while following) are not
+  checked.  Sources of *different* log groups may share a file: each group's filters
+  then see each event once, as when one file is shipped to two log groups.  At most
+  one source reads stdin.
 
 Errors: :class:`ConfigError` for the file's own structure; the metric filters raise
 the errors of :mod:`castlewatch.engine.metric_filters`.  :data:`CONFIG_ERRORS` is the
@@ -45,9 +62,14 @@ tuple to catch.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import fnmatch
+import glob
 import math
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -75,7 +97,9 @@ __all__ = [
     "TimestampSpec",
     "load_config",
     "load_config_text",
+    "check_checkpoint_path",
     "parse_timestamp",
+    "with_sinks_in",
 ]
 
 TOP_LEVEL_KEYS = ("metric_filters", "sources", "sinks", "allowed_lateness_s")
@@ -170,7 +194,9 @@ def load_config(path: str | os.PathLike) -> EngineConfig:
     """Read and validate a configuration file (YAML; JSON is YAML too).
 
     Raises:
-        ConfigError: the file is missing, not YAML, or its structure is wrong.
+        ConfigError: the file is missing, not YAML (or gives a key twice), its structure
+            is wrong, a sink would overwrite an input or share a file with another
+            sink, or two sources of one log group read one file.
         MetricFilterLoadError, MetricFilterError, LimitExceededError: from the metric
             filters (see :func:`~castlewatch.engine.metric_filters.load_metric_filters`).
     """
@@ -193,10 +219,40 @@ def load_config_text(
     """
     base = Path(base_dir).absolute()
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise ConfigError(yaml_error_text(error), source=source) from None
     return _Loader(base, source).config(data)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives one key twice.
+
+    Plain YAML keeps the last value silently (a second ``sources:`` would replace the
+    first).  Keys brought in by a merge (``<<: *defaults``) may be overridden, as YAML
+    intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the safe loader refuses it below
+                    continue
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice in one mapping (first at line {first.start_mark.line + 1}); "
+                        "YAML would keep only the last value: remove or merge one",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_timestamp(value: Any, where: str = "timestamp", source: str | os.PathLike | None = None) -> TimestampSpec:
@@ -238,6 +294,200 @@ def parse_timestamp(value: Any, where: str = "timestamp", source: str | os.PathL
     if ref.kind == "json":
         return TimestampSpec("json", selector=ref.text, format=fmt)
     return TimestampSpec("position", position=ref.position, format=fmt)
+
+
+def with_sinks_in(config: EngineConfig, directory: str | os.PathLike) -> EngineConfig:
+    """``config`` with every file sink moved into ``directory``, file names kept (``--out DIR``).
+
+    Raises:
+        ConfigError: two sinks would then share a file (``a/dp.jsonl`` and
+            ``b/dp.jsonl`` both become ``DIR/dp.jsonl``: every datapoint would be
+            written twice), or a sink would be a file a source reads.
+    """
+    directory = Path(directory)
+    sinks = [
+        s if s.path is None else dataclasses.replace(s, path=str(directory / Path(s.path).name)) for s in config.sinks
+    ]
+
+    def fail(location: str, reason: str) -> ConfigError:
+        reason = f"{reason} (sinks moved into {directory}, file names kept)"
+        return ConfigError(reason, source=config.path, location=location)
+
+    _check_paths(config.sources, sinks, fail, before=config.sinks)
+    return dataclasses.replace(config, sinks=tuple(sinks))
+
+
+def check_checkpoint_path(config: EngineConfig, checkpoint: str | os.PathLike) -> None:
+    """Refuse a checkpoint file that a source reads or a sink writes (it is rewritten
+    every few seconds, so either would destroy or corrupt the other).
+
+    Raises:
+        ConfigError: naming the source or sink.
+    """
+    path = os.path.abspath(checkpoint)
+    identity = _file_identity(path)
+    for j, source in enumerate(config.sources):
+        if source.type != "file" or not source.path:
+            continue
+        if (identity is not None and identity in _matched_files(source.path)) or _glob_would_match(source.path, path):
+            raise ConfigError(
+                f"the checkpoint file {path} is read by sources[{j}] ({source.path}); put the checkpoint elsewhere",
+                source=config.path,
+                location="checkpoint",
+            )
+    for j, sink in enumerate(config.sinks):
+        if sink.path is None:
+            continue
+        other = os.path.abspath(sink.path)
+        same_file = identity is not None and identity == _file_identity(other)
+        if same_file or os.path.realpath(other) == os.path.realpath(path):
+            raise ConfigError(
+                f"the checkpoint file {path} is the file of sinks[{j}]; put the checkpoint elsewhere",
+                source=config.path,
+                location="checkpoint",
+            )
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a regular file, or None (missing, unreadable, not a file)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _matched_files(pattern: str) -> dict[tuple[int, int], str]:
+    """The regular files a file source's path matches now, as the source finds them
+    (``~`` expanded, ``**`` recursive, sorted): identity -> first path."""
+    pattern = os.path.expanduser(pattern)
+    paths = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+    found: dict[tuple[int, int], str] = {}
+    for path in paths:
+        identity = _file_identity(path)
+        if identity is not None:
+            found.setdefault(identity, path)
+    return found
+
+
+def _glob_would_match(pattern: str, path: str) -> bool:
+    """Whether ``glob.glob(pattern, recursive=True)`` would list ``path`` once it exists.
+
+    Both are absolute; compared component by component as ``glob`` does: ``*``, ``?``
+    and ``[...]`` within one component, ``**`` alone for any number of them, and a
+    wildcard never matching a name that starts with ``.`` unless the pattern's
+    component does.
+    """
+    pattern = os.path.normpath(os.path.expanduser(pattern))
+    path = os.path.normpath(path)
+    if not glob.has_magic(pattern):
+        return pattern == path
+    pat = pattern.split(os.sep)
+    parts = path.split(os.sep)
+
+    def hidden(name: str, component: str) -> bool:
+        return name.startswith(".") and not component.startswith(".") and glob.has_magic(component)
+
+    def match(i: int, j: int) -> bool:
+        if i == len(pat):
+            return j == len(parts)
+        if pat[i] == "**":
+            for k in range(j, len(parts) + 1):  # ** takes parts[j:k]
+                if match(i + 1, k):
+                    return True
+                if k < len(parts) and hidden(parts[k], "*"):
+                    return False
+            return False
+        if j == len(parts) or hidden(parts[j], pat[i]):
+            return False
+        return fnmatch.fnmatchcase(parts[j], pat[i]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _check_sources_disjoint(sources: list[SourceConfig], fail: Callable[[str, str], ConfigError]) -> None:
+    """Refuse two sources of one log group reading one file, and two stdin sources.
+
+    Globs are expanded now, as the sources will expand them; a file that appears
+    later is not checked (see the module docstring).
+    """
+    stdin: int | None = None
+    read: dict[tuple[int, int], tuple[int, str]] = {}  # file identity -> (source index, path)
+    for i, source in enumerate(sources):
+        where = f"sources[{i}]"
+        if source.type == "stdin":
+            if stdin is not None:
+                raise fail(where, f"stdin is already read by sources[{stdin}]; only one source can read it")
+            stdin = i
+            continue
+        assert source.path is not None
+        for j, other in enumerate(sources[:i]):
+            if other.type == "file" and other.log_group == source.log_group and _same_path(other.path, source.path):
+                raise fail(
+                    f"{where}.path",
+                    f"the same path as sources[{j}] in log group {source.log_group!r}: "
+                    "each event would be counted twice; remove one",
+                )
+        for identity, path in _matched_files(source.path).items():
+            first = read.get(identity)
+            if first is not None and sources[first[0]].log_group == source.log_group:
+                j, other_path = first
+                same = path if path == other_path else f"{path} (also {other_path})"
+                raise fail(
+                    f"{where}.path",
+                    f"{same} is matched by sources[{j}] ({sources[j].path}) too, in the same log group "
+                    f"{source.log_group!r}: each of its events would be counted twice; narrow one of the paths",
+                )
+            read.setdefault(identity, (i, path))
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    """Whether two source paths (or globs) are written alike, once normalised."""
+    return os.path.normpath(os.path.expanduser(a or "")) == os.path.normpath(os.path.expanduser(b or ""))
+
+
+def _check_paths(
+    sources: Sequence[SourceConfig],
+    sinks: Sequence[SinkSpec],
+    fail: Callable[[str, str], ConfigError],
+    before: Sequence[SinkSpec] | None = None,
+) -> None:
+    """Refuse a sink that is a file a source reads, and two sinks sharing a file.
+
+    Checked before anything is opened (opening a sink truncates its file). A sink is
+    an input when it is a file a source's path matches now (symbolic and hard links
+    included), or a path the source's glob would match once it exists.  ``before``:
+    the sinks as configured, when ``sinks`` moved them (``--out``), to name them.
+    """
+    shown = before if before is not None else sinks
+    taken: dict[Any, int] = {}
+    matched = [(_matched_files(s.path) if s.type == "file" and s.path else {}) for s in sources]
+    for i, sink in enumerate(sinks):
+        if sink.path is None:
+            continue
+        where = f"sinks[{i}].path"
+        path = os.path.abspath(sink.path)
+        identity = _file_identity(path)
+        for j, source in enumerate(sources):
+            if source.type != "file" or not source.path:
+                continue
+            if (identity is not None and identity in matched[j]) or any(
+                _glob_would_match(source.path, p) for p in {path, os.path.realpath(path)}
+            ):
+                raise fail(
+                    where,
+                    f"{path} is read by sources[{j}] ({source.path}): opening the sink would destroy that input "
+                    "(and a followed source would read the datapoints back); write the datapoints elsewhere",
+                )
+        for key in {os.path.realpath(path), identity} - {None}:
+            if key in taken:
+                j = taken[key]
+                if before is None:
+                    what = f"the same file as sinks[{j}] ({path})"
+                else:
+                    what = f"{shown[i].path} and sinks[{j}] ({shown[j].path}) would both be {path}"
+                raise fail(where, f"{what}: every datapoint would be written to it twice; give each sink its own file")
+            taken[key] = i
 
 
 def _check_keys(data: Mapping, allowed: tuple[str, ...], where: str, source) -> None:
@@ -283,6 +533,7 @@ class _Loader:
         filters = self.metric_filters(data["metric_filters"])
         sources = self.sources(data["sources"], filters)
         sinks = self.sinks(data["sinks"])
+        _check_paths(sources, sinks, self.fail)
         path = Path(self.source) if self.source is not None else None
         return EngineConfig(tuple(filters), tuple(sources), tuple(sinks), float(lateness), path)
 
@@ -302,6 +553,17 @@ class _Loader:
             parameters = value.get("parameters")
             if parameters is not None and not isinstance(parameters, Mapping):
                 raise self.fail("metric_filters.parameters", "expected a mapping of parameter names to values")
+            for name, given in (parameters or {}).items():
+                scalar = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
+                if given is None or not (
+                    isinstance(given, scalar) or (isinstance(given, list) and all(isinstance(v, scalar) for v in given))
+                ):
+                    null = "; CloudFormation has no null parameter value, write '' for an empty one"
+                    raise self.fail(
+                        f"metric_filters.parameters.{name}",
+                        f"expected a string (or a number, true/false, or a list of those), got {given!r}"
+                        + (null if given is None else ""),
+                    )
             return load_metric_filters(self.resolve(path), parameters=parameters)
         raise self.fail(
             "metric_filters",
@@ -312,7 +574,9 @@ class _Loader:
         if not isinstance(value, list) or not value:
             raise self.fail("sources", "expected a non-empty list of sources")
         groups = {f.log_group_name for f in filters}
-        return [self.source_entry(item, f"sources[{i}]", groups) for i, item in enumerate(value)]
+        sources = [self.source_entry(item, f"sources[{i}]", groups) for i, item in enumerate(value)]
+        _check_sources_disjoint(sources, self.fail)
+        return sources
 
     def source_entry(self, item: Any, where: str, groups: set[str]) -> SourceConfig:
         if not isinstance(item, Mapping):
@@ -366,7 +630,6 @@ class _Loader:
         if not isinstance(value, list) or not value:
             raise self.fail("sinks", "expected a non-empty list of sinks, e.g. [{type: stdout}]")
         sinks: list[SinkSpec] = []
-        paths: dict[str, int] = {}
         for i, item in enumerate(value):
             where = f"sinks[{i}]"
             if not isinstance(item, Mapping):
@@ -383,10 +646,6 @@ class _Loader:
                 if not isinstance(path, str) or not path:
                     raise self.fail(f"{where}.path", f"a {kind} sink needs a path, got {path!r}")
                 path = self.resolve(path)
-                same = os.path.normpath(path)
-                if same in paths:
-                    raise self.fail(f"{where}.path", f"the same file as sinks[{paths[same]}]")
-                paths[same] = i
             try:
                 sinks.append(SinkSpec(kind, path))
             except SinkError as error:

@@ -735,9 +735,10 @@ _MSGSPEC_AT = re.compile(r"(?s)(.*?)(?: - at `\$(.*)`)?")
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
+    name = {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}.get(type(value))
+    if name is None:  # cfn_tools reads a template's mappings as ODict
+        name = "object" if isinstance(value, Mapping) else "array" if isinstance(value, list) else None
+    return name or ("null" if value is None else type(value).__name__)
 
 
 def _check_keys(data: Mapping, allowed: tuple[str, ...], where: str, source) -> None:
@@ -824,6 +825,10 @@ class _Unresolvable(Exception):
     node: Any = None
 
 
+class _Circular(_Unresolvable):
+    """Log groups whose ``LogGroupName`` refers (through ``Ref`` or ``Fn::Sub``) back to itself."""
+
+
 class _CfnResolver:
     """Resolves intrinsic functions whose result the template alone determines.
 
@@ -833,7 +838,11 @@ class _CfnResolver:
     ``Fn::FindInMap``, ``Fn::If`` with template ``Conditions`` (``Fn::Equals``,
     ``Fn::And``, ``Fn::Or``, ``Fn::Not``, ``Condition``), ``AWS::NoValue``.  Pseudo
     parameters (``AWS::Region``, ``AWS::AccountId``, ...) only when given in
-    ``parameters``: castlewatch does not invent them.
+    ``parameters``: castlewatch does not invent them.  A log group whose
+    ``LogGroupName`` refers back to itself (directly or through other log groups) and
+    a condition that refers to itself are :class:`_Unresolvable` (circular), not a
+    ``RecursionError``.  The template's sections are checked first
+    (:func:`_check_template_sections`).
     """
 
     def __init__(self, template: Mapping, overrides: Mapping[str, Any] | None) -> None:
@@ -844,6 +853,7 @@ class _CfnResolver:
         self.overrides = dict(overrides or {})
         self._condition_values: dict[str, bool] = {}
         self._evaluating: set[str] = set()
+        self._log_groups: list[str] = []  # log groups whose LogGroupName is being resolved
 
     # -- values --
 
@@ -909,23 +919,39 @@ class _CfnResolver:
             kind = resource.get("Type")
             if kind == "AWS::Logs::LogGroup":
                 props = resource.get("Properties") or {}
+                if not isinstance(props, Mapping):
+                    raise _Unresolvable(f"Ref {name}: Resources.{name}.Properties is not a mapping")
                 if "LogGroupName" in props:
+                    if name in self._log_groups:
+                        cycle = self._log_groups[self._log_groups.index(name) :]
+                        if len(cycle) == 1:
+                            raise _Circular(f"circular reference: the LogGroupName of {name} refers to {name} itself")
+                        raise _Circular(
+                            f"circular reference: {' -> '.join(cycle + [name])} "
+                            "(the LogGroupName of each refers to the next)"
+                        )
+                    self._log_groups.append(name)
                     try:
                         return self.text(props["LogGroupName"], "LogGroupName")
+                    except _Circular:
+                        raise
                     except _Unresolvable as error:
                         raise _Unresolvable(f"Ref {name}: Resources.{name}.Properties.LogGroupName: {error}") from None
+                    finally:
+                        self._log_groups.pop()
                 return name  # CloudFormation generates the name; castlewatch uses the logical id
             raise _Unresolvable(f"Ref to {name} (a {kind} resource) is only known in a deployed stack")
         raise _Unresolvable(f"Ref to {name!r}: no such parameter or resource in the template")
 
     def _parameter_value(self, name: str, value: Any) -> Any:
+        problem = _parameter_value_problem(value)  # checked when loading; kept for direct use
+        if problem:
+            raise _Unresolvable(f"parameter {name}: {problem}")
         spec = self.parameters.get(name) or {}
         kind = str(spec.get("Type", "String"))
         if isinstance(value, list):
-            return [str(v) for v in value]
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        value = str(value)
+            return [_scalar_text(v) for v in value]
+        value = _scalar_text(value)
         if kind == "CommaDelimitedList" or kind.startswith("List<"):
             return [part.strip() for part in value.split(",")]
         return value
@@ -992,6 +1018,8 @@ class _CfnResolver:
     # -- conditions --
 
     def condition(self, name: str) -> bool:
+        if not isinstance(name, str):
+            raise _Unresolvable(f"a condition is named by a string, got {_show(name)}")
         if name in self._condition_values:
             return self._condition_values[name]
         if name not in self.conditions:
@@ -1041,18 +1069,20 @@ def is_cloudformation_template(data: Any) -> bool:
 def _filters_from_template(
     template: Mapping, source, parameters: Mapping[str, Any] | None
 ) -> list[MetricFilter]:
-    resources = template.get("Resources")
-    if not isinstance(resources, Mapping):
-        raise MetricFilterLoadError("a CloudFormation template needs a Resources mapping", source=source)
+    _check_template_sections(template, source)
+    resources = template["Resources"]
     declared = template.get("Parameters") or {}
-    for name in parameters or {}:
+    for name, value in (parameters or {}).items():
         if name not in declared and not str(name).startswith("AWS::"):
             raise MetricFilterLoadError(
                 f"parameter {name!r} is not declared in the template "
-                f"(its parameters: {', '.join(declared) or 'none'})",
+                f"(its parameters: {', '.join(map(str, declared)) or 'none'})",
                 source=source,
                 location="parameters",
             )
+        problem = _parameter_value_problem(value)
+        if problem:
+            raise MetricFilterLoadError(problem, source=source, location=f"parameters.{name}")
     resolver = _CfnResolver(template, parameters)
     filters = []
     for logical_id, resource in resources.items():
@@ -1070,6 +1100,86 @@ def _filters_from_template(
             raise MetricFilterLoadError("needs Properties", source=source, location=where)
         filters.append(_filter_from_cfn(props, str(logical_id), where + ".Properties", resolver, source))
     return filters
+
+
+def _check_template_sections(template: Mapping, source) -> None:
+    """Refuse template sections of the wrong shape, naming the section (and entry).
+
+    ``Resources`` is a mapping of logical ids to mappings (``Properties``, when given, a
+    mapping); ``Parameters`` a mapping of names to declarations (mappings; an empty one
+    is a ``String`` without default) whose ``Default`` is a string, number or boolean
+    (or, for a list type, a list of those): never null, a mapping or an intrinsic
+    function, which CloudFormation does not evaluate there; ``Mappings`` a mapping of
+    mappings of mappings; ``Conditions`` a mapping.  Empty sections are absent ones.
+    """
+
+    def fail(location: str, reason: str) -> MetricFilterLoadError:
+        return MetricFilterLoadError(reason, source=source, location=location)
+
+    resources = template.get("Resources")
+    if not isinstance(resources, Mapping):
+        raise fail("Resources", f"a CloudFormation template needs a Resources mapping, got {_type_name(resources)}")
+    for logical_id, resource in resources.items():
+        where = f"Resources.{logical_id}"
+        if not isinstance(resource, Mapping):
+            raise fail(where, f"expected a resource mapping (Type, Properties), got {_type_name(resource)}")
+        if "Properties" in resource and resource["Properties"] is not None:
+            props = resource["Properties"]
+            if not isinstance(props, Mapping):
+                raise fail(f"{where}.Properties", f"expected a mapping of properties, got {_type_name(props)}")
+    for section in ("Parameters", "Mappings", "Conditions"):
+        value = template.get(section)
+        if value is not None and not isinstance(value, Mapping):
+            raise fail(section, f"expected a mapping of names to definitions, got {_type_name(value)}")
+    for name, spec in (template.get("Parameters") or {}).items():
+        where = f"Parameters.{name}"
+        if spec is None:
+            continue
+        if not isinstance(spec, Mapping):
+            shape = "{Type: String, Default: ...}"
+            raise fail(where, f"expected a parameter declaration such as {shape}, got {_show(spec)}")
+        if "Default" in spec:
+            problem = _parameter_value_problem(spec["Default"])
+            if problem:
+                raise fail(f"{where}.Default", problem)
+    for name, entries in (template.get("Mappings") or {}).items():
+        if not isinstance(entries, Mapping):
+            raise fail(f"Mappings.{name}", f"expected a mapping of top-level keys, got {_type_name(entries)}")
+        for key, values in entries.items():
+            if not isinstance(values, Mapping):
+                raise fail(
+                    f"Mappings.{name}.{key}", f"expected a mapping of second-level keys, got {_type_name(values)}"
+                )
+
+
+def _scalar_text(value: Any) -> str:
+    """A parameter's scalar value as CloudFormation passes it: text (``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _parameter_value_problem(value: Any) -> str:
+    """Why ``value`` cannot be a parameter's value or ``Default``, or ``""``.
+
+    CloudFormation parameter values are strings (numbers and booleans are written as
+    their text); a list is accepted for list types.  Null, a mapping and an intrinsic
+    function are not values.
+    """
+    scalar = (str, int, float, bool, _dt.date)
+    if value is None:
+        return "a parameter value cannot be null; give a string (e.g. '' for an empty value)"
+    if isinstance(value, list):
+        if all(isinstance(item, scalar) for item in value):
+            return ""
+        return f"expected a list of strings, got {_show(value)}"
+    if isinstance(value, scalar):
+        return ""
+    if isinstance(value, Mapping) and len(value) == 1 and ("Ref" in value or str(next(iter(value))).startswith("Fn::")):
+        return f"expected a string, got the intrinsic function {_show(value)}, which is not evaluated here"
+    return f"expected a string, got {'a mapping' if isinstance(value, Mapping) else _type_name(value)} {_show(value)}"
 
 
 def _filter_from_cfn(props: Mapping, logical_id: str, where: str, resolver: _CfnResolver, source) -> MetricFilter:
@@ -1293,7 +1403,10 @@ def load_metric_filters(
 
     Raises:
         MetricFilterLoadError: unreadable file, wrong shape or type (naming the path),
-            unresolvable template value (naming resource and property).
+            a template section of the wrong shape (naming the section and entry, e.g.
+            ``Parameters.P``), a null or non-scalar parameter value or ``Default``,
+            unresolvable template value (naming resource and property), log groups
+            whose ``LogGroupName`` refers back to themselves.
         MetricFilterError / MetricFilterPatternError: the first filter PutMetricFilter
             would reject.
         LimitExceededError: a per-log-group quota exceeded.

@@ -100,6 +100,11 @@ class EventBatch:
     holds them (``events`` is then empty), all of log group ``log_group``, no log
     stream, timestamp -1 (read from the message by the evaluator).
     :meth:`log_events` gives either form as :class:`LogEvent` objects.
+
+    ``malformed`` (reason -> count, or None) is the input the source skipped since
+    its previous batch, all of it before ``position``: whoever evaluates the batch
+    adds it to :attr:`Stats.malformed` then, so counts and positions checkpointed
+    together always agree.
     """
 
     source: str
@@ -107,6 +112,7 @@ class EventBatch:
     position: Any = None
     messages: list[str] | None = None
     log_group: str = ""
+    malformed: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.messages) if self.messages is not None else len(self.events)

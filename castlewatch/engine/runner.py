@@ -17,6 +17,15 @@ the sources, so its output equals an uninterrupted run's.
 Each source has its own aggregator, and in it each metric its own watermark: two
 log groups replayed from different periods, or two filters of one log group, don't
 make each other's events late.
+
+Malformed input is counted when the batch after it is evaluated
+(``EventBatch.malformed``), not when the source reads it, so the counts in a
+checkpoint are those of the input before its positions.
+
+An exception in a source (a bug: malformed input is counted, never raised) is not
+taken for the source's end: ``run`` stops every source, evaluates what was
+queued, writes every open minute and a last checkpoint as on SIGTERM, then raises
+it; ``replay`` raises it after closing the sinks.
 """
 
 from __future__ import annotations
@@ -70,7 +79,14 @@ class Engine:
 
     Raises:
         UnsupportedMetricFilterError: a metric filter uses a setting castlewatch refuses.
-        CheckpointError: the checkpoint doesn't belong to this configuration.
+        CheckpointError: the checkpoint doesn't belong to this configuration, is not of
+            the shape :meth:`save_checkpoint` writes, or cannot be written where it is to go.
+        ValueError: a source that cannot be read (a path to a directory or a FIFO, a
+            stdin source without a stdin).
+
+    Attributes:
+        warnings: things worth saying before the run: filters' caveats, and sources
+            that match no file (yet).
     """
 
     def __init__(
@@ -84,6 +100,8 @@ class Engine:
         self.on_progress = on_progress
         self.stats = Stats()
         state = self._load_checkpoint()
+        if self.checkpoint is not None:
+            _check_writable(self.checkpoint)
         lateness_ms = int(config.allowed_lateness_s * 1000)
         by_group: dict[str, list] = {}
         for f in config.metric_filters:
@@ -93,22 +111,43 @@ class Engine:
         self.aggregators: dict[str, MinuteAggregator] = {}
         self.positions: dict[str, Any] = dict(state.get("sources", {}))
         for spec in config.sources:
-            source = open_source(spec, self.stats, positions=self.positions.get(_source_name(spec)))
+            positions = self.positions.get(_source_name(spec))
+            try:
+                # Counts travel in the batches (EventBatch.malformed), added in process().
+                source = open_source(spec, None, positions=positions)
+            except ValueError as err:
+                if positions and str(err).startswith("positions"):  # the checkpoint's, not the spec's
+                    raise CheckpointError(f"checkpoint {self.checkpoint}: source {_source_name(spec)}: {err}") from None
+                raise
             name = source.name
             if name in self.evaluators:
                 raise ValueError(f"two sources read {name}; give each file or glob to one source only")
             self.sources.append(source)
             self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
-            if name in state.get("evaluators", {}):
-                self.evaluators[name].restore(state["evaluators"][name])
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
-            if name in state.get("aggregators", {}):
-                aggregator.restore(state["aggregators"][name])
+            try:
+                if name in state.get("evaluators", {}):
+                    self.evaluators[name].restore(state["evaluators"][name])
+                if name in state.get("aggregators", {}):
+                    aggregator.restore(state["aggregators"][name])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint}: the state of source {name} is not of the shape castlewatch "
+                    f"writes ({type(err).__name__}: {err}); move the checkpoint away to start afresh"
+                ) from None
         self.warnings = [w for e in self.evaluators.values() for w in e.warnings]
-        sink_positions = state.get("sinks") or [None] * len(config.sinks)
-        self.sinks = [open_sink(spec, pos) for spec, pos in zip(config.sinks, sink_positions)]
+        self.warnings += [w for w in (s.warning() for s in self.sources) if w]
         if state:
             _restore_stats(self.stats, state["stats"])
+        sink_positions = state.get("sinks") or [None] * len(config.sinks)
+        self.sinks = []
+        for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
+            try:
+                self.sinks.append(open_sink(spec, pos))
+            except ValueError as err:
+                if pos is None:
+                    raise
+                raise CheckpointError(f"checkpoint {self.checkpoint}: sinks[{i}]: {err}") from None
 
     # -- evaluation --
 
@@ -126,6 +165,10 @@ class Engine:
             for event in batch.events:
                 evaluate(event, add)
         self.stats.events_read += len(batch)
+        if batch.malformed:
+            count_malformed = self.stats.count_malformed
+            for reason, n in batch.malformed.items():
+                count_malformed(reason, n)
         self.positions[batch.source] = batch.position
         self._write(aggregator.close_ready())
         if self.on_progress is not None:
@@ -150,8 +193,13 @@ class Engine:
         stop = asyncio.Event()
         try:
             for source in self.sources:
-                async for batch in source.batches(follow=False, stop=stop):
-                    self.process(batch)
+                try:
+                    async for batch in source.batches(follow=False, stop=stop):
+                        self.process(batch)
+                except Exception as err:
+                    with contextlib.suppress(AttributeError):
+                        err.add_note(f"castlewatch: raised while replaying source {source.name}")
+                    raise
             self.close_all_windows()
             for sink in self.sinks:
                 sink.flush()
@@ -170,6 +218,10 @@ class Engine:
         While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
         its metrics' watermarks move on with the wall clock from where its last batch
         left them, so their last minutes close.
+
+        Raises:
+            Exception: whatever a source raised (a bug, never malformed input), after
+                that same shutdown (``stop`` is set); the first one if several did.
         """
         queue: asyncio.Queue[EventBatch | None] = asyncio.Queue(maxsize=queue_size)
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
@@ -178,6 +230,7 @@ class Engine:
         # per source: (wall time of its last batch, its metrics' watermarks then)
         last_event = {name: (time.monotonic(), dict(agg.watermarks)) for name, agg in self.aggregators.items()}
         idle_s = max(self.config.allowed_lateness_s, 1.0)
+        failure: BaseException | None = None
         try:
             while done_producers < len(producers):
                 try:
@@ -186,6 +239,11 @@ class Engine:
                     batch = _IDLE
                 if batch is None:
                     done_producers += 1
+                elif isinstance(batch, _SourceFailed):
+                    # A source broke: not its end. Stop them all, as on SIGTERM, then raise.
+                    if failure is None:
+                        failure = batch.error
+                    stop.set()
                 elif batch is not _IDLE:
                     self.process(batch)
                     last_event[batch.source] = (time.monotonic(), dict(self.aggregators[batch.source].watermarks))
@@ -202,18 +260,30 @@ class Engine:
             stop.set()
             for task in producers:
                 task.cancel()
-            await asyncio.gather(*producers, return_exceptions=True)
+            results = await asyncio.gather(*producers, return_exceptions=True)
+        for result in results:
+            if failure is None and isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                failure = result
         self.close_all_windows()
         await self.save_checkpoint()
         for sink in self.sinks:
             sink.close()
+        if failure is not None:
+            raise failure
         return self.stats
 
     @staticmethod
     async def _produce(source, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+        """Queue the source's batches, then None (its end); an exception it raises is
+        queued as :class:`_SourceFailed` first, so the run stops on it and raises it."""
         try:
             async for batch in source.batches(follow=True, stop=stop):
                 await queue.put(batch)
+        except Exception as err:  # handed to run(), which raises it
+            with contextlib.suppress(AttributeError):
+                err.add_note(f"castlewatch: raised while reading source {source.name}; the run was stopped")
+            with contextlib.suppress(asyncio.CancelledError):
+                await queue.put(_SourceFailed(err))
         finally:
             with contextlib.suppress(asyncio.CancelledError):
                 await queue.put(None)
@@ -240,11 +310,26 @@ class Engine:
         if self.checkpoint is None or not self.checkpoint.exists():
             return {}
         try:
-            state = json.loads(self.checkpoint.read_bytes())
+            data = self.checkpoint.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"checkpoint {self.checkpoint} cannot be read: {err.strerror or err}") from None
+        try:
+            state = json.loads(data)
         except ValueError as err:
             raise CheckpointError(f"checkpoint {self.checkpoint} is not valid JSON: {err}") from None
+        if not isinstance(state, dict):
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} is not a castlewatch checkpoint (not a JSON object); "
+                "move it away to start afresh"
+            )
         if state.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"checkpoint {self.checkpoint} has version {state.get('version')!r}")
+        problem = _checkpoint_shape_problem(state)
+        if problem:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} is not of the shape castlewatch writes: {problem}; "
+                "move it away to start afresh"
+            )
         if len(state.get("sinks") or []) != len(self.config.sinks):
             raise CheckpointError(
                 f"checkpoint {self.checkpoint} was written for {len(state.get('sinks') or [])} sinks, "
@@ -254,6 +339,15 @@ class Engine:
 
 
 _IDLE = object()
+
+
+class _SourceFailed:
+    """Queued by a source task whose source raised ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def _source_name(spec) -> str:
@@ -277,6 +371,62 @@ def _restore_stats(stats: Stats, state: dict[str, Any]) -> None:
         setattr(stats, name, value)
 
 
+# Checkpointed Stats fields: name -> (type, type of the values for a dict, or None).
+_STATS_FIELDS: dict[str, tuple[type, type | None]] = {
+    "events_read": (int, None),
+    "malformed": (dict, int),
+    "not_json": (dict, int),
+    "late_events": (int, None),
+    "matched": (dict, int),
+    "datapoints_written": (int, None),
+    "disabled_filters": (dict, str),
+}
+
+
+def _checkpoint_shape_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong with the outline of a checkpoint (the parts the runner reads itself;
+    sources, aggregators and evaluators check their own states), or None."""
+    for key in ("sinks", "stats"):
+        if key not in state:
+            return f"it has no {key!r}"
+    for key, kind in (("sources", dict), ("aggregators", dict), ("evaluators", dict), ("sinks", list), ("stats", dict)):
+        if key in state and not isinstance(state[key], kind):
+            return f"{key!r} is not a JSON {'object' if kind is dict else 'array'}"
+    for key in ("aggregators", "evaluators"):
+        for name, value in state.get(key, {}).items():
+            if not isinstance(value, dict):
+                return f"{key}[{name!r}] is not a JSON object"
+    for name, value in state["stats"].items():
+        if name not in _STATS_FIELDS:
+            return f"stats has an unknown counter {name!r}"
+        kind, item = _STATS_FIELDS[name]
+        if kind is int:
+            if type(value) is not int or value < 0:
+                return f"stats[{name!r}] is not a count"
+        elif not isinstance(value, dict) or not all(
+            isinstance(k, str) and type(v) is item and (item is not int or v >= 0) for k, v in value.items()
+        ):
+            return f"stats[{name!r}] is not an object of {'counts' if item is int else 'strings'}"
+    return None
+
+
+def _check_writable(path: Path) -> None:
+    """CheckpointError unless a checkpoint can be written at ``path``: its directory exists
+    and takes a new file (tried with the temporary file :func:`write_atomically` uses)."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint {path}: the directory {directory} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint {path}: it is a directory")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise CheckpointError(f"cannot write the checkpoint {path}: {err.strerror or err}") from None
+
+
 def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
     """SIGTERM and SIGINT set ``stop`` (graceful shutdown); returns a remover."""
     loop = asyncio.get_running_loop()
@@ -295,8 +445,27 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
 
 def run_async(main) -> Any:
     """Run a coroutine on uvloop where available, else on asyncio's default loop."""
+    _keep_std_fds_open()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def _keep_std_fds_open() -> None:
+    """Put /dev/null on file descriptors 0-2 where they are closed (``<&-``): the event
+    loop's own descriptors would get those numbers otherwise, and uvloop aborts closing
+    one (``uv__close: Assertion fd > STDERR_FILENO``). ``sys.stdin`` stays None, so a
+    stdin source still says that there is no stdin."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)

@@ -8,8 +8,10 @@ Formats (``SourceSpec.format``):
 
 ``lines``
     One event per line, the line without its ``\\n`` and without one ``\\r`` before it (CRLF).
-    Empty lines are not events. ``LogEvent.timestamp`` is ``READ_FROM_MESSAGE`` ("take it from the message",
-    done by the evaluator), or the ingestion time (now, epoch ms) with ``ingestion_time``.
+    Empty lines are not events; a UTF-8 byte order mark at the very start of the stream is
+    not part of the first line (as in the JSON formats). ``LogEvent.timestamp`` is
+    ``READ_FROM_MESSAGE`` ("take it from the message", done by the evaluator), or the
+    ingestion time (now, epoch ms) with ``ingestion_time``.
 ``cloudwatch_events``
     What ``aws logs filter-log-events`` / ``get-log-events`` print: a document
     ``{"events": [{"timestamp": ms, "message": str, "logStreamName": str?, ...}], ...}``
@@ -24,19 +26,34 @@ Formats (``SourceSpec.format``):
     ``<recipientAccountId>_CloudTrail_<awsRegion>`` as CloudTrail names its streams (``""``
     when either is missing).
 
-A whole document is recognised when the first non-empty line of a file (or of stdin) does not
-parse and opens a document as pretty-printed JSON does (it starts with ``{`` or ``[`` and ends
-with one: ``{``, ``[``, ``{"events": [``); everything from there to the end of the data is then
-parsed as one value (while following: once it parses; if it never does, it is one
-``invalid_json`` when the file is finished).
+The JSON formats read a sequence of JSON values, concatenated (two ``aws logs`` outputs
+appended to one file are both read) and separated by whitespace or newlines (or a comma
+after a value that ends mid-line). A line that is one value is read as such (JSON Lines).
+A line that is the valid start of a value, not a whole one (``{``, ``{"events": [``, or a
+truncated line), starts a document: the lines from there are collected until they parse
+as one value (read; what follows it on its last line is read on), or until orjson finds
+they cannot be one (an error before the end of the lines collected: then that first line
+is one ``invalid_json`` and the lines after it are read on their own, each of which may
+start a value again, so every whole event is read and each bad line counted once). A
+document not whole at the end of the data is split in the same way; while following, so
+is one that grows over :data:`MAX_DOCUMENT_BYTES` without parsing (the most a source holds
+in memory for one document; a gzip file, complete when written, has no such limit).
 
 Malformed input is counted in :class:`~castlewatch.engine.model.Stats` ``malformed`` and
 skipped, never raised: ``invalid_utf8``, ``too_large`` (a message over
 :data:`MAX_EVENT_BYTES` of UTF-8), ``invalid_json`` (a JSON line or document that does not
-parse, is not of the expected shape, or lacks the message or timestamp), ``bad_timestamp``
-(a timestamp present but unusable), ``unreadable_file`` (one per file that cannot be opened or
-read, or is a corrupt or truncated gzip stream, and a literal path that does not exist in
-batch mode).
+parse, is not of the expected shape, or lacks the message or timestamp), ``too_deep`` (a
+CloudTrail record nested deeper than orjson writes, 254 levels, so it cannot be the
+message; orjson reads up to 1024, deeper is ``invalid_json``), ``bad_timestamp`` (a
+timestamp present but unusable), ``unreadable_file`` (one per file that cannot be opened
+or read, or is a corrupt or truncated gzip stream, and a literal path that does not exist
+in batch mode, or that became a directory while following). Each count travels with the
+first :class:`~castlewatch.engine.model.EventBatch` whose position is past the input
+counted (``EventBatch.malformed``).
+
+A file source's path that names an existing file is that file, glob characters and all
+(``app[1].log``); otherwise a path with ``*``, ``?`` or ``[`` is a glob. A path (not a
+glob) naming a directory or a FIFO is refused when the source is made (ValueError).
 
 Files are read in binary, in chunks of :data:`CHUNK_BYTES`, off the event loop
 (:func:`asyncio.to_thread`); gzip files are recognised by their magic bytes and decompressed
@@ -45,14 +62,16 @@ following is read when it has grown). Files are followed by identity (device, in
 ``tail -F``: a file renamed to another name matching the glob is still followed; one whose
 name no longer leads to it (rotated away, deleted) is read to its end through the open file,
 its partial last line then being an event, before the file now under its name; a file
-found shorter than what was read, or whose first bytes changed, was truncated and is read
-again from its start.
+found shorter than what was read, or whose :data:`HEAD_BYTES` bytes just before the read
+offset changed (one small read per file per look: a file truncated and written again to
+the same size or longer), was truncated and is read again from its start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob as _glob
 import gzip
 import io
@@ -72,6 +91,7 @@ from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, St
 
 __all__ = [
     "CHUNK_BYTES",
+    "MAX_DOCUMENT_BYTES",
     "MAX_EVENT_BYTES",
     "POLL_INTERVAL_S",
     "Source",
@@ -88,8 +108,13 @@ MAX_EVENT_BYTES = 1_048_576 - 26
 CHUNK_BYTES = 1 << 20
 #: Seconds between two looks at the files while following, when nothing was read.
 POLL_INTERVAL_S = 0.2
-#: Bytes at the start of a file whose CRC-32 is checkpointed, to recognise the file on resume.
+#: Bytes at the start of a file whose CRC-32 is checkpointed, to recognise the file on resume;
+#: also the bytes just before the read offset compared on each look while following, to
+#: notice a file rewritten in place (truncated and written again, to any size).
 HEAD_BYTES = 256
+#: While following, the most bytes a JSON document is collected over (16 MiB, sixteen events
+#: of the largest size) before it is given up as one and read line by line (module docstring).
+MAX_DOCUMENT_BYTES = 16 * 1_048_576
 #: Checkpoint format version.
 POSITIONS_VERSION = 1
 
@@ -99,6 +124,10 @@ _TYPES = ("file", "stdin")
 _CHUNKS_PER_ROUND = 8
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+# A document is first parsed over this many bytes (whole lines), then over 4 times more, ...
+_DOC_WINDOW = 1 << 14
+_BLANK = b" \t\r"  # JSON whitespace within a line
+_OPENERS = b"{["
 _JSONDecodeError = orjson.JSONDecodeError
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -126,19 +155,13 @@ class SourceSpec:
     ingestion_time: bool = False
 
 
-def open_source(spec: SourceSpec, stats: Stats, positions: dict | None = None, batch_size: int = 1000) -> Source:
+def open_source(spec: SourceSpec, stats: Stats | None, positions: dict | None = None, batch_size: int = 1000) -> Source:
     """The :class:`Source` for ``spec`` (same arguments and errors as :class:`Source`)."""
     return Source(spec, stats, positions, batch_size)
 
 
 # --------------------------------------------------------------------------------------------
 # Bytes -> events
-
-
-def _opens_document(line: bytes) -> bool:
-    """True for the first line of a pretty-printed JSON document (``{``, ``[``, ``"events": [``)."""
-    stripped = line.strip()
-    return stripped[:1] in (b"{", b"[") and stripped[-1:] in (b"{", b"[")
 
 
 class _Parser:
@@ -150,12 +173,24 @@ class _Parser:
     bytes after ``offset`` not consumed yet (a partial line, or a document being collected), as
     a list of pieces (``plen`` bytes) so that a long document is joined once, not per chunk.
     Events gather in ``events``; when ``batch_size`` are there they move to ``ready`` as
-    ``(events, offset, skip)``, the position right after the last of them.
+    ``(events, offset, skip, malformed)``, the position right after the last of them and the
+    malformed input counted before that position since the previous cut (a dict, or None).
+
+    Malformed input is tallied in the parser's own ``stats`` (not the run's): each cut takes
+    the tally along, so a count travels with the batch whose position covers its bytes and
+    is added to the run's counters when that batch is, never ahead of a checkpoint.
+
+    ``doc_limit`` (while following): the most bytes a JSON document is collected over before
+    it is given up and read line by line (:data:`MAX_DOCUMENT_BYTES`); None: no limit (a file
+    or stream read once ends, and with it every document).
     """
 
     __slots__ = (
         "batch_size",
+        "check_at",
+        "checked",
         "discard",
+        "doc_limit",
         "events",
         "fmt",
         "group",
@@ -171,24 +206,29 @@ class _Parser:
         "_times",
     )
 
-    def __init__(self, spec: SourceSpec, stats: Stats, batch_size: int) -> None:
+    def __init__(self, spec: SourceSpec, batch_size: int, doc_limit: int | None = None) -> None:
         self.fmt = spec.format
         self.group = spec.log_group
         self.ingestion = spec.ingestion_time
         # plain lines timed from their messages gather as bare strings (EventBatch.messages)
         self.light = self.fmt == "lines" and not self.ingestion
-        self.stats = stats
+        self.stats = Stats()  # the malformed tally since the last cut
         self.batch_size = batch_size
+        self.doc_limit = doc_limit
         self.offset = 0
         self.skip = 0
         # lines: the rest of a too-long line is being skipped up to its newline.
         self.discard = False
         self.pending: list[bytes] = []
         self.plen = 0
-        # JSON formats: None (nothing seen yet), "lines" (JSON Lines) or "doc" (one document).
+        # JSON formats: None (reading line by line) or "doc" (a value going on past its line
+        # is being collected from ``offset``); ``checked``: pending bytes when it was last
+        # looked at, ``check_at``: pending bytes at which to look again while reading on.
         self.mode: str | None = None
+        self.checked = 0
+        self.check_at = 0
         self.events: list[LogEvent] = []
-        self.ready: list[tuple[list[LogEvent], int, int]] = []
+        self.ready: list[tuple[list[LogEvent], int, int, dict[str, int] | None]] = []
         self._times: dict[str, int | None] = {}
 
     @property
@@ -219,6 +259,16 @@ class _Parser:
         self.pending = []
         self.plen = 0
         self.mode = None
+        self.checked = 0
+        self.check_at = 0
+
+    def counts(self) -> dict[str, int] | None:
+        """Take the malformed tally since the last cut (None if nothing was counted)."""
+        malformed = self.stats.malformed
+        if not malformed:
+            return None
+        self.stats.malformed = {}
+        return malformed
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream."""
@@ -243,12 +293,21 @@ class _Parser:
     def cut(self) -> None:
         """Move the events gathered so far to ``ready`` (at the current position)."""
         if self.events:
-            self.ready.append((self.events, self.offset, self.skip))
+            self.ready.append((self.events, self.offset, self.skip, self.counts()))
             self.events = []
 
     # -- lines ---------------------------------------------------------------------------
 
     def _feed_lines(self, data: bytes) -> None:
+        if self.offset == 0 and self.plen < 3 and not self.discard:
+            # A UTF-8 byte order mark opening the stream is not part of the first line.
+            data = self.take(data)
+            if data[:3] == _BOM:
+                self.offset = 3
+                data = data[3:]
+            elif len(data) < 3 and data and _BOM.startswith(data):
+                self.hold(data)  # too short to tell yet
+                return
         if b"\n" not in data and not self.discard:
             # Part of a line: collect it (joined once, when its newline comes).
             self.pending.append(data)
@@ -313,78 +372,194 @@ class _Parser:
             if len(events) >= batch_size:
                 base = min(end, base + sum(map(len, lines[first : i + 1])) + (i + 1 - first))
                 first = i + 1
-                self.ready.append((events, base, 0))
+                self.ready.append((events, base, 0, self.counts()))
                 events = self.events = []
                 append = events.append
 
     # -- JSON ----------------------------------------------------------------------------
+    #
+    # The stream is read as a sequence of JSON values. A line is one value (JSON Lines, the
+    # fast path), or several separated by whitespace or a comma (``{...} {...}``, ``{...},``),
+    # or the start of one that goes on over the next lines (a pretty-printed document): that
+    # is collected from where it starts until it parses, or until orjson finds it cannot be
+    # one value; then its first line is counted malformed once and the lines after it are
+    # read on their own (each may start a value again). A value that ends mid-line is
+    # followed by the next value or by the end of the line (a comma between is allowed);
+    # anything else there makes the rest of the line one malformed line.
 
     def _feed_json(self, data: bytes) -> None:
         if self.mode == "doc" or b"\n" not in data:
-            # A document, or a line, still being collected: join it once, when complete.
+            # A document, or a line, still being collected: joined once, when complete (a
+            # document is looked at again once it has grown enough).
             if data:
                 self.pending.append(data)
                 self.plen += len(data)
+            if self.mode == "doc" and self.plen >= self.check_at:
+                self._run_json(self.take(), final=False)
             return
-        buf = self.take(data)
-        if self.offset == 0 and buf[:3] == _BOM:
+        self._run_json(self.take(data), final=False)
+
+    def _end_json(self, final: bool) -> None:
+        if not self.pending:
+            return
+        if not final and (self.mode != "doc" or self.plen <= self.checked):
+            return  # a partial line, or a document not grown since it was looked at
+        self._run_json(self.take(), final)
+
+    def _run_json(self, buf: bytes, final: bool) -> None:
+        """Read the values of ``buf``, the stream from ``offset``; hold what is incomplete."""
+        i = 0
+        if self.mode == "doc":
+            after = self._document(buf, 0, final)
+            if after is None:
+                return
+            i = after
+        self._json_lines(buf, i, final)
+
+    def _json_lines(self, buf: bytes, i: int, final: bool) -> None:
+        """Read ``buf[i:]`` (the stream from ``offset``) line by line, and the documents that
+        start there; hold the partial last line (read it, if ``final``), or a document from
+        its start while it may still come whole (mode "doc")."""
+        base = self.offset - i  # stream offset of buf[0]
+        if self.offset == 0 and buf[i : i + 3] == _BOM:
             self.offset = 3
-            buf = buf[3:]
-        base = pos = self.offset
-        lines = buf.split(b"\n")
+            i += 3
+        lines = (buf[i:] if i else buf).split(b"\n")
         rest = lines.pop()
-        for i, line in enumerate(lines):
+        pos = self.offset
+        resume = -1  # after a document: the stream offset to go on from
+        for line in lines:
             start = pos
             pos += len(line) + 1
+            if resume >= 0:
+                if pos <= resume:
+                    continue  # a line of the document
+                if resume > start:  # the document ended on this line: the rest of it
+                    line = line[resume - start :]
+                    start = resume
+                resume = -1
             if not line or line == b"\r":
                 continue
             try:
                 value = _loads(line)
-            except _JSONDecodeError:
-                if line.isspace():
+            except _JSONDecodeError as err:
+                doc = self._segment(line, start, pos, err)
+                if doc < 0:
                     continue
-                if self.mode is None and _opens_document(line):
-                    self.mode = "doc"
-                    self.offset = start
-                    self.hold(buf[start - base :])
+                self.offset = doc
+                after = self._document(buf, doc - base, final)
+                if after is None:
                     return
-                self.mode = "lines"
-                self._bad_json(line)
+                resume = base + after
                 continue
-            self.mode = "lines"
             self._items(value, start, pos)
-        self.offset = pos
+        if final and rest:
+            # The last line, without a newline: read too (any document in it ends here).
+            start = pos
+            pos += len(rest)
+            if resume > start:
+                rest = rest[resume - start :] if resume < pos else b""
+                start = resume
+            if rest.strip():
+                try:
+                    value = _loads(rest)
+                except _JSONDecodeError as err:
+                    doc = self._segment(rest, start, pos, err)
+                    if doc >= 0:
+                        self.offset = doc
+                        resume = base + (self._document(buf, doc - base, True) or 0)
+                else:
+                    self._items(value, start, pos)
+            rest = b""
+        self.offset = max(pos, resume)
         self.hold(rest)
 
-    def _end_json(self, final: bool) -> None:
-        if self.mode == "doc":
-            document = self.take()
-            try:
-                value = _loads(document)
-            except _JSONDecodeError:
-                if not final:
-                    self.hold(document)
-                    return  # maybe still being written
-                self._bad_json(document)
-                value = None
-            start = self.offset
-            self.offset = start + len(document)
-            self.mode = None
-            if value is not None:
-                self._items(value, start, self.offset)
-            self.skip = 0
-        elif final and self.pending:
-            line = self.take()
-            start = self.offset
-            self.offset = start + len(line)
-            if line.strip():
+    def _segment(self, seg: bytes, start: int, end: int, err: _JSONDecodeError) -> int:
+        """``seg``, a line or the rest of one from stream offset ``start`` (``end``: after
+        its newline), is not one JSON value (``err``): read the values it has, or count it.
+        Returns the offset where a value going on past the line starts, else -1."""
+        while True:
+            if seg.isspace():
+                return -1
+            at = _error_at(err, seg)
+            if at >= len(seg):
+                return start  # a valid start of a value, which may go on below
+            after = _next_value(seg, at) if at else -1
+            if after >= 0:
                 try:
-                    value = _loads(line)
+                    value = _loads(seg[:at])
                 except _JSONDecodeError:
-                    self._bad_json(line)
-                else:
-                    self.mode = "lines"
-                    self._items(value, start, self.offset)
+                    after = -1
+            if after < 0:
+                self._bad_json(seg)
+                return -1
+            if after >= len(seg):
+                self._items(value, start, end)
+                return -1
+            self._items(value, start, start + after)
+            seg = seg[after:]
+            start += after
+            try:
+                value = _loads(seg)
+            except _JSONDecodeError as again:
+                err = again
+                continue
+            self._items(value, start, end)
+            return -1
+
+    def _document(self, buf: bytes, i: int, final: bool) -> int | None:
+        """``buf[i:]`` (the stream from ``offset``) starts with a value that goes on past its
+        first line. Read it once it is whole: returns the index in ``buf`` after it (and the
+        comma and line end that follow it). If it cannot be one value (or never came whole:
+        ``final``, or over ``doc_limit``), its first line is counted: returns the index after
+        that line. None while it may still come whole (``buf[i:]`` is held, mode "doc")."""
+        complete = len(buf) if final else buf.rfind(b"\n", i) + 1
+        # Parsed in growing windows of whole lines: an error near the start (a line that
+        # only looked like the start of a document) is found without parsing the rest.
+        window = i + _DOC_WINDOW
+        while complete > i:
+            size = complete
+            if window < complete:
+                size = buf.find(b"\n", window - 1) + 1 or complete
+            text = buf[i:size]
+            try:
+                value = _loads(text)
+            except _JSONDecodeError as err:
+                at = _error_at(err, text)
+                if at >= len(text):
+                    if size < complete:
+                        window = i + 4 * (size - i)
+                        continue
+                    break  # valid so far: more may come
+                try:
+                    value = _loads(text[:at])
+                except _JSONDecodeError:
+                    return self._resplit(buf, i)
+                size = _after_value(buf, i + at)
+            start = self.offset
+            self.offset = start + size - i
+            self.mode = None
+            self._items(value, start, self.offset)
+            return size
+        if final or (self.doc_limit is not None and len(buf) - i > self.doc_limit):
+            return self._resplit(buf, i)
+        self.mode = "doc"
+        self.hold(buf[i:] if i else buf)
+        self.checked = self.plen
+        self.check_at = self.plen + max(self.plen, _DOC_WINDOW)
+        if self.doc_limit is not None:
+            self.check_at = min(self.check_at, self.doc_limit + 1)
+        return None
+
+    def _resplit(self, buf: bytes, i: int) -> int:
+        """The document at ``buf[i]`` is not one: count its first line, go on after it."""
+        newline = buf.find(b"\n", i)
+        size = len(buf) if newline < 0 else newline + 1
+        self._bad_json(buf[i:size])
+        self.offset += size - i
+        self.skip = 0
+        self.mode = None
+        return size
 
     def _bad_json(self, raw: bytes) -> None:
         try:
@@ -417,7 +592,10 @@ class _Parser:
             if event is not None:
                 events.append(event)
                 if len(events) >= batch_size:
-                    self.ready.append((events, start, k) if k < n else (events, end, 0))
+                    if k < n:
+                        self.ready.append((events, start, k, self.counts()))
+                    else:
+                        self.ready.append((events, end, 0, self.counts()))
                     events = self.events = []
 
     def _cloudwatch_event(self, item: Any) -> LogEvent | None:
@@ -457,7 +635,12 @@ class _Parser:
             if len(self._times) >= 4096:
                 self._times.clear()
             self._times[event_time] = timestamp
-        message = _dumps(record)
+        try:
+            message = _dumps(record)
+        except orjson.JSONEncodeError:
+            # Nested deeper than orjson writes (254 levels; it reads up to 1024).
+            self.stats.count_malformed("too_deep")
+            return None
         if len(message) > MAX_EVENT_BYTES:
             self.stats.count_malformed("too_large")
             return None
@@ -465,6 +648,71 @@ class _Parser:
         region = record.get("awsRegion")
         stream = f"{account}_CloudTrail_{region}" if type(account) is str and type(region) is str else ""
         return LogEvent(timestamp, message.decode(), self.group, stream)
+
+
+def _error_at(err: _JSONDecodeError, text: bytes) -> int:
+    """The byte offset in ``text`` where orjson found (``err``) that it is not one JSON
+    value; ``len(text)`` if it is the valid start of one that goes on (it ended too soon)."""
+    doc, pos = err.doc, err.pos
+    if type(pos) is not int or pos < 0:
+        return 0
+    if isinstance(doc, (bytes, bytearray)):
+        return min(pos, len(text))
+    if doc:
+        if pos >= len(doc):
+            return len(text)
+        if len(doc) == len(text):  # ASCII: characters are bytes
+            return pos
+        return len(doc[:pos].encode("utf-8", "surrogatepass"))
+    # Not UTF-8 (orjson then says where in no way): where it stops being UTF-8, unless
+    # a whole value ends before that, is where it stops being JSON.
+    try:
+        text.decode()
+    except UnicodeDecodeError as bad:
+        cut = bad.start
+    else:
+        return 0
+    if cut == 0:
+        return 0
+    head = text[:cut]
+    try:
+        _loads(head)
+    except _JSONDecodeError as inner:
+        return min(_error_at(inner, head), cut)
+    return cut
+
+
+def _next_value(seg: bytes, at: int) -> int:
+    """After a value ending at ``at`` in the line ``seg`` (whitespace and one comma may
+    follow): the offset of the next value (``{`` or ``[``), ``len(seg)`` if nothing else is
+    on the line, or -1 if something else is."""
+    n = len(seg)
+    i = at
+    while i < n and seg[i] in _BLANK:
+        i += 1
+    if i < n and seg[i] == 44:  # ","
+        i += 1
+        while i < n and seg[i] in _BLANK:
+            i += 1
+    if i == n:
+        return n
+    return i if seg[i] in _OPENERS else -1
+
+
+def _after_value(buf: bytes, at: int) -> int:
+    """After a document ending at ``at`` in ``buf``: past the whitespace (and one comma)
+    that follow it, up to and with the end of its line; or where something else starts."""
+    n = len(buf)
+    i = at
+    while i < n and buf[i] in _BLANK:
+        i += 1
+    if i < n and buf[i] == 44:  # ","
+        i += 1
+        while i < n and buf[i] in _BLANK:
+            i += 1
+    if i < n and buf[i] == 10:  # "\n"
+        return i + 1
+    return i
 
 
 def _json_items(value: Any, list_key: str, item_keys: tuple[str, str]) -> list | tuple | None:
@@ -522,6 +770,8 @@ class _File:
         "path",
         "resumed",
         "size",
+        "tail",
+        "tail_end",
         "truncated",
     )
 
@@ -537,6 +787,10 @@ class _File:
         self.gzf: gzip.GzipFile | None = None
         self.gz: bool | None = None  # None: not known yet
         self.head = b""  # the first HEAD_BYTES bytes, as far as known
+        # the last HEAD_BYTES bytes read, ending at offset tail_end: looked at again on each
+        # look while following (an append leaves them alone, a rewrite replaces them)
+        self.tail = b""
+        self.tail_end = 0
         self.expect: list | None = None  # checkpointed [length, crc32] of the head, to verify
         self.done = False  # gzip: fully consumed
         self.failed = False  # unreadable (counted once)
@@ -544,7 +798,7 @@ class _File:
         self.orphan = False  # found on resume under a name outside the glob: finish, then drop
         self.hot = False  # the last read filled a whole chunk: read again without waiting
         self.incomplete: tuple[int, int] | None = None  # gzip cut short at (size, mtime_ns)
-        self.truncated = False  # following: found truncated by its first bytes
+        self.truncated = False  # following: found truncated (or rewritten) by its bytes
         self.resumed = False  # partly read before, according to the checkpoint
 
     def entry(self, offset: int, skip: int) -> dict[str, Any]:
@@ -597,13 +851,39 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def _check_file_path(path: str) -> None:
+    """ValueError if ``path`` exists and is not a regular file (a file source reads files)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing (or not reachable): counted when it is read
+    if _stat.S_ISREG(mode):
+        return
+    if _stat.S_ISDIR(mode):
+        raise ValueError(
+            f"source path {path!r} is a directory, not a file; to read the files in it give a glob, "
+            f"e.g. {os.path.join(path, '*.log')!r}"
+        )
+    if _stat.S_ISFIFO(mode):
+        raise ValueError(
+            f"source path {path!r} is a named pipe (FIFO), not a file; read a pipe with a stdin source "
+            f"(type: stdin) and redirect it: castlewatch ... < {path}"
+        )
+    raise ValueError(f"source path {path!r} is not a regular file; a file source reads regular files (or a glob of them)")
+
+
 class Source:
     """Reads the log events of one :class:`SourceSpec`.
 
     Args:
         spec: what to read.
         stats: counters; malformed events and unreadable files are counted in
-            ``stats.malformed`` (``stats.events_read`` is left to the caller).
+            ``stats.malformed`` as the batch carrying them is yielded (``stats.events_read``
+            is left to the caller). Every count travels in ``EventBatch.malformed`` of the
+            first batch whose position is past the bytes counted (a batch may carry counts
+            only), so a caller that evaluates batches later than it receives them (the
+            Engine) passes ``None`` here and adds ``EventBatch.malformed`` itself when it
+            evaluates the batch: then a checkpoint's counts match its positions.
         positions: a checkpoint from :meth:`positions` (or from ``EventBatch.position``) of
             an earlier run on the same spec; reading resumes right after the last event
             yielded then. ``None`` or ``{}``: read every file from its beginning.
@@ -611,7 +891,9 @@ class Source:
 
     Raises:
         ValueError: an invalid spec (unknown type or format, a file source without a path),
-            ``batch_size`` < 1, or ``positions`` not of the shape :meth:`positions` returns.
+            ``batch_size`` < 1, ``positions`` not of the shape :meth:`positions` returns, a
+            file path (not a glob) naming something that is not a file (a directory, a
+            FIFO), or a stdin source while the process has no stdin (it was closed).
 
     Attributes:
         name: ``"file:<path>"`` or ``"stdin:-"``; the ``source`` of every batch.
@@ -635,7 +917,7 @@ class Source:
     def __init__(
         self,
         spec: SourceSpec,
-        stats: Stats,
+        stats: Stats | None,
         positions: dict | None = None,
         batch_size: int = 1000,
     ) -> None:
@@ -659,6 +941,20 @@ class Source:
         self._bad_paths: set[str] = set()
         self._progress = False
         self._last_scan = 0.0
+        self._doc_limit: int | None = None  # MAX_DOCUMENT_BYTES while following
+        self._tally = Stats()  # file-level counts (unreadable_file) not yet in a batch
+        # A path with glob characters that names an existing file is that file.
+        self._literal = spec.type == "file" and not _has_magic(self._pattern())
+        if spec.type == "file":
+            pattern = self._pattern()
+            if self._literal or os.path.lexists(pattern):
+                self._literal = True
+                _check_file_path(pattern)
+        elif sys.stdin is None:
+            raise ValueError(
+                "a stdin source needs a standard input, and this process has none (it was closed); "
+                "pipe the events in, or give a file source"
+            )
         if spec.type == "stdin":
             self._last: dict[str, Any] = {}
         else:
@@ -686,21 +982,41 @@ class Source:
                 consumed (a restart from :meth:`positions` reads them).
 
         A batch may have no events: it then only moves the checkpoint forward (a run of
-        malformed or empty lines, a gzip file finished). Files are closed when the
+        malformed or empty lines, a gzip file finished) or only carries malformed counts
+        (``EventBatch.malformed``: an unreadable file). Files are closed when the
         iteration ends (or call :meth:`close`).
         """
+        self._doc_limit = MAX_DOCUMENT_BYTES if follow else None
         if self.spec.type == "stdin":
             inner = self._stdin_batches(stop)
         else:
             inner = self._file_batches(follow, stop)
+        stats = self.stats
         async with contextlib.aclosing(inner):
             async for batch in inner:
+                if stats is not None and batch.malformed:
+                    for reason, n in batch.malformed.items():
+                        stats.count_malformed(reason, n)
                 yield batch
 
     def close(self) -> None:
         """Close every open file (done automatically when :meth:`batches` ends)."""
         for f in self._files.values():
             f.close()
+
+    def warning(self) -> str | None:
+        """A word about the files as they are now, if the source would read nothing of
+        them: no file matches its glob, or its file does not exist. None for stdin."""
+        if self.spec.type != "file":
+            return None
+        pattern = self._pattern()
+        if self._literal or os.path.lexists(pattern):
+            if os.path.lexists(pattern):
+                return None
+            return f"source {self.name}: no such file (replay counts it unreadable; run reads it once it appears)"
+        if any(os.path.isfile(path) for path in _glob.iglob(pattern, recursive=True)):
+            return None
+        return f"source {self.name}: no file matches the glob (replay reads nothing; run reads files once they appear)"
 
     # -- file discovery ------------------------------------------------------------------
 
@@ -711,22 +1027,29 @@ class Source:
         """Look for matching files: new ones, renamed, rotated away, truncated."""
         self._last_scan = time.monotonic()
         pattern = self._pattern()
-        magic = _has_magic(pattern)
-        paths = sorted(_glob.glob(pattern, recursive=True)) if magic else [pattern]
+        if not self._literal and os.path.lexists(pattern):
+            self._literal = True  # a file named with glob characters: that file, from now on
+        literal = self._literal
+        paths = [pattern] if literal else sorted(_glob.glob(pattern, recursive=True))
         seen: set[str] = set()
         for path in paths:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
-                if initial and not follow and not magic:
-                    self.stats.count_malformed("unreadable_file")
+                if initial and not follow and literal:
+                    self._tally.count_malformed("unreadable_file")
                 continue
             except OSError:
                 if path not in self._bad_paths:
                     self._bad_paths.add(path)
-                    self.stats.count_malformed("unreadable_file")
+                    self._tally.count_malformed("unreadable_file")
                 continue
             if not _stat.S_ISREG(st.st_mode):
+                # A glob's directories are no files of it; the path given, if it became one
+                # (it was checked when the source was made), is unreadable: counted once.
+                if literal and path not in self._bad_paths:
+                    self._bad_paths.add(path)
+                    self._tally.count_malformed("unreadable_file")
                 continue
             key = f"{st.st_dev}:{st.st_ino}"
             if key in seen:
@@ -738,11 +1061,12 @@ class Source:
             else:
                 f.path = path
                 f.gone = False
-                if st.st_size != f.size and f.fd is not None and f.head and not f.gz:
-                    # Truncated and written again since the last look (copytruncate, then
-                    # more lines): the size alone may not tell, the first bytes do.
+                if f.tail and f.fd is not None and not f.gz and st.st_size >= f.tail_end:
+                    # Truncated and written again since the last look (copytruncate, then as
+                    # many bytes or more): the size does not tell; the bytes just before the
+                    # read offset do, which appending leaves alone (one small read per look).
                     try:
-                        if os.pread(f.fd, len(f.head), 0) != f.head:
+                        if os.pread(f.fd, len(f.tail), f.tail_end - len(f.tail)) != f.tail:
                             f.truncated = True
                     except OSError:
                         pass
@@ -758,7 +1082,7 @@ class Source:
                     self._drop(f)
 
     def _new_file(self, path: str, st: os.stat_result) -> _File:
-        f = _File(path, st, _Parser(self.spec, self.stats, self.batch_size))
+        f = _File(path, st, _Parser(self.spec, self.batch_size, self._doc_limit))
         entry = self._checkpoint.pop(f.key, None)
         if entry is not None and self._resume(f, entry, st):
             self._committed[f.key] = entry
@@ -806,7 +1130,7 @@ class Source:
                         st = dirent.stat()
                         if st.st_dev != entry["dev"] or st.st_ino != entry["ino"]:
                             continue
-                        f = _File(dirent.path, st, _Parser(self.spec, self.stats, self.batch_size))
+                        f = _File(dirent.path, st, _Parser(self.spec, self.batch_size, self._doc_limit))
                         more = entry.get("gz") or st.st_size > entry["offset"]
                         if more and self._resume(f, entry, st):
                             f.orphan = True
@@ -841,6 +1165,10 @@ class Source:
                                 return
                     if stop.is_set():
                         return
+                if self._tally.malformed:
+                    # Files found unreadable, and no batch since to carry the count: an empty
+                    # batch at the last position yielded.
+                    yield EventBatch(self.name, [], self.positions(), malformed=self._counts(None))
                 if not follow:
                     return
                 if not self._progress:
@@ -882,6 +1210,10 @@ class Source:
                         self._drop(f)  # not the file we were reading after all
                         return False
                     f.parser.reset()  # another file under a reused inode: from its start
+            offset = f.parser.read_pos
+            if offset and not f.gz:  # resumed: the bytes before the offset, to notice a rewrite
+                f.tail = os.pread(fd, min(HEAD_BYTES, offset), offset - min(HEAD_BYTES, offset))
+                f.tail_end = offset
         except OSError:
             self._fail(f)
             return False
@@ -890,35 +1222,50 @@ class Source:
     def _fail(self, f: _File) -> None:
         if not f.failed:
             f.failed = True
-            self.stats.count_malformed("unreadable_file")
+            self._tally.count_malformed("unreadable_file")
         f.close()
+
+    def _counts(self, counts: dict[str, int] | None) -> dict[str, int] | None:
+        """A batch's malformed counts: ``counts`` (a parser's cut) and the file-level ones
+        not yet carried by a batch."""
+        tally = self._tally.malformed
+        if not tally:
+            return counts
+        self._tally.malformed = {}
+        if counts:
+            for reason, n in counts.items():
+                tally[reason] = tally.get(reason, 0) + n
+        return tally
 
     def _batches_ready(self, f: _File) -> list[EventBatch]:
         """EventBatches of the parser's ready cuts, each with its checkpoint snapshot."""
         out = []
         light, group = f.parser.light, f.parser.group
-        for events, offset, skip in f.parser.ready:
+        for events, offset, skip, counts in f.parser.ready:
             self._committed[f.key] = f.entry(offset, skip)
             position = {"v": POSITIONS_VERSION, "files": dict(self._committed)}
+            counts = self._counts(counts)
             if light:
-                out.append(EventBatch(self.name, [], position, messages=events, log_group=group))
+                out.append(EventBatch(self.name, [], position, messages=events, log_group=group, malformed=counts))
             else:
-                out.append(EventBatch(self.name, events, position))
+                out.append(EventBatch(self.name, events, position, malformed=counts))
         f.parser.ready = []
         return out
 
     def _flush(self, f: _File) -> list[EventBatch]:
-        """Cut the events gathered so far; or an empty batch if only the position moved."""
+        """Cut the events gathered so far; or an empty batch if only the position moved (or
+        malformed input was counted)."""
         p = f.parser
         p.cut()
-        if p.ready:
-            return self._batches_ready(f)
+        out = self._batches_ready(f) if p.ready else []
         previous = self._committed.get(f.key)
         entry = f.entry(p.offset, p.skip)
-        if entry == previous:
-            return []
+        counts = self._counts(p.counts())  # counted after the last cut, before the offset
+        if entry == previous and not counts:
+            return out
         self._committed[f.key] = entry
-        return [EventBatch(self.name, [], {"v": POSITIONS_VERSION, "files": dict(self._committed)})]
+        out.append(EventBatch(self.name, [], {"v": POSITIONS_VERSION, "files": dict(self._committed)}, malformed=counts))
+        return out
 
     async def _drain(self, f: _File, follow: bool, stop: asyncio.Event) -> AsyncIterator[EventBatch]:
         """Read ``f`` up to its current end (a bounded number of chunks while following)."""
@@ -930,6 +1277,7 @@ class Source:
             if not self._open(f, follow):
                 return
         if f.gz:
+            f.parser.doc_limit = None  # a gzip file is complete: its documents end in it
             async with contextlib.aclosing(self._drain_gz(f, follow, stop)) as drained:
                 async for batch in drained:
                     yield batch
@@ -942,6 +1290,8 @@ class Source:
             p.end(final=True)
             p.reset()
             f.head = b""
+            f.tail = b""
+            f.tail_end = 0
             f.hot = True
             for batch in self._flush(f):
                 yield batch
@@ -964,6 +1314,11 @@ class Source:
                 break
             if pos == 0:
                 f.head = data[:HEAD_BYTES]
+            if len(data) >= HEAD_BYTES or f.tail_end != pos:
+                f.tail = data[-HEAD_BYTES:]
+            else:
+                f.tail = (f.tail + data)[-HEAD_BYTES:]
+            f.tail_end = pos + len(data)
             self._progress = True
             p.feed(data)
             if p.ready:
@@ -1045,7 +1400,7 @@ class Source:
 
     def _gz_failed(self, f: _File, done: bool) -> None:
         """A corrupt or truncated gzip file: counted, its events so far kept."""
-        self.stats.count_malformed("unreadable_file")
+        self._tally.count_malformed("unreadable_file")
         f.parser.take()  # a partial last line of a broken stream is not an event
         f.parser.mode = None
         f.done = done
@@ -1053,8 +1408,21 @@ class Source:
     # -- stdin ---------------------------------------------------------------------------
 
     async def _stdin_batches(self, stop: asyncio.Event) -> AsyncIterator[EventBatch]:
-        stream = sys.stdin.buffer
-        read = getattr(stream, "read1", None) or stream.read
+        stream = sys.stdin
+        if stream is None:
+            raise ValueError("a stdin source needs a standard input, and this process has none (it was closed)")
+        try:
+            # The file descriptor itself (a copy of it), not sys.stdin's buffered reader: a
+            # thread blocked in a buffered read holds that reader's lock, and the interpreter,
+            # closing sys.stdin at exit, dies on it ("_enter_buffered_busy").
+            fd: int | None = os.dup(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stdin)
+            fd = None
+        if fd is not None:
+            read: Callable[[int], bytes] = functools.partial(os.read, fd)
+        else:
+            buffered = getattr(stream, "buffer", stream)
+            read = getattr(buffered, "read1", None) or buffered.read
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         credit = threading.Semaphore(4)  # chunks read ahead at most: bounded memory
@@ -1062,21 +1430,25 @@ class Source:
 
         def reader() -> None:
             # A daemon thread: a read blocked on an idle pipe never holds up shutdown.
-            while True:
-                credit.acquire()
-                try:
-                    data: bytes | BaseException = read(size)
-                except (OSError, ValueError) as exc:
-                    data = exc
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, data)
-                except RuntimeError:  # the loop is closed
-                    return
-                if not data or isinstance(data, BaseException):
-                    return
+            try:
+                while True:
+                    credit.acquire()
+                    try:
+                        data: bytes | BaseException = read(size)
+                    except BaseException as exc:  # handed over: OSError counted, others raised
+                        data = exc
+                    try:
+                        loop.call_soon_threadsafe(queue.put_nowait, data)
+                    except RuntimeError:  # the loop is closed
+                        return
+                    if not data or isinstance(data, BaseException):
+                        return
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
         threading.Thread(target=reader, name=f"castlewatch-{self.name}", daemon=True).start()
-        p = _Parser(self.spec, self.stats, self.batch_size)
+        p = _Parser(self.spec, self.batch_size, self._doc_limit)
         stop_wait: asyncio.Task | None = None
         try:
             while not stop.is_set():
@@ -1092,20 +1464,26 @@ class Source:
                 else:
                     data = queue.get_nowait()
                 credit.release()
-                if isinstance(data, BaseException):
-                    self.stats.count_malformed("unreadable_file")
+                if isinstance(data, (OSError, ValueError)):
+                    self._tally.count_malformed("unreadable_file")
                     data = b""
+                elif isinstance(data, BaseException):
+                    raise data
                 if data:
                     p.feed(data)
                 else:
                     p.end(final=True)
                 p.cut()
-                for events, _, _ in p.ready:
+                for events, _, _, counts in p.ready:
+                    counts = self._counts(counts)
                     if p.light:
-                        yield EventBatch(self.name, [], {}, messages=events, log_group=p.group)
+                        yield EventBatch(self.name, [], {}, messages=events, log_group=p.group, malformed=counts)
                     else:
-                        yield EventBatch(self.name, events, {})
+                        yield EventBatch(self.name, events, {}, malformed=counts)
                 p.ready = []
+                counts = self._counts(p.counts())
+                if counts:  # malformed input and no event after it yet
+                    yield EventBatch(self.name, [], {}, malformed=counts)
                 if not data:
                     return
         finally:
