@@ -687,30 +687,29 @@ def _next_value(seg: bytes, at: int) -> int:
     follow): the offset of the next value (``{`` or ``[``), ``len(seg)`` if nothing else is
     on the line, or -1 if something else is."""
     n = len(seg)
-    i = at
-    while i < n and seg[i] in _BLANK:
-        i += 1
-    if i < n and seg[i] == 44:  # ","
-        i += 1
-        while i < n and seg[i] in _BLANK:
-            i += 1
+    i = _past_separator(seg, at)
     if i == n:
         return n
     return i if seg[i] in _OPENERS else -1
 
 
-def _after_value(buf: bytes, at: int) -> int:
-    """After a document ending at ``at`` in ``buf``: past the whitespace (and one comma)
-    that follow it, up to and with the end of its line; or where something else starts."""
+def _past_separator(buf: bytes, i: int) -> int:
+    """Past the blanks, one comma and the blanks after it that start at ``i`` in ``buf``."""
     n = len(buf)
-    i = at
     while i < n and buf[i] in _BLANK:
         i += 1
     if i < n and buf[i] == 44:  # ","
         i += 1
         while i < n and buf[i] in _BLANK:
             i += 1
-    if i < n and buf[i] == 10:  # "\n"
+    return i
+
+
+def _after_value(buf: bytes, at: int) -> int:
+    """After a document ending at ``at`` in ``buf``: past the whitespace (and one comma)
+    that follow it, up to and with the end of its line; or where something else starts."""
+    i = _past_separator(buf, at)
+    if i < len(buf) and buf[i] == 10:  # "\n"
         return i + 1
     return i
 
