@@ -329,7 +329,7 @@ class LogGroupEvaluator:
             return False
         doc: Any = _NOTHING  # decoded lazily, at most once
         fields: list[str] | None = None
-        hits: list[str] = []  # filters matched so far, uncounted again if the time is bad
+        hits: list[str] | None = None  # matches before the time is read: uncounted if it is bad
         filters = self.filters
         visit, found = (self._always, None) if self._scanner is None else self._visit(message)
         if self._json_names and message.lstrip(_BLANK)[:1] != "{":
@@ -367,7 +367,11 @@ class LogGroupEvaluator:
                 matched = (check is None or check(found)) and f.pattern.matches(message)
             if matched:
                 stats.matched[f.name] += 1
-                hits.append(f.name)
+                if ts == READ_FROM_MESSAGE:
+                    if hits is None:
+                        hits = [f.name]
+                    else:
+                        hits.append(f.name)
                 value = f.value
                 if value is None:
                     value = self._resolve_value(f, doc, fields, values, message)
@@ -386,7 +390,7 @@ class LogGroupEvaluator:
             if ts == READ_FROM_MESSAGE:
                 ts, doc, fields = self._event_time(message, doc, fields)
                 if ts is None or not MIN_EVENT_MS <= ts <= MAX_EVENT_MS:
-                    for name in hits:
+                    for name in hits or ():
                         stats.matched[name] -= 1
                     stats.count_malformed("bad_timestamp")
                     return False
