@@ -5,7 +5,7 @@ correct rather than fast: no prefilter, no closures specialised at compile time,
 shared work between patterns beyond decoding an event once per pack. The syntax tree
 comes from castlewatch's own parser (:func:`castlewatch.grammar.parser.parse`); the
 interpretation below is independent of castlewatch's compiler and follows
-``shared/spec/filter-patterns.md`` directly, so agreement between the two is a real
+``docs/filter-patterns.md`` directly, so agreement between the two is a real
 cross-check.
 
 Scope (what the benchmark workloads need, and a bit more):

@@ -41,7 +41,7 @@ import castlewatch
 from castlewatch import compile_pattern
 from castlewatch.engine.config import load_config_text
 from castlewatch.engine.evaluate import LogGroupEvaluator
-from castlewatch.engine.model import LogEvent, MetricFilter, Stats
+from castlewatch.model import LogEvent, MetricFilter, Stats
 from castlewatch.engine.runner import Engine, run_async
 from castlewatch.grammar import literals
 

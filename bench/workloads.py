@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Literal
 
-from castlewatch.engine.metric_filters import load_metric_filters
-from castlewatch.engine.model import MetricFilter
+from castlewatch.metric_filters import load_metric_filters
+from castlewatch.model import MetricFilter
 
 from bench.peers import AWS_JSON, MOTO
 

@@ -1,6 +1,6 @@
 """castlewatch: CloudWatch Logs filter patterns and metric filters, evaluated locally as AWS does.
 
-Public interface (spec: ``shared/spec/filter-patterns.md``):
+Public interface (spec: ``docs/filter-patterns.md``):
 
 - :func:`compile_pattern` turns a filter pattern into a :class:`FilterPattern`
   (compiled once, cached);

@@ -16,9 +16,9 @@ import pytest
 from castlewatch.engine.aggregate import MINUTE_MS, MinuteAggregator
 from castlewatch.engine.config import load_config_text
 from castlewatch.engine.evaluate import LogGroupEvaluator
-from castlewatch.engine.metric_filters import load_metric_filters
-from castlewatch.engine.model import READ_FROM_MESSAGE, Datapoint, EventBatch, LogEvent, Stats
 from castlewatch.engine.runner import Engine
+from castlewatch.metric_filters import load_metric_filters
+from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, LogEvent, Stats
 from castlewatch.sinks import JsonLinesSink
 
 GROUP = "app"

@@ -17,14 +17,14 @@ from castlewatch.engine.config import (
     load_config,
     load_config_text,
 )
-from castlewatch.engine.metric_filters import (
+from castlewatch.engine.sources import SourceSpec
+from castlewatch.metric_filters import (
     DuplicateFilterError,
     LimitExceededError,
     MetricFilterError,
     MetricFilterLoadError,
 )
-from castlewatch.engine.model import MetricFilter, MetricTransformation
-from castlewatch.engine.sources import SourceSpec
+from castlewatch.model import MetricFilter, MetricTransformation
 from castlewatch.sinks.local import SinkSpec
 
 DATA = Path(__file__).parent / "data"

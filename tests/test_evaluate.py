@@ -19,8 +19,8 @@ import castlewatch.engine.evaluate as evaluate_mod
 from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.config import parse_timestamp
 from castlewatch.engine.evaluate import LogGroupEvaluator, UnsupportedMetricFilterError
-from castlewatch.engine.metric_filters import load_metric_filters
-from castlewatch.engine.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, MetricTransformation, Stats
+from castlewatch.metric_filters import load_metric_filters
+from castlewatch.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, MetricTransformation, Stats
 
 GROUP = "app"
 T0 = 1_709_629_230_000  # 2024-03-05T09:00:30Z, epoch ms

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import castlewatch
-from castlewatch.engine.metric_filters import (
+from castlewatch.grammar.ast import Index, Key
+from castlewatch.metric_filters import (
     UNITS,
     DuplicateFilterError,
     LimitExceededError,
@@ -26,8 +27,7 @@ from castlewatch.engine.metric_filters import (
     validate_metric_filters,
     validate_transformation,
 )
-from castlewatch.engine.model import MetricFilter, MetricTransformation
-from castlewatch.grammar.ast import Index, Key
+from castlewatch.model import MetricFilter, MetricTransformation
 
 DATA = Path(__file__).parent / "data"
 CASES_FILE = Path(__file__).parent / "conformance" / "cases.jsonl"

@@ -12,7 +12,7 @@ import fastavro.schema
 import orjson
 import pytest
 
-from castlewatch.engine.model import Datapoint
+from castlewatch.model import Datapoint
 from castlewatch.sinks import (
     CSV_HEADER,
     AvroSink,

@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from castlewatch.engine import sources
-from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats
 from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, open_source
+from castlewatch.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -796,7 +796,7 @@ def test_stdin_stop_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stdin_cloudwatch_document_in_a_subprocess(tmp_path: Path) -> None:
     script = """
 import asyncio, json, sys
-from castlewatch.engine.model import Stats
+from castlewatch.model import Stats
 from castlewatch.engine.sources import Source, SourceSpec
 
 async def main():

@@ -1,6 +1,6 @@
 """Pattern kinds (spec §2), term patterns (spec §3) and the TestMetricFilter response (§7).
 
-Every test names the rule of ``shared/spec/filter-patterns.md`` it pins.
+Every test names the rule of ``docs/filter-patterns.md`` it pins.
 """
 
 from __future__ import annotations

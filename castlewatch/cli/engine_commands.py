@@ -17,9 +17,10 @@ from rich.table import Table
 
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
 from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
-from castlewatch.engine.model import Stats
 from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
 from castlewatch.grammar.errors import InvalidParameterError
+from castlewatch.model import Stats
+
 
 class ConfigError(click.ClickException):
     """An invalid configuration or checkpoint: ``Error: ...`` on stderr, exit 2."""

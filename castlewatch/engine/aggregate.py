@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from castlewatch.engine.evaluate import MetricKey
-from castlewatch.engine.model import Datapoint, Stats
+from castlewatch.model import Datapoint, Stats
 
 MINUTE_MS = 60_000
 _NEVER = -(2**62)

@@ -56,7 +56,7 @@ Decisions:
   one source reads stdin.
 
 Errors: :class:`ConfigError` for the file's own structure; the metric filters raise
-the errors of :mod:`castlewatch.engine.metric_filters`.  :data:`CONFIG_ERRORS` is the
+the errors of :mod:`castlewatch.metric_filters`.  :data:`CONFIG_ERRORS` is the
 tuple to catch.
 """
 
@@ -77,16 +77,16 @@ from typing import Any, Literal
 import yaml
 
 from castlewatch.engine.evaluate import TimestampSpec
-from castlewatch.engine.metric_filters import (
+from castlewatch.engine.sources import SourceSpec
+from castlewatch.grammar.errors import InvalidParameterError
+from castlewatch.metric_filters import (
     LOG_GROUP_NAME_RE,
     MetricFilterLoadError,
     load_metric_filters,
     parse_reference,
     yaml_error_text,
 )
-from castlewatch.engine.model import MetricFilter
-from castlewatch.engine.sources import SourceSpec
-from castlewatch.grammar.errors import InvalidParameterError
+from castlewatch.model import MetricFilter
 from castlewatch.sinks.local import SinkError, SinkSpec
 
 __all__ = [
@@ -198,7 +198,7 @@ def load_config(path: str | os.PathLike) -> EngineConfig:
             is wrong, a sink would overwrite an input or share a file with another
             sink, or two sources of one log group read one file.
         MetricFilterLoadError, MetricFilterError, LimitExceededError: from the metric
-            filters (see :func:`~castlewatch.engine.metric_filters.load_metric_filters`).
+            filters (see :func:`~castlewatch.metric_filters.load_metric_filters`).
     """
     path = Path(path)
     try:

@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from castlewatch.engine.metric_filters import parse_reference
-from castlewatch.engine.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, Stats, iso8601_ms
 from castlewatch.engine.prefilter import LiteralScanner, requirement_literals
-from castlewatch.grammar import FilterPattern, compile_pattern, decode_json_event, split_fields
-from castlewatch.grammar import ast
+from castlewatch.grammar import FilterPattern, ast, compile_pattern, decode_json_event, split_fields
 from castlewatch.grammar.compiler import MISSING, RawNumber, decode_json_event_exact, path_getter
 from castlewatch.grammar.errors import InvalidParameterError
+from castlewatch.metric_filters import parse_reference
+from castlewatch.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, Stats, iso8601_ms
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
 Emit = Callable[[MetricKey, int, float], None]

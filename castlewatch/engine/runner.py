@@ -43,8 +43,8 @@ from typing import Any
 from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.evaluate import LogGroupEvaluator
-from castlewatch.engine.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.engine.sources import open_source
+from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import open_sink
 
 CHECKPOINT_VERSION = 1

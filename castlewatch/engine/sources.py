@@ -1,7 +1,7 @@
 """Log event sources: files (read once, or followed like ``tail -F``) and stdin.
 
-A :class:`Source` turns the bytes of its input into :class:`~castlewatch.engine.model.LogEvent`
-objects and yields them in :class:`~castlewatch.engine.model.EventBatch` es, each carrying the
+A :class:`Source` turns the bytes of its input into :class:`~castlewatch.model.LogEvent`
+objects and yields them in :class:`~castlewatch.model.EventBatch` es, each carrying the
 checkpoint position after its last event.
 
 Formats (``SourceSpec.format``):
@@ -39,7 +39,7 @@ document not whole at the end of the data is split in the same way; while follow
 is one that grows over :data:`MAX_DOCUMENT_BYTES` without parsing (the most a source holds
 in memory for one document; a gzip file, complete when written, has no such limit).
 
-Malformed input is counted in :class:`~castlewatch.engine.model.Stats` ``malformed`` and
+Malformed input is counted in :class:`~castlewatch.model.Stats` ``malformed`` and
 skipped, never raised: ``invalid_utf8``, ``too_large`` (a message over
 :data:`MAX_EVENT_BYTES` of UTF-8), ``invalid_json`` (a JSON line or document that does not
 parse, is not of the expected shape, or lacks the message or timestamp), ``too_deep`` (a
@@ -48,7 +48,7 @@ message; orjson reads up to 1024, deeper is ``invalid_json``), ``bad_timestamp``
 timestamp present but unusable), ``unreadable_file`` (one per file that cannot be opened
 or read, or is a corrupt or truncated gzip stream, and a literal path that does not exist
 in batch mode, or that became a directory while following). Each count travels with the
-first :class:`~castlewatch.engine.model.EventBatch` whose position is past the input
+first :class:`~castlewatch.model.EventBatch` whose position is past the input
 counted (``EventBatch.malformed``).
 
 A file source's path that names an existing file is that file, glob characters and all
@@ -87,7 +87,7 @@ from typing import Any, Literal
 
 import orjson
 
-from castlewatch.engine.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats, iso8601_ms
+from castlewatch.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats, iso8601_ms
 
 __all__ = [
     "CHUNK_BYTES",

@@ -1,6 +1,6 @@
 """Local sinks for datapoints: JSON Lines, CSV, Avro and stdout.
 
-Every sink takes :class:`~castlewatch.engine.model.Datapoint` objects (one metric, one
+Every sink takes :class:`~castlewatch.model.Datapoint` objects (one metric, one
 dimension set, one unit, one minute) and writes them in one of four formats. Datapoints
 without any contribution (``sample_count == 0``) publish nothing (spec §8.4) and are
 skipped by every sink.
@@ -75,7 +75,7 @@ import fastavro.schema
 import fastavro.write
 import orjson
 
-from castlewatch.engine.model import Datapoint
+from castlewatch.model import Datapoint
 
 __all__ = [
     "AvroSink",

@@ -2,7 +2,7 @@
 
 Metric filters use AWS's own shape and casing (``describe-metric-filters`` output
 decodes straight into :class:`MetricFilter`); log events and datapoints are the
-engine's internal records.  Spec: ``shared/spec/filter-patterns.md`` §8-§9.
+engine's internal records.  Spec: ``docs/filter-patterns.md`` §8-§9.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _MS = _dt.timedelta(milliseconds=1)
