@@ -162,6 +162,10 @@ class Datapoint:
         """``timestamp`` as ISO 8601 UTC, e.g. ``2024-01-01T00:01:00Z``."""
         return _dt.datetime.fromtimestamp(self.timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def datum_count(self, max_values: int = 150) -> int:
+        """How many PutMetricData datums :meth:`metric_data` gives (0 without contributions)."""
+        return -(-len(self.values) // max_values)
+
     def metric_data(self, max_values: int = 150) -> list[dict[str, Any]]:
         """PutMetricData ``MetricDatum`` dicts for this datapoint (spec §9).
 
@@ -216,7 +220,9 @@ class Stats:
         late_events: contributions for a minute already closed (allowed lateness passed),
             published in a separate datapoint for their minute.
         matched: filter name -> matching events.
-        datapoints_written: datapoints handed to the sinks.
+        datapoints_written: datapoints handed to the sinks (a CSV row or an Avro record each).
+        datums_written: PutMetricData datums those datapoints make (a JSON Lines line each;
+            a datapoint with more than 150 distinct values makes several, spec §9).
         disabled_filters: filter name -> why it was disabled during the run (too many
             distinct dimension value sets, spec §8.4).
     """
@@ -227,6 +233,7 @@ class Stats:
     late_events: int = 0
     matched: dict[str, int] = field(default_factory=dict)
     datapoints_written: int = 0
+    datums_written: int = 0
     disabled_filters: dict[str, str] = field(default_factory=dict)
 
     def count_malformed(self, reason: str, n: int = 1) -> None:

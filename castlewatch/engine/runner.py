@@ -87,6 +87,9 @@ class Engine:
     Attributes:
         warnings: things worth saying before the run: filters' caveats, and sources
             that match no file (yet).
+        bad_timestamps: source name -> events of this run counted ``bad_timestamp``
+            (not checkpointed); with an empty ``aggregators[name].watermarks`` (nothing
+            published) it tells a source whose timestamp resolved in no event.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class Engine:
         self.checkpoint = checkpoint
         self.on_progress = on_progress
         self.stats = Stats()
+        self.bad_timestamps: dict[str, int] = {}
         state = self._load_checkpoint()
         if self.checkpoint is not None:
             _check_writable(self.checkpoint)
@@ -156,6 +160,7 @@ class Engine:
         evaluator = self.evaluators[batch.source]
         aggregator = self.aggregators[batch.source]
         add = aggregator.add
+        bad_before = self.stats.malformed.get("bad_timestamp", 0)
         if batch.messages is not None:
             evaluate_message = evaluator.evaluate_message
             for message in batch.messages:
@@ -169,6 +174,9 @@ class Engine:
             count_malformed = self.stats.count_malformed
             for reason, n in batch.malformed.items():
                 count_malformed(reason, n)
+        bad = self.stats.malformed.get("bad_timestamp", 0) - bad_before
+        if bad:
+            self.bad_timestamps[batch.source] = self.bad_timestamps.get(batch.source, 0) + bad
         self.positions[batch.source] = batch.position
         self._write(aggregator.close_ready())
         if self.on_progress is not None:
@@ -180,6 +188,7 @@ class Engine:
         for sink in self.sinks:
             sink.write(datapoints)
         self.stats.datapoints_written += len(datapoints)
+        self.stats.datums_written += sum(dp.datum_count() for dp in datapoints)
 
     def close_all_windows(self) -> None:
         """Close every open minute of every source and write its datapoints."""
@@ -362,6 +371,7 @@ def _stats_state(stats: Stats) -> dict[str, Any]:
         "late_events": stats.late_events,
         "matched": stats.matched,
         "datapoints_written": stats.datapoints_written,
+        "datums_written": stats.datums_written,
         "disabled_filters": stats.disabled_filters,
     }
 
@@ -379,6 +389,7 @@ _STATS_FIELDS: dict[str, tuple[type, type | None]] = {
     "late_events": (int, None),
     "matched": (dict, int),
     "datapoints_written": (int, None),
+    "datums_written": (int, None),
     "disabled_filters": (dict, str),
 }
 
