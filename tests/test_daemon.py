@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from castlewatch.cli import main
+from castlewatch.sinks import parse_dimensions
 
 WAIT_S = 20.0
 BASE = 1_709_629_200  # 2024-03-05T09:00:00Z, a minute start (epoch s)
@@ -119,7 +120,7 @@ def csv_totals(path: Path) -> Totals:
     out: Totals = {}
     with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            dims = tuple(sorted(json.loads(row["Dimensions"]).items()))
+            dims = tuple(sorted(parse_dimensions(row["Dimensions"]).items()))
             key = (row["Namespace"], row["MetricName"], dims, row["Unit"], row["Timestamp"])
             assert key not in out, f"datapoint written twice: {key}"
             out[key] = (float(row["Sum"]), int(row["SampleCount"]))

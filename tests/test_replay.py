@@ -27,6 +27,7 @@ from castlewatch.cli import main
 from castlewatch.cli.engine_commands import demo_config_path
 from castlewatch.engine.config import load_config
 from castlewatch.engine.runner import Engine
+from castlewatch.sinks import CSV_HEADER, parse_dimensions
 
 DEMO = demo_config_path()
 SAMPLES = DEMO.parent.parent / "samples"
@@ -262,16 +263,29 @@ def _check_stats(key, values: Counter, sample_count, total, minimum, maximum) ->
     assert (minimum, maximum) == (min(values), max(values)), key
 
 
-def read_csv(path: Path) -> dict[Key, Counter]:
-    out: dict[Key, Counter] = {}
+Statistics = tuple[int, float, float, float]  # SampleCount, Sum, Minimum, Maximum
+
+
+def statistics(values: dict[Key, Counter]) -> dict[Key, Statistics]:
+    """The CSV's statistics of each datapoint, from its values and counts."""
+    return {
+        key: (sum(vals.values()), float(sum(v * c for v, c in vals.items())), min(vals), max(vals))
+        for key, vals in values.items()
+    }
+
+
+def read_csv(path: Path) -> dict[Key, Statistics]:
+    """The CSV sink read back with the csv module: one row per datapoint, one scalar per cell."""
+    out: dict[Key, Statistics] = {}
     with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            dims = tuple(sorted(json.loads(row["Dimensions"]).items()))
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == CSV_HEADER
+        for row in reader:
+            assert None not in row and all(cell[:1] not in "[{" or cell == "" for cell in row.values()), row
+            dims = tuple(sorted(parse_dimensions(row["Dimensions"]).items()))
             key = (row["Namespace"], row["MetricName"], dims, row["Unit"], row["Timestamp"])
             assert key not in out
-            values = Counter(dict(zip(map(float, json.loads(row["Values"])), json.loads(row["Counts"]))))
-            _check_stats(key, values, int(row["SampleCount"]), float(row["Sum"]), float(row["Minimum"]), float(row["Maximum"]))
-            out[key] = values
+            out[key] = (int(row["SampleCount"]), float(row["Sum"]), float(row["Minimum"]), float(row["Maximum"]))
     return out
 
 
@@ -380,7 +394,7 @@ def test_vpc_rejected_bytes(api_run):
 def test_sinks_agree(api_run):
     out = api_run[0]
     jsonl = read_jsonl(out / "datapoints.jsonl")
-    assert read_csv(out / "datapoints.csv") == jsonl
+    assert read_csv(out / "datapoints.csv") == statistics(jsonl)
     assert read_avro(out / "datapoints.avro") == jsonl
 
 
@@ -391,7 +405,7 @@ def test_cli_replay_writes_the_same_datapoints(cli_run, api_run):
     for name in ("datapoints.jsonl", "datapoints.csv", "datapoints.avro"):
         assert (out / name).exists()
     assert read_jsonl(out / "datapoints.jsonl") == EXPECTED.values
-    assert read_csv(out / "datapoints.csv") == EXPECTED.values
+    assert read_csv(out / "datapoints.csv") == statistics(EXPECTED.values)
     assert read_avro(out / "datapoints.avro") == EXPECTED.values
 
 
@@ -436,7 +450,7 @@ def test_replay_is_repeatable(tmp_path):
     for _ in range(2):
         assert CliRunner().invoke(main, ["replay", "--out", str(tmp_path)]).exit_code == 0
     assert read_jsonl(tmp_path / "datapoints.jsonl") == EXPECTED.values
-    assert read_csv(tmp_path / "datapoints.csv") == EXPECTED.values
+    assert read_csv(tmp_path / "datapoints.csv") == statistics(EXPECTED.values)
     assert read_avro(tmp_path / "datapoints.avro") == EXPECTED.values
 
 

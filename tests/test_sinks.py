@@ -11,6 +11,8 @@ import fastavro
 import fastavro.schema
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from castlewatch.model import Datapoint
 from castlewatch.sinks import (
@@ -23,7 +25,9 @@ from castlewatch.sinks import (
     SinkSpec,
     StdoutSink,
     avro_schema,
+    format_dimensions,
     open_sink,
+    parse_dimensions,
 )
 from castlewatch.sinks import local as local_mod
 
@@ -190,32 +194,72 @@ def test_stdout(capsys):
 
 def test_csv_content(tmp_path):
     path = tmp_path / "dp.csv"
-    odd = make_dp({2.5: 1}, namespace='App, "prod"', metric="Latency", dims=(("Path", "/a,b"),), unit="Milliseconds")
+    odd = make_dp(
+        {2.5: 1}, namespace='App, "prod"', metric="Latency", dims=(("Path", "/a,b=c\\d"),), unit="Milliseconds"
+    )
     with open_sink(SinkSpec("csv", str(path))) as sink:
         sink.write([DP_DIMS, DP_PLAIN])
         sink.write([odd])
     assert path.read_bytes() == (
-        b"Namespace,MetricName,Dimensions,Timestamp,Unit,SampleCount,Sum,Minimum,Maximum,Values,Counts\r\n"
-        b'CISBenchmark,ConsoleSignIn,"{""User"":""alice"",""Region"":""eu-west-1""}",2024-01-01T00:01:00Z,'
-        b'Seconds,2,30.5,13.0,17.5,"[13.0,17.5]","[1,1]"\r\n'
-        b"CISBenchmark,RootUsage,{},2024-01-01T00:02:00Z,None,3,3.0,1.0,1.0,[1.0],[3]\r\n"
-        b'"App, ""prod""",Latency,"{""Path"":""/a,b""}",2024-01-01T00:01:00Z,Milliseconds,1,2.5,2.5,2.5,[2.5],[1]\r\n'
+        b"Namespace,MetricName,Dimensions,Timestamp,Unit,SampleCount,Sum,Minimum,Maximum\r\n"
+        b'CISBenchmark,ConsoleSignIn,"Region=eu-west-1,User=alice",2024-01-01T00:01:00Z,Seconds,2,30.5,13.0,17.5\r\n'
+        b"CISBenchmark,RootUsage,,2024-01-01T00:02:00Z,None,3,3.0,1.0,1.0\r\n"
+        b'"App, ""prod""",Latency,"Path=/a\\,b\\=c\\\\d",2024-01-01T00:01:00Z,Milliseconds,1,2.5,2.5,2.5\r\n'
     )
-    rows = read_csv(path)
-    assert rows[0] == list(CSV_HEADER)
-    assert rows[3][0] == 'App, "prod"'
-    # Every cell decodes back to the record.
-    for row, dp in zip(rows[1:], [DP_DIMS, DP_PLAIN, odd]):
-        rec = dp.to_record()
-        cell = dict(zip(rows[0], row))
-        assert orjson.loads(cell["Dimensions"]) == rec["Dimensions"]
-        assert orjson.loads(cell["Values"]) == rec["Values"]
-        assert orjson.loads(cell["Counts"]) == rec["Counts"]
-        assert int(cell["SampleCount"]) == rec["SampleCount"]
-        for key in ("Sum", "Minimum", "Maximum"):
-            assert float(cell[key]) == rec[key]
-        for key in ("Namespace", "MetricName", "Timestamp", "Unit"):
-            assert cell[key] == rec[key]
+
+
+def test_csv_reads_back_as_one_scalar_per_cell(tmp_path):
+    """Tidy for spreadsheets and pandas: the csv module gives, per datapoint, one row of
+    CSV_HEADER's columns; every cell is one number, one time or one string (no JSON),
+    and the Dimensions string gives the datapoint's dimension set back."""
+    path = tmp_path / "dp.csv"
+    odd = make_dp({2.5: 1, -4.0: 2}, namespace='App, "prod"', dims=(("Path", "/a,b=c\\d"), ("B", "")))
+    many = make_dp({float(i): 1 for i in range(400)}, metric="Many")
+    dps = [DP_DIMS, DP_PLAIN, odd, many]
+    with open_sink(SinkSpec("csv", str(path))) as sink:
+        sink.write(dps)
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == CSV_HEADER
+    assert len(rows) == len(dps)  # one row per datapoint, also with more than 150 values
+    for row, dp in zip(rows, dps):
+        assert None not in row and set(row) == set(CSV_HEADER)  # no extra or missing cells
+        for cell in row.values():
+            assert isinstance(cell, str) and cell[:1] not in ("[", "{") and "\n" not in cell
+        assert row["Namespace"] == dp.namespace and row["MetricName"] == dp.metric_name and row["Unit"] == dp.unit
+        assert parse_dimensions(row["Dimensions"]) == dict(dp.dimensions)
+        assert dt.datetime.fromisoformat(row["Timestamp"]) == dt.datetime.fromtimestamp(dp.timestamp, dt.timezone.utc)
+        assert int(row["SampleCount"]) == dp.sample_count
+        assert (float(row["Sum"]), float(row["Minimum"]), float(row["Maximum"])) == (dp.sum, dp.minimum, dp.maximum)
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "cell"),
+    [
+        ((), ""),
+        ((("User", "alice"),), "User=alice"),
+        ((("User", "alice"), ("Region", "eu-west-1")), "Region=eu-west-1,User=alice"),  # sorted by name
+        ((("Path", "/a,b"), ("Q", "x=y"), ("W", "C:\\dir")), "Path=/a\\,b,Q=x\\=y,W=C:\\\\dir"),
+        ((("a=b", ""),), "a\\=b="),
+    ],
+)
+def test_csv_dimensions_cell(dimensions, cell):
+    assert format_dimensions(dimensions) == cell
+    assert parse_dimensions(cell) == dict(dimensions)
+
+
+@pytest.mark.parametrize("text", ["a", "a=1,", "a=1,b", "a=b=c", ",", "a\\", "=1,,b=2"])
+def test_csv_dimensions_cell_that_is_not_one(text):
+    with pytest.raises(ValueError, match="not a list of Name=Value pairs"):
+        parse_dimensions(text)
+
+
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4))
+def test_csv_dimensions_round_trip(dimensions):
+    cell = format_dimensions(tuple(dimensions.items()))
+    assert parse_dimensions(cell) == dimensions
+    assert format_dimensions(tuple(reversed(dimensions.items()))) == cell  # canonical: order-free
 
 
 def test_csv_header_only_once_and_empty_run(tmp_path):
@@ -232,6 +276,25 @@ def test_csv_header_only_once_and_empty_run(tmp_path):
     assert sum(1 for r in rows if r == list(CSV_HEADER)) == 1
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Namespace,MetricName,Dimensions,Timestamp,Unit,SampleCount,Sum,Minimum,Maximum,Values,Counts\r\n",
+        b"Namespace,MetricName\r\n",
+        b"x",
+    ],
+    ids=["older-columns", "short", "not-csv"],
+)
+def test_csv_resume_refuses_a_file_with_another_header(tmp_path, head):
+    """A checkpointed CSV file is appended to only under castlewatch's own header (an
+    older castlewatch wrote Values and Counts columns): never rows of two shapes."""
+    path = tmp_path / "dp.csv"
+    path.write_bytes(head + b"CISBenchmark,RootUsage\r\n")
+    with pytest.raises(SinkError, match="does not start with the header castlewatch writes"):
+        open_sink(SinkSpec("csv", str(path)), position={"size": len(head)})
+    assert path.read_bytes() == head + b"CISBenchmark,RootUsage\r\n"  # untouched
+
+
 # --------------------------------------------------------------------------- Avro
 
 
@@ -243,7 +306,7 @@ def test_avro_schema_file_parses():
     parsed = fastavro.parse_schema(raw)
     assert loaded["name"] == parsed["name"] == "castlewatch.Datapoint"
     fields = {f["name"]: f["type"] for f in raw["fields"]}
-    assert list(fields) == list(CSV_HEADER)
+    assert list(fields) == [*CSV_HEADER, "Values", "Counts"]
     assert fields["Dimensions"] == {"type": "map", "values": "string"}
     assert fields["Timestamp"] == {"type": "long", "logicalType": "timestamp-millis"}
     assert fields["Values"] == {"type": "array", "items": "double"}
@@ -352,22 +415,9 @@ def content_of(kind, dps):
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\r\n")
         for dp in dps:
-            r = dp.to_record()
-            w.writerow(
-                [
-                    r["Namespace"],
-                    r["MetricName"],
-                    orjson.dumps(r["Dimensions"]).decode(),
-                    r["Timestamp"],
-                    r["Unit"],
-                    r["SampleCount"],
-                    r["Sum"],
-                    r["Minimum"],
-                    r["Maximum"],
-                    orjson.dumps(r["Values"]).decode(),
-                    orjson.dumps(r["Counts"]).decode(),
-                ]
-            )
+            dims = ",".join(f"{n}={v}" for n, v in sorted(dp.dimensions))  # no special characters in A, B, C
+            w.writerow([dp.namespace, dp.metric_name, dims, dp.iso_timestamp, dp.unit, dp.sample_count, dp.sum,
+                        dp.minimum, dp.maximum])
         return list(csv.reader(io.StringIO(buf.getvalue(), newline="")))
     return [avro_expected(dp) for dp in dps]
 

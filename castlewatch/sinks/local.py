@@ -32,18 +32,23 @@ JSON Lines (``type: jsonl``) and stdout (``type: stdout``)
     and timestamps more than two weeks old.)
 
 CSV (``type: csv``)
-    RFC 4180 CSV in UTF-8 (``\\r\\n`` line ends, fields quoted when needed), header
-    ``Namespace,MetricName,Dimensions,Timestamp,Unit,SampleCount,Sum,Minimum,Maximum,Values,Counts``
-    written once when the file is new or empty, then one row per datapoint
-    (``Datapoint.to_record()``): ``Dimensions`` is a compact JSON object
-    (``{"User":"root"}``, ``{}`` without dimensions), ``Timestamp`` ISO 8601 UTC
-    (``2024-01-01T00:01:00Z``), ``Values``/``Counts`` JSON arrays (``[13.0,17.5]`` /
-    ``[1,1]``), numbers in Python's shortest round-trip form (``30.5``, ``13.0``).
+    RFC 4180 CSV in UTF-8 (``\\r\\n`` line ends, fields quoted when needed), tidy: one row
+    per datapoint, one scalar per cell, header :data:`CSV_HEADER`
+    ``Namespace,MetricName,Dimensions,Timestamp,Unit,SampleCount,Sum,Minimum,Maximum``
+    written once when the file is new or empty. The statistics are PutMetricData's
+    ``StatisticValues`` (``SampleCount`` an integer; ``Sum``, ``Minimum``, ``Maximum`` in
+    Python's shortest round-trip form, ``30.5``, ``13.0``); ``Timestamp`` is ISO 8601 UTC
+    (``2024-01-01T00:01:00Z``); ``Dimensions`` is one canonical string,
+    ``Name=Value`` pairs sorted by name and joined by ``,`` (``Region=eu-west-1,User=alice``),
+    with ``\\``, ``,`` and ``=`` inside a name or value escaped by a backslash
+    (``Path=/a\\,b``), and empty when the metric has no dimensions (see
+    :func:`format_dimensions`, :func:`parse_dimensions`). The distinct values and their
+    counts (for percentiles) are in the JSON Lines and Avro sinks only.
 
 Avro (``type: avro``)
     An Avro object container file (deflate codec) of ``castlewatch.Datapoint`` records,
     one per datapoint; the schema is ``castlewatch/sinks/datapoint.avsc`` (see
-    :func:`avro_schema`). Same fields as the CSV, except that ``Dimensions`` is a
+    :func:`avro_schema`). The CSV's fields plus ``Values`` and ``Counts``; ``Dimensions`` is a
     ``map<string>`` and ``Timestamp`` a ``long`` with logical type ``timestamp-millis``
     (epoch milliseconds of the minute start, UTC; fastavro reads it back as an aware
     ``datetime``, readers without logical types see the long). ``Values`` is
@@ -56,6 +61,8 @@ Durability and resume
     ``open_sink(spec, position)`` with that position truncates the file back to it and
     appends, so whatever was written after the checkpoint (a torn line, a half Avro
     block, whole datapoints the runner will produce again) is dropped, not duplicated.
+    Resuming a CSV file checks that it starts with :data:`CSV_HEADER` (an older
+    castlewatch wrote other columns), as resuming an Avro file checks its schema.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -88,7 +96,9 @@ __all__ = [
     "SINK_TYPES",
     "StdoutSink",
     "avro_schema",
+    "format_dimensions",
     "open_sink",
+    "parse_dimensions",
 ]
 
 SinkType = Literal["jsonl", "csv", "avro", "stdout"]
@@ -96,7 +106,7 @@ SinkType = Literal["jsonl", "csv", "avro", "stdout"]
 #: The sink types a config's ``sinks: [{type: ...}]`` may name.
 SINK_TYPES: tuple[str, ...] = ("jsonl", "csv", "avro", "stdout")
 
-#: Column names of the CSV sink, in order (also the Avro field names).
+#: Column names of the CSV sink, in order (the Avro record has these and ``Values``, ``Counts``).
 CSV_HEADER: tuple[str, ...] = (
     "Namespace",
     "MetricName",
@@ -107,9 +117,44 @@ CSV_HEADER: tuple[str, ...] = (
     "Sum",
     "Minimum",
     "Maximum",
-    "Values",
-    "Counts",
 )
+
+_DIMENSION_SPECIAL = re.compile(r"([\\,=])")
+_DIMENSION_PAIR = re.compile(r"((?:[^\\,=]|\\[\\,=])*)=((?:[^\\,=]|\\[\\,=])*)(,?)")
+_ESCAPED = re.compile(r"\\([\\,=])")
+
+
+def _escape(text: str) -> str:
+    return _DIMENSION_SPECIAL.sub(r"\\\1", text)
+
+
+def format_dimensions(dimensions: tuple[tuple[str, str], ...]) -> str:
+    """The CSV ``Dimensions`` cell: ``Name=Value`` pairs sorted by name, joined by ``,``;
+    ``\\``, ``,`` and ``=`` in a name or value get a backslash before them; ``""`` for none.
+
+    ``(("User", "alice"), ("Path", "/a,b"))`` gives ``Path=/a\\,b,User=alice``. A metric's
+    identity in CloudWatch is its dimension set, in any order, hence the sort.
+    """
+    return ",".join(f"{_escape(name)}={_escape(value)}" for name, value in sorted(dimensions))
+
+
+def parse_dimensions(text: str) -> dict[str, str]:
+    """The dimensions of a CSV ``Dimensions`` cell as ``{name: value}`` (the reverse of
+    :func:`format_dimensions`; ``""`` gives ``{}``).
+
+    Raises:
+        ValueError: ``text`` is not of that form.
+    """
+    out: dict[str, str] = {}
+    position, end = 0, len(text)
+    while position < end:
+        pair = _DIMENSION_PAIR.match(text, position)
+        if pair is None or (pair.end() < end and not pair.group(3)) or (pair.end() == end and pair.group(3)):
+            raise ValueError(f"not a list of Name=Value pairs (at character {position + 1}): {text!r}")
+        out[_ESCAPED.sub(r"\1", pair.group(1))] = _ESCAPED.sub(r"\1", pair.group(2))
+        position = pair.end()
+    return out
+
 
 _AVRO_SCHEMA_FILE = "datapoint.avsc"
 _AVRO_CODEC = "deflate"
@@ -277,6 +322,8 @@ class _FileSink(_DurableFileSink):
 
     def __init__(self, path: str | os.PathLike[str], position: Any = None) -> None:
         self.path = Path(path)
+        if position is not None:
+            self._check_resumable(_position_size(position))  # before anything is truncated
         size = _prepare_file(self.path, position)
         self._fh = open(self.path, "ab")
         if size == 0:
@@ -286,6 +333,25 @@ class _FileSink(_DurableFileSink):
 
     def _header(self) -> bytes:
         return b""
+
+    def _check_resumable(self, size: int) -> None:
+        """Raise SinkError if the file cut back to ``size`` bytes cannot be appended to:
+        it must start with the header (a missing or short file is left to _prepare_file)."""
+        head = self._header()
+        if not head or size == 0:
+            return
+        try:
+            with open(self.path, "rb") as fh:
+                start = fh.read(len(head))
+        except FileNotFoundError:
+            return
+        if len(start) < min(size, len(head)):
+            return
+        if size < len(head) or start != head:
+            raise SinkError(
+                f"{self.path}: does not start with the header castlewatch writes "
+                f"({head.decode('utf-8').strip()}); written by another castlewatch version? cannot append"
+            )
 
     def _encode(self, datapoints: list[Datapoint]) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -329,7 +395,12 @@ class JsonLinesSink(_FileSink):
 
 class CsvSink(_FileSink):
     """CSV file: header :data:`CSV_HEADER` (once, when the file is new or empty), then
-    one row per datapoint from ``Datapoint.to_record()``; see the module docstring."""
+    one row per datapoint, a scalar per cell; see the module docstring.
+
+    Raises:
+        SinkError: resuming a file that does not start with :data:`CSV_HEADER` (and the
+            errors of :func:`open_sink`).
+    """
 
     def __init__(self, path: str | os.PathLike[str], position: Any = None) -> None:
         self._buf = io.StringIO()
@@ -347,25 +418,21 @@ class CsvSink(_FileSink):
         return self._take()
 
     def _encode(self, datapoints: list[Datapoint]) -> bytes:
-        dumps = orjson.dumps
         writerow = self._csv.writerow
         for dp in datapoints:
             if dp.sample_count <= 0:
                 continue
-            r = dp.to_record()
             writerow(
                 (
-                    r["Namespace"],
-                    r["MetricName"],
-                    dumps(r["Dimensions"]).decode(),
-                    r["Timestamp"],
-                    r["Unit"],
-                    r["SampleCount"],
-                    r["Sum"],
-                    r["Minimum"],
-                    r["Maximum"],
-                    dumps(r["Values"]).decode(),
-                    dumps(r["Counts"]).decode(),
+                    dp.namespace,
+                    dp.metric_name,
+                    format_dimensions(dp.dimensions),
+                    dp.iso_timestamp,
+                    dp.unit,
+                    dp.sample_count,
+                    float(dp.sum),
+                    float(dp.minimum),
+                    float(dp.maximum),
                 )
             )
         return self._take()
