@@ -7,6 +7,7 @@ where every line comes from.
 
 from __future__ import annotations
 
+import difflib
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
@@ -27,11 +28,26 @@ DESCRIPTIONS = {
 
 
 class UnknownSampleError(LookupError):
-    """Raised for a sample name that is not bundled; the message lists the valid names."""
+    """Raised for a sample name that is not bundled; the message suggests the names it
+    begins or is close to (``did you mean 'lambda'?``, by :func:`difflib.get_close_matches`)
+    and lists the valid ones.
+
+    Attributes:
+        name: the name asked for.
+        suggestions: up to 3 bundled names: those starting with it, then the closest
+            (may be empty).
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"unknown sample {name!r}; choose one of: {', '.join(sample_names())}")
+        names = sample_names()
+        starting = [n for n in names if name and n.startswith(name)]
+        close = difflib.get_close_matches(name, names, n=2, cutoff=0.6)
+        self.suggestions = list(dict.fromkeys(starting + close))[:3]
+        hint = ""
+        if self.suggestions:
+            hint = f" (did you mean {' or '.join(map(repr, self.suggestions))}?)"
+        super().__init__(f"unknown sample {name!r}{hint}; choose one of: {', '.join(names)}")
 
 
 def sample_names() -> list[str]:

@@ -42,5 +42,15 @@ def test_unknown_sample_lists_the_valid_names() -> None:
     with pytest.raises(UnknownSampleError) as raised:
         read_sample_lines("cloudtrail.jsonl")
     assert str(raised.value) == (
-        "unknown sample 'cloudtrail.jsonl'; choose one of: " + ", ".join(sorted(LINE_COUNTS))
+        "unknown sample 'cloudtrail.jsonl' (did you mean 'cloudtrail'?); choose one of: "
+        + ", ".join(sorted(LINE_COUNTS))
     )
+    assert raised.value.suggestions == ["cloudtrail"]
+
+
+def test_unknown_sample_suggestions() -> None:
+    """Names the unknown one begins (vpc: both VPC samples), then close ones (a typo)."""
+    for name, suggestions in [("lamda", ["lambda"]), ("vpc", ["vpc-flow", "vpc-flow-custom"]), ("xyz", [])]:
+        with pytest.raises(UnknownSampleError) as raised:
+            sample_path(name)
+        assert raised.value.suggestions == suggestions
