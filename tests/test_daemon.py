@@ -152,7 +152,7 @@ def replay_totals(tmp: Path, lines: list[str], lateness: float = 30) -> tuple[To
     totals = jsonl_totals(d / "out" / "datapoints.jsonl")
     assert csv_totals(d / "out" / "datapoints.csv") == totals
     assert avro_totals(d / "out" / "datapoints.avro") == totals
-    return totals, {"output": result.stdout}
+    return totals, {"output": result.stderr}
 
 
 # ---- the daemon process ---------------------------------------------------------------------------
@@ -677,12 +677,13 @@ def test_unwritable_checkpoint_location_fails_at_startup(tmp_path):
 
 
 def test_sources_that_read_nothing_are_named(tmp_path):
-    """A glob that matches no file: replay warns (and reads nothing); a directory given as
-    the path: a configuration error, not a silent empty run."""
+    """A glob that matches no file: replay exits 66 naming it, before writing anything; a
+    directory given as the path: a configuration error, not a silent empty run."""
     config = write_config(tmp_path / "castlewatch.yaml", tmp_path / "logs" / "*.log", tmp_path / "out")
     result = CliRunner().invoke(main, ["replay", "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    assert f"Warning: source file:{tmp_path / 'logs' / '*.log'}: no file matches the glob" in result.stderr
+    assert result.exit_code == 66, result.output
+    assert f"Error: source file:{tmp_path / 'logs' / '*.log'}: no file matches the glob" in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # no sink was opened
     (tmp_path / "logs").mkdir()
     config = write_config(tmp_path / "castlewatch.yaml", tmp_path / "logs", tmp_path / "out")
     result = CliRunner().invoke(main, ["replay", "--config", str(config)])

@@ -420,12 +420,15 @@ def _table_rows(text: str) -> dict[str, str]:
 
 
 def test_cli_summary_table(cli_run):
+    """The summary is on stderr (stdout is for data: nothing here, the sinks are files)."""
     out, result = cli_run
-    rows = _table_rows(result.stdout)
+    assert result.stdout == ""
+    rows = _table_rows(result.stderr)
     assert rows["events read"] == str(EXPECTED.events)
     for name in [*CLOUDTRAIL_FILTERS, "ConsoleSignInsPerUser", "VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes"]:
         assert rows[f"matched: {name}"] == str(EXPECTED.matched[name]), name
     assert rows["datapoints written"] == str(len(EXPECTED.values))
+    assert rows["datums written (JSON Lines lines)"] == str(len((out / "datapoints.jsonl").read_text().splitlines()))
     late = [v for k, v in rows.items() if k.startswith("late contributions")]
     assert late == ["0"]
     assert not [k for k in rows if k.startswith("malformed")]
@@ -442,7 +445,8 @@ def test_replay_as_a_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert read_jsonl(tmp_path / "datapoints.jsonl") == EXPECTED.values
-    assert _table_rows(proc.stdout)["events read"] == str(EXPECTED.events)
+    assert proc.stdout == ""
+    assert _table_rows(proc.stderr)["events read"] == str(EXPECTED.events)
 
 
 def test_replay_is_repeatable(tmp_path):
@@ -622,7 +626,7 @@ sinks:
     )
     assert proc.returncode == 0, proc.stderr
     assert "metric filter 'PerUser' disabled: its dimensions took 1000 distinct value sets" in proc.stderr
-    rows = _table_rows(proc.stdout)
+    rows = _table_rows(proc.stderr)
     assert rows["matched: PerUser"] == "1000"
     assert rows["disabled: PerUser"] == "1,000 dimension sets"
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 1000  # one datapoint per user and minute

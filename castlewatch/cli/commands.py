@@ -92,6 +92,8 @@ def test_metric_filter_command(
     --sample. The API takes 1 to 50 messages, and so does --log-event-messages. A file
     or a sample may hold any number of events: they are tested in batches of 50 and
     eventNumber stays the 1-based position of the event among all events of the file.
+    Empty lines are not events (a line of spaces is one); a file without events gives
+    no matches (exit 0), as replay reads it.
     """
     sources = [bool(log_event_messages), log_events_file is not None, sample is not None]
     if sum(sources) != 1:
@@ -104,7 +106,8 @@ def test_metric_filter_command(
             response = castlewatch.test_metric_filter(filter_pattern, messages)
         else:
             messages = _read_sample(sample) if sample is not None else _read_file(log_events_file)
-            response = _test_in_batches(filter_pattern, messages)
+            name = f"sample {sample}" if sample is not None else "stdin" if log_events_file == "-" else log_events_file
+            response = _test_in_batches(filter_pattern, messages, name)
     except castlewatch.FilterPatternError as error:
         raise InputError(str(error)) from None
     except castlewatch.InvalidParameterError as error:
@@ -125,10 +128,17 @@ def samples_command() -> None:
         click.echo(f"{name:<{width}}  {lines:>3} lines  {DESCRIPTIONS.get(name, '')}".rstrip())
 
 
-def _test_in_batches(filter_pattern: str, messages: list[str]) -> dict:
-    """TestMetricFilter over ``messages`` of any length, numbering events across batches."""
+def _test_in_batches(filter_pattern: str, messages: list[str], name: str) -> dict:
+    """TestMetricFilter over ``messages`` of any length, numbering events across batches.
+
+    An input without events (an empty file, only line ends, ``{"events": []}``) is no
+    matches, as ``replay`` reads such a file as 0 events: ``{"matches": []}`` with a
+    note on stderr naming ``name``; the pattern is still validated.
+    """
     if not messages:
-        raise InputError("The input holds no log events.")
+        castlewatch.compile_pattern(filter_pattern)  # an invalid pattern is still an error
+        click.echo(f"Note: {name} holds no log events: no matches.", err=True)
+        return {"matches": []}
     if "" in messages:
         # The API would name the position inside the batch; name it in the whole input.
         position = messages.index("") + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from importlib import resources
@@ -13,19 +14,52 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
-from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
 from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
+from castlewatch.engine.sources import open_source
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
+from castlewatch.cli.summary import print_summary, shared_filter_names, summary_table
+
+#: ``replay``: a source matches no file (sysexits' EX_NOINPUT); nothing was replayed.
+EXIT_NO_INPUT = 66
+#: ``replay``: a source's timestamp gave no usable time in any event that was to publish
+#: (sysexits' EX_DATAERR); the datapoints of the other sources were written.
+EXIT_NO_TIMESTAMP = 65
 
 
 class ConfigError(click.ClickException):
     """An invalid configuration or checkpoint: ``Error: ...`` on stderr, exit 2."""
 
     exit_code = 2
+
+
+class ReplayError(click.ClickException):
+    """A replay that could not do what it was asked: ``Error: ...`` on stderr, exit
+    :data:`EXIT_NO_INPUT` or :data:`EXIT_NO_TIMESTAMP`."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (``0``, negatives, ``nan`` and ``inf`` are refused)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, float):
+            seconds = value
+        else:
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive number of seconds (such as 5 or 0.5)", param, ctx)
+        return seconds
 
 
 def demo_config_path() -> Path:
@@ -47,27 +81,16 @@ def _load(config: str | None, out: str | None) -> EngineConfig:
     return loaded
 
 
-def _shared_filter_names(config: EngineConfig) -> dict[str, list[str]]:
-    """Filter names used in more than one log group -> those log groups, in file order.
-
-    AWS allows it (a filter name is unique within its log group only), so
-    describe-metric-filters output and templates may have it; castlewatch's match
-    counters (``Stats.matched``) are keyed by filter name, so such filters share one.
-    """
-    groups: dict[str, list[str]] = {}
-    for f in config.metric_filters:
-        groups.setdefault(f.filter_name, []).append(f.log_group_name)
-    return {name: found for name, found in groups.items() if len(found) > 1}
-
-
 def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
     try:
         engine = Engine(config, checkpoint=checkpoint, on_progress=on_progress)
-    except (InvalidParameterError, ValueError, OSError) as err:
+    except (InvalidParameterError, ValueError) as err:
         raise ConfigError(str(err)) from None
+    except OSError as err:  # a sink's file or directory
+        raise ConfigError(_os_error(err)) from None
     for warning in engine.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    for name, groups in _shared_filter_names(config).items():
+    for name, groups in shared_filter_names(config).items():
         click.echo(
             f"Warning: metric filter name {name!r} is used in log groups {', '.join(map(repr, groups))}: "
             "its matches are counted together (one total in the summary and the run log); "
@@ -77,39 +100,14 @@ def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> 
     return engine
 
 
-def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
-    """The end-of-run summary: events, matches per filter, datapoints, drops.
-
-    Matches are counted per filter name (``Stats.matched``): a name used in several log
-    groups has one row, ``matched: NAME (log groups G1 + G2, one total)``, with the
-    total of all its filters, never one row per filter repeating that total.
-    """
-    table = Table(title=f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s", title_justify="left")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("events read", str(stats.events_read))
-    shared = _shared_filter_names(config)
-    shown: set[str] = set()
-    for f in config.metric_filters:
-        name = f.filter_name
-        if name in shown:
-            continue
-        shown.add(name)
-        label = f"matched: {name}"
-        if name in shared:
-            label += f" (log groups {' + '.join(shared[name])}, one total)"
-        table.add_row(label, str(stats.matched.get(name, 0)))
-    table.add_row("datapoints written", str(stats.datapoints_written))
-    table.add_row("late contributions (published separately)", str(stats.late_events), style="yellow" if stats.late_events else "")
-    for name in sorted(stats.disabled_filters):
-        table.add_row(f"disabled: {name}", f"{DIMENSION_SETS_LIMIT:,} dimension sets", style="red")
-    for reason, count in sorted(stats.malformed.items()):
-        table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
-    for name, count in sorted(stats.not_json.items()):
-        table.add_row(f"not JSON for: {name}", str(count), style="dim")
-    for sink in config.sinks:
-        table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
-    return table
+def _os_error(err: OSError) -> str:
+    """One line for an OSError raised opening an output: the path and the reason, no errno."""
+    if err.filename is None:
+        return f"cannot open the output: {err.strerror or err}"
+    where = str(err.filename)
+    if isinstance(err, FileExistsError):
+        return f"cannot create the directory {where}: a file of that name is in the way"
+    return f"cannot write {where}: {err.strerror or err}"
 
 
 _config_option = click.option(
@@ -122,7 +120,9 @@ _config_option = click.option(
 _out_option = click.option(
     "--out",
     metavar="DIR",
-    help="Write the sinks' files into DIR (file names kept). Default with the demo: ./castlewatch-out.",
+    type=click.Path(file_okay=False),
+    help="Write the sinks' files into DIR (file names kept; created if missing). "
+    "Default with the demo: ./castlewatch-out.",
 )
 
 
@@ -130,22 +130,89 @@ _out_option = click.option(
 @_config_option
 @_out_option
 def replay_command(config: str | None, out: str | None) -> None:
-    """Process every source to its end, flush every minute, print a summary."""
+    """Process every source to its end, flush every minute, print a summary on stderr.
+
+    Exit status: 0 when done; 2 for an invalid configuration; 66 when a source matches
+    no file (nothing is replayed, no output is touched); 65 when a source's timestamp
+    gave no usable time in any of its events that were to publish (the summary and
+    the other sources' datapoints are written first).
+    """
     loaded = _load(config, out)
+    _check_sources_exist(loaded)
     console = Console(stderr=True)
     started = time.perf_counter()
     if console.is_terminal:
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,  # gone before the summary is printed
+            redirect_stdout=_stdout_is_terminal(),  # a stdout sink's lines stay on stdout
+        )
         task = progress.add_task("reading")
 
         def show(stats: Stats) -> None:
             progress.update(task, description=f"{stats.events_read} events, {stats.datapoints_written} datapoints")
 
         with progress:
-            stats = run_async(_engine(loaded, None, show).replay())
+            engine = _engine(loaded, None, show)
+            stats = run_async(engine.replay())
     else:
-        stats = run_async(_engine(loaded, None).replay())
-    Console().print(summary_table(stats, loaded, time.perf_counter() - started))
+        engine = _engine(loaded, None)
+        stats = run_async(engine.replay())
+    print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
+    problems = _sources_without_time(engine)
+    if problems:
+        raise ReplayError("\n  ".join(problems), EXIT_NO_TIMESTAMP)
+
+
+def _stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal: only then may the progress display (on stderr) route
+    a stdout sink's lines above itself; otherwise they must reach stdout untouched."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_sources_exist(config: EngineConfig) -> None:
+    """ReplayError (:data:`EXIT_NO_INPUT`) naming every file source that matches no file
+    now (``Source.warning()``), before any sink is opened; ConfigError for a source the
+    engine refuses (a directory, a FIFO)."""
+    missing = []
+    for spec in config.sources:
+        if spec.type != "file":
+            continue
+        try:
+            source = open_source(spec, None)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if source.warning():
+            glob = any(c in (spec.path or "") for c in "*?[")
+            missing.append(f"source {source.name}: {'no file matches the glob' if glob else 'no such file'}")
+    if missing:
+        missing[-1] += "; nothing was replayed (run waits for files to appear, replay reads what is there)"
+        raise ReplayError("\n  ".join(missing), EXIT_NO_INPUT)
+
+
+def _sources_without_time(engine: Engine) -> list[str]:
+    """One line per ``lines`` source whose timestamp resolved in no event: some events
+    were to publish (counted ``bad_timestamp``) and none did (its aggregator never took
+    a contribution, so no metric has a watermark)."""
+    problems = []
+    for source in engine.sources:
+        bad = engine.bad_timestamps.get(source.name, 0)
+        ts = getattr(source.spec, "timestamp", None)
+        if not bad or ts is None or ts.kind == "ingestion" or engine.aggregators[source.name].watermarks:
+            continue
+        field = ts.selector if ts.kind == "json" else f"${ts.position}"
+        problems.append(
+            f"source {source.name}: its timestamp {{field: {field}, format: {ts.format}}} gave no usable time "
+            f"in any of the {bad} events that were to publish (each counted as bad_timestamp, nothing published); "
+            "check the field and the format"
+        )
+    return problems
 
 
 @click.command("run")
@@ -159,10 +226,11 @@ def replay_command(config: str | None, out: str | None) -> None:
 )
 @click.option(
     "--checkpoint-interval",
+    type=Seconds(),
     default=5.0,
     show_default=True,
     metavar="SECONDS",
-    help="How often to flush the sinks and write the checkpoint.",
+    help="How often to flush the sinks and write the checkpoint (a positive number of seconds).",
 )
 def run_command(config: str | None, out: str | None, checkpoint: str | None, checkpoint_interval: float) -> None:
     """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
@@ -186,7 +254,9 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
         remove = install_signal_handlers(stop)
         try:
             if console.is_terminal:
-                with Live(console=console, refresh_per_second=2, transient=True) as live:
+                with Live(
+                    console=console, refresh_per_second=2, transient=True, redirect_stdout=_stdout_is_terminal()
+                ) as live:
                     engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
                     return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
             last = [0.0]
@@ -206,15 +276,16 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
             remove()
 
     stats = run_async(main())
-    if console.is_terminal:
-        Console().print(summary_table(stats, loaded, time.perf_counter() - started))
+    if console.is_terminal:  # off a terminal the "stop" log record has the counts
+        print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
 
 
 def _status(stats: Stats) -> str:
     dropped = sum(stats.malformed.values())
     return (
         f"castlewatch: {stats.events_read} events, {sum(stats.matched.values())} matches, "
-        f"{stats.datapoints_written} datapoints, {stats.late_events} late contributions, {dropped} malformed"
+        f"{stats.datapoints_written} datapoints ({stats.datums_written} datums), "
+        f"{stats.late_events} late contributions, {dropped} malformed"
     )
 
 
@@ -223,6 +294,7 @@ def _counters(stats: Stats) -> dict:
         "events_read": stats.events_read,
         "matched": stats.matched,
         "datapoints_written": stats.datapoints_written,
+        "datums_written": stats.datums_written,
         "late_events": stats.late_events,
         "malformed": stats.malformed,
         "disabled_filters": sorted(stats.disabled_filters),

@@ -1,0 +1,85 @@
+"""The end-of-run summary of ``castlewatch replay`` and ``castlewatch run``, on stderr.
+
+Datapoints go to the sinks (a ``stdout`` sink writes JSON Lines on stdout), so
+everything else, this summary included, goes to stderr: ``castlewatch replay | jq``
+reads datapoints only.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from castlewatch.engine.config import EngineConfig
+from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
+from castlewatch.model import Stats
+
+#: The widest a summary is laid out off a terminal (a cell wider than this is folded).
+MAX_WIDTH = 100_000
+
+
+def shared_filter_names(config: EngineConfig) -> dict[str, list[str]]:
+    """Filter names used in more than one log group -> those log groups, in file order.
+
+    AWS allows it (a filter name is unique within its log group only), so
+    describe-metric-filters output and templates may have it; castlewatch's match
+    counters (``Stats.matched``) are keyed by filter name, so such filters share one.
+    """
+    groups: dict[str, list[str]] = {}
+    for f in config.metric_filters:
+        groups.setdefault(f.filter_name, []).append(f.log_group_name)
+    return {name: found for name, found in groups.items() if len(found) > 1}
+
+
+def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
+    """The end-of-run summary: events, matches per filter, datapoints and datums, drops.
+
+    Matches are counted per filter name (``Stats.matched``): a name used in several log
+    groups has one row, ``matched: NAME (log groups G1 + G2, one total)``, with the
+    total of all its filters, never one row per filter repeating that total.
+    ``datapoints written`` counts datapoints (a CSV row or an Avro record each),
+    ``datums written`` the PutMetricData datums they make (a JSON Lines or stdout line
+    each; more than one for a minute with over 150 distinct values, spec §9).
+    Cells fold rather than end in "…", so a path is never cut.
+    """
+    table = Table(title=f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s", title_justify="left")
+    table.add_column("what", overflow="fold")
+    table.add_column("count", justify="right", overflow="fold")
+    table.add_row("events read", str(stats.events_read))
+    shared = shared_filter_names(config)
+    shown: set[str] = set()
+    for f in config.metric_filters:
+        name = f.filter_name
+        if name in shown:
+            continue
+        shown.add(name)
+        label = f"matched: {name}"
+        if name in shared:
+            label += f" (log groups {' + '.join(shared[name])}, one total)"
+        table.add_row(label, str(stats.matched.get(name, 0)))
+    table.add_row("datapoints written", str(stats.datapoints_written))
+    table.add_row("datums written (JSON Lines lines)", str(stats.datums_written))
+    table.add_row("late contributions (published separately)", str(stats.late_events), style="yellow" if stats.late_events else "")
+    for name in sorted(stats.disabled_filters):
+        table.add_row(f"disabled: {name}", f"{DIMENSION_SETS_LIMIT:,} dimension sets", style="red")
+    for reason, count in sorted(stats.malformed.items()):
+        table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
+    for name, count in sorted(stats.not_json.items()):
+        table.add_row(f"not JSON for: {name}", str(count), style="dim")
+    for sink in config.sinks:
+        table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
+    return table
+
+
+def print_summary(table: Table, console: Console | None = None) -> None:
+    """Print ``table`` on stderr (or on ``console``): on a terminal at the terminal's
+    width (cells fold), elsewhere (a file, a pipe, a log collector) at the table's own
+    width, so no row is cut at 80 columns."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        wide = Console(width=MAX_WIDTH, file=console.file, no_color=True)
+        width = Measurement.get(wide, wide.options, table).maximum
+        title = wide.render_str(str(table.title or "")).cell_len
+        console = Console(width=max(width, title, 20), file=console.file, stderr=console.stderr)
+    console.print(table)
