@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names, sample_path
@@ -54,3 +57,21 @@ def test_unknown_sample_suggestions() -> None:
         with pytest.raises(UnknownSampleError) as raised:
             sample_path(name)
         assert raised.value.suggestions == suggestions
+
+
+def test_every_sample_has_its_provenance_and_licence() -> None:
+    """The samples README's licence table names every bundled file, and nothing else."""
+    readme = (sample_path("lambda").parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Licence of each sample", 1)[1].split("\n## ", 1)[0]
+    files = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert sorted(files) == sorted(sample_path(name).name for name in sample_names())
+
+
+def test_project_licence_is_apache_2() -> None:
+    """LICENSE holds the Apache License 2.0 and pyproject.toml declares it (SPDX)."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "LICENSE").read_text(encoding="utf-8")
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
