@@ -115,6 +115,28 @@ json_pattern = json_expr.map(lambda e: "{ " + e + " }")
 field_name = st.sampled_from(["a", "b", "c", "d", "status"])
 
 
+def field_condition(n: str):
+    """One condition on field ``n`` (§6.1)."""
+    equality = st.builds(lambda o, v: f"{n} {o} {v}", st.sampled_from(["=", "!="]), st.one_of(literal, regex_value))
+    relational = st.builds(
+        lambda o, v: f"{n} {o} {v}", st.sampled_from(["<", ">", "<=", ">="]), st.sampled_from(["1", "100", "-1", "2.5", "1e2"])
+    )
+    return st.one_of(equality, relational)
+
+
+def field_expr(n: str):
+    """Conditions on field ``n`` joined by && and ||, grouped with parentheses (§6.1)."""
+    return st.recursive(
+        field_condition(n),
+        lambda inner: st.one_of(
+            st.builds(lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(["&&", "||"]), inner),
+            inner.map(lambda e: f"({e})"),
+            inner.map(lambda e: f"( {e} )"),
+        ),
+        max_leaves=4,
+    )
+
+
 @st.composite
 def space_delimited_pattern(draw):
     count = draw(st.integers(0, 5))
@@ -131,15 +153,7 @@ def space_delimited_pattern(draw):
         if kind == "name":
             slots.append(n)
         else:
-            op = draw(st.sampled_from(["=", "!=", "<", ">", "<=", ">="]))
-            if op in ("=", "!="):
-                v = draw(st.one_of(literal, regex_value))
-            else:
-                v = draw(st.sampled_from(["1", "100", "-1", "2.5", "1e2"]))
-            cond = f"{n} {op} {v}"
-            if draw(st.booleans()):
-                cond += f" || {n} = {draw(literal)}"
-            slots.append(cond)
+            slots.append(draw(field_expr(n)))
     if ellipsis_at is not None:
         slots.insert(ellipsis_at, "...")
     return "[" + ", ".join(slots) + "]"
@@ -274,9 +288,9 @@ def test_surrounding_whitespace_does_not_change_the_pattern(pattern, event):
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=5), min_size=1, max_size=4), events)
+@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_.", min_size=1, max_size=5), min_size=1, max_size=4), events)
 def test_bare_terms_are_substring_tests(words, event):
-    """§3.2: plain bare terms match when every one is a substring of the message."""
+    """§3.1/§3.2: plain bare terms (dots included) match when every one is a substring of the message."""
     compiled = castlewatch.compile_pattern(" ".join(words))
     assert compiled.matches(event) is all(w in event for w in words)
 
@@ -287,3 +301,42 @@ def test_quoted_phrase_is_a_substring_test(phrase, event):
     """§3.1/§3.2: a quoted phrase (no quote or backslash inside) is one exact substring."""
     compiled = castlewatch.compile_pattern(f'"{phrase}"')
     assert compiled.matches(event) is (phrase in event)
+
+
+def _metric_filter(name: str, pattern: str) -> dict:
+    t = {"metricName": name, "metricNamespace": "p", "metricValue": "1"}
+    return {"filterName": name, "filterPattern": pattern, "logGroupName": "g", "metricTransformations": [t]}
+
+
+@SETTINGS
+@given(st.one_of(space_delimited_pattern(), json_pattern), st.lists(events, min_size=1, max_size=4))
+def test_every_evaluation_path_agrees(pattern, messages):
+    """§5.4, §6.1-§6.4: the literal prefilter is a necessary condition under any nesting of
+    ``&&``, ``||``, ``!=`` and parentheses, and ``matches``, ``extract``, the engine's
+    split-once ``match_fields`` and a LogGroupEvaluator deciding through the shared
+    LiteralScanner (the pattern among other filters with literals) give the same answer."""
+    from castlewatch.engine.evaluate import LogGroupEvaluator
+    from castlewatch.grammar import split_fields
+    from castlewatch.metric_filters import load_metric_filters
+    from castlewatch.model import LogEvent, Stats
+
+    compiled = compile_or_error(pattern)
+    assume(compiled is not None)
+    companions = ['[x = "*zz-companion-zz*"]', '{ $.companion = "zz-companion-zz" }']
+    stats = Stats()
+    evaluator = LogGroupEvaluator(
+        load_metric_filters(
+            [_metric_filter("p", pattern)] + [_metric_filter(f"c{i}", c) for i, c in enumerate(companions)]
+        ),
+        stats,
+    )
+    for message in messages:
+        matched = compiled.matches(message)
+        assert (compiled.extract(message) is not None) is matched
+        if matched and compiled.prefilter is not None:
+            assert compiled.prefilter(message)
+        if compiled.kind == "space_delimited":
+            assert (compiled.match_fields(split_fields(message), message) is not None) is matched
+        before = stats.matched["p"]
+        evaluator.evaluate(LogEvent(1_709_629_230_000, message, "g"), lambda key, ts, value: None)
+        assert stats.matched["p"] - before == int(matched)
