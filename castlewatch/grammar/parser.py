@@ -96,6 +96,17 @@ def _check_operator(op: Token, value: ast.Value) -> None:
         raise _Reject(invalid_term(raw), value.pos, "a bare number after " + op)
 
 
+_MAX_INDEX_DIGITS = 18  # an index of more digits is past the end of any array
+
+
+def _index(digits: str) -> int:
+    """A ``[N]`` segment's index (§5.2): any number of digits, never ``int()`` of unbounded
+    text (Python refuses more than 4,300 digits); one beyond 10**18 selects nothing, like
+    every index past an array's end."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_INDEX_DIGITS else 10**_MAX_INDEX_DIGITS
+
+
 def _selector(token: Token) -> ast.Selector:
     text, pos = str(token), token.start_pos
     segments: list[ast.Segment] = []
@@ -120,7 +131,7 @@ def _selector(token: Token) -> ast.Selector:
             elif inner[0] in "'\"":
                 segments.append(ast.Key(inner[1:-1]))
             else:
-                segments.append(ast.Index(int(inner)))
+                segments.append(ast.Index(_index(inner)))
             i = close + 1
     selector = ast.Selector(text, tuple(segments), pos)
     if selector.wildcards > 1:
