@@ -70,7 +70,10 @@ def test_compare_keys_is_exact(a, b, order):
 
 @pytest.mark.parametrize(
     "literal, integer",
-    [("500", 500), ("5e2", 500), ("500.0", 500), ("-7", -7), ("0", 0), ("0.5", None), ("1e401", None), ("1e-999999", None)],
+    [
+        ("500", 500), ("5e2", 500), ("500.0", 500), ("-7", -7), ("0", 0),
+        ("0.5", None), ("1e401", None), ("1e-999999", None),
+    ],
 )
 def test_literal_integer_fast_path(literal, integer):
     """A whole literal of moderate size is also held as an exact int (for JSON integers)."""
@@ -177,7 +180,12 @@ def test_hostile_space_delimited_fields(pattern, field, expected):
 
 @pytest.mark.parametrize(
     "pattern",
-    ["{ $.a = 1e+10000000 }", "{ $.a > 1e+" + "9" * 1000 + " }", "[x < -1e-" + "9" * 1000 + "]", "{ $.a = " + "9" * 1000 + " }"],
+    [
+        "{ $.a = 1e+10000000 }",
+        "{ $.a > 1e+" + "9" * 1000 + " }",
+        "[x < -1e-" + "9" * 1000 + "]",
+        "{ $.a = " + "9" * 1000 + " }",
+    ],
 )
 def test_huge_literals_compile(pattern):
     """§5.3: any number literal compiles in time linear in its text (no 10**exponent)."""

@@ -119,7 +119,9 @@ def field_condition(n: str):
     """One condition on field ``n`` (§6.1)."""
     equality = st.builds(lambda o, v: f"{n} {o} {v}", st.sampled_from(["=", "!="]), st.one_of(literal, regex_value))
     relational = st.builds(
-        lambda o, v: f"{n} {o} {v}", st.sampled_from(["<", ">", "<=", ">="]), st.sampled_from(["1", "100", "-1", "2.5", "1e2"])
+        lambda o, v: f"{n} {o} {v}",
+        st.sampled_from(["<", ">", "<=", ">="]),
+        st.sampled_from(["1", "100", "-1", "2.5", "1e2"]),
     )
     return st.one_of(equality, relational)
 
@@ -288,7 +290,12 @@ def test_surrounding_whitespace_does_not_change_the_pattern(pattern, event):
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_.", min_size=1, max_size=5), min_size=1, max_size=4), events)
+@given(
+    st.lists(
+        st.text(alphabet=string.ascii_letters + string.digits + "_.", min_size=1, max_size=5), min_size=1, max_size=4
+    ),
+    events,
+)
 def test_bare_terms_are_substring_tests(words, event):
     """§3.1/§3.2: plain bare terms (dots included) match when every one is a substring of the message."""
     compiled = castlewatch.compile_pattern(" ".join(words))
@@ -363,9 +370,19 @@ exponent_value = st.one_of(
 exponent_text = st.one_of(
     exponent_value.map(str),
     exponent_value.filter(lambda e: e >= 0).map(lambda e: f"+{e}"),
-    st.builds(lambda sign, digit, n: sign + digit * n, st.sampled_from(["", "+", "-"]), st.sampled_from("19"), st.integers(1100, 5000)),
+    st.builds(
+        lambda sign, digit, n: sign + digit * n,
+        st.sampled_from(["", "+", "-"]),
+        st.sampled_from("19"),
+        st.integers(1100, 5000),
+    ),
 )
-long_digits = st.builds(lambda head, body, n: head + body * n, st.sampled_from("123456789"), st.sampled_from(["0", "9", "5", "1234567890"]), st.integers(0, 1200))
+long_digits = st.builds(
+    lambda head, body, n: head + body * n,
+    st.sampled_from("123456789"),
+    st.sampled_from(["0", "9", "5", "1234567890"]),
+    st.integers(0, 1200),
+)
 short_digits = st.text(alphabet="0123456789", min_size=1, max_size=25)
 
 
