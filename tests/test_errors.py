@@ -49,7 +49,7 @@ def test_error_attributes(pattern, message):
 
 COLUMNS = [
     ("ERR*", 4, "star-after-term"),
-    ("ERROR a.b", 8, "dot-in-second-term"),
+    ("ERROR a.b:c", 10, "colon-after-dotted-term"),
     ("  ERR*", 6, "leading-spaces-count"),
     ("caf\u00e9", 4, "non-ascii-counts-code-points"),
     ('"\u00e9t\u00e9" x*', 8, "code-points-before"),
@@ -177,7 +177,8 @@ PREFIXED = [
     ("ERROR-*", "*", 7),  # whitespace is optional: `-` starts an item
     ('a-"b', '"b', 3),
     ("?\u00e9t\u00e9 x", "\u00e9t\u00e9", 2),
-    ("ERROR ?.b", ".b", 8),
+    ("ERROR ?:b", ":b", 8),
+    ("ERROR ?a.b/c", "/c", 11),
     ("--a", "-a", 2),  # a second prefix starts neither a term nor a phrase
 ]
 

@@ -20,6 +20,7 @@ from castlewatch.metric_filters import (
     MetricFilterPatternError,
     Reference,
     check_group_limits,
+    is_valid_selection_criteria,
     load_metric_filters,
     parse_metric_value,
     parse_reference,
@@ -230,6 +231,72 @@ def test_step10_field_selection_criteria() -> None:
     validate_metric_filter(make(criteria='@aws.account IN ["111111111111", "222222222222"] OR @aws.region != "x"'))
     too_long = '@aws.region = "' + "x" * 2000 + '"'
     assert rejection(make(criteria=too_long)).message.endswith("Member must have length less than or equal to 2000")
+
+
+SELECTION_ACCEPTED = [
+    '@aws.region = "us-east-1"',
+    '@aws.region = "us-east-1" AND @aws.account IN ["123456789012", "210987654321"]',
+    '@a != "x"',
+    '@a IN ["1"]',
+    '@a NOT IN ["1", "2"]',
+    '@a="x"AND@b="y"',
+    '(@a = "x" OR @b = "y") AND @c IN ["z"]',
+    '((@a = "x"))',
+    '@a = "x" OR @b = "y" AND @c = "z"',
+    '  @a = "x"\t\n',
+    '@a = ""',
+    '@a = "say \\"hi\\" \\\\"',
+    '@a = "\u00e9t\u00e9"',
+    "@a.b_1.C2 = \"x\"",
+    '@a IN [ "1" , "2" ]',
+]
+SELECTION_REFUSED = [
+    "",
+    "   ",
+    "nonsense",
+    '@a == "x"',
+    '@a = x',
+    "@a = 'x'",
+    '@a = "x',
+    '@a = "x\\"',
+    '@a = "a\\\nb"',
+    '@1a = "x"',
+    '@a. = "x"',
+    '@a..b = "x"',
+    'a = "x"',
+    '@a = "x" and @b = "y"',
+    '@a = "x" AND',
+    '@a = "x" ANDX @b = "y"',
+    '@a = "x" && @b = "y"',
+    '@a IN []',
+    '@a IN ["1",]',
+    '@a IN "1"',
+    '@a NOT = "x"',
+    '@a NOT IN ["1"] NOT',
+    '(@a = "x"',
+    '@a = "x")',
+    '()',
+    '@a IN ["1"] IN ["2"]',
+    '@a = "x" @b = "y"',
+    '@a < "1"',
+]
+
+
+@pytest.mark.parametrize("criteria", SELECTION_ACCEPTED)
+def test_step10_selection_criteria_grammar_accepts(criteria: str) -> None:
+    """§8.2 step 10 [adopted]: comparisons (= !=), IN / NOT IN lists of quoted values,
+    AND / OR (AND first), parentheses; whitespace optional between tokens."""
+    assert is_valid_selection_criteria(criteria)
+    validate_metric_filter(make(criteria=criteria))
+
+
+@pytest.mark.parametrize("criteria", SELECTION_REFUSED)
+def test_step10_selection_criteria_grammar_refuses(criteria: str) -> None:
+    """§8.2 step 10 [adopted]: anything else is "The provided field selection criteria is
+    invalid" (the empty text is no selection, checked before the grammar)."""
+    assert not is_valid_selection_criteria(criteria)
+    if criteria:
+        assert rejection(make(criteria=criteria)).rule == "field_selection_criteria"
 
 
 def test_rules_apply_in_the_spec_order() -> None:

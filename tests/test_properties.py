@@ -115,6 +115,30 @@ json_pattern = json_expr.map(lambda e: "{ " + e + " }")
 field_name = st.sampled_from(["a", "b", "c", "d", "status"])
 
 
+def field_condition(n: str):
+    """One condition on field ``n`` (§6.1)."""
+    equality = st.builds(lambda o, v: f"{n} {o} {v}", st.sampled_from(["=", "!="]), st.one_of(literal, regex_value))
+    relational = st.builds(
+        lambda o, v: f"{n} {o} {v}",
+        st.sampled_from(["<", ">", "<=", ">="]),
+        st.sampled_from(["1", "100", "-1", "2.5", "1e2"]),
+    )
+    return st.one_of(equality, relational)
+
+
+def field_expr(n: str):
+    """Conditions on field ``n`` joined by && and ||, grouped with parentheses (§6.1)."""
+    return st.recursive(
+        field_condition(n),
+        lambda inner: st.one_of(
+            st.builds(lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(["&&", "||"]), inner),
+            inner.map(lambda e: f"({e})"),
+            inner.map(lambda e: f"( {e} )"),
+        ),
+        max_leaves=4,
+    )
+
+
 @st.composite
 def space_delimited_pattern(draw):
     count = draw(st.integers(0, 5))
@@ -131,15 +155,7 @@ def space_delimited_pattern(draw):
         if kind == "name":
             slots.append(n)
         else:
-            op = draw(st.sampled_from(["=", "!=", "<", ">", "<=", ">="]))
-            if op in ("=", "!="):
-                v = draw(st.one_of(literal, regex_value))
-            else:
-                v = draw(st.sampled_from(["1", "100", "-1", "2.5", "1e2"]))
-            cond = f"{n} {op} {v}"
-            if draw(st.booleans()):
-                cond += f" || {n} = {draw(literal)}"
-            slots.append(cond)
+            slots.append(draw(field_expr(n)))
     if ellipsis_at is not None:
         slots.insert(ellipsis_at, "...")
     return "[" + ", ".join(slots) + "]"
@@ -274,9 +290,14 @@ def test_surrounding_whitespace_does_not_change_the_pattern(pattern, event):
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=5), min_size=1, max_size=4), events)
+@given(
+    st.lists(
+        st.text(alphabet=string.ascii_letters + string.digits + "_.", min_size=1, max_size=5), min_size=1, max_size=4
+    ),
+    events,
+)
 def test_bare_terms_are_substring_tests(words, event):
-    """§3.2: plain bare terms match when every one is a substring of the message."""
+    """§3.1/§3.2: plain bare terms (dots included) match when every one is a substring of the message."""
     compiled = castlewatch.compile_pattern(" ".join(words))
     assert compiled.matches(event) is all(w in event for w in words)
 
@@ -287,3 +308,157 @@ def test_quoted_phrase_is_a_substring_test(phrase, event):
     """§3.1/§3.2: a quoted phrase (no quote or backslash inside) is one exact substring."""
     compiled = castlewatch.compile_pattern(f'"{phrase}"')
     assert compiled.matches(event) is (phrase in event)
+
+
+def _metric_filter(name: str, pattern: str) -> dict:
+    t = {"metricName": name, "metricNamespace": "p", "metricValue": "1"}
+    return {"filterName": name, "filterPattern": pattern, "logGroupName": "g", "metricTransformations": [t]}
+
+
+@SETTINGS
+@given(st.one_of(space_delimited_pattern(), json_pattern), st.lists(events, min_size=1, max_size=4))
+def test_every_evaluation_path_agrees(pattern, messages):
+    """§5.4, §6.1-§6.4: the literal prefilter is a necessary condition under any nesting of
+    ``&&``, ``||``, ``!=`` and parentheses, and ``matches``, ``extract``, the engine's
+    split-once ``match_fields`` and a LogGroupEvaluator deciding through the shared
+    LiteralScanner (the pattern among other filters with literals) give the same answer."""
+    from castlewatch.engine.evaluate import LogGroupEvaluator
+    from castlewatch.grammar import split_fields
+    from castlewatch.metric_filters import load_metric_filters
+    from castlewatch.model import LogEvent, Stats
+
+    compiled = compile_or_error(pattern)
+    assume(compiled is not None)
+    companions = ['[x = "*zz-companion-zz*"]', '{ $.companion = "zz-companion-zz" }']
+    stats = Stats()
+    evaluator = LogGroupEvaluator(
+        load_metric_filters(
+            [_metric_filter("p", pattern)] + [_metric_filter(f"c{i}", c) for i, c in enumerate(companions)]
+        ),
+        stats,
+    )
+    for message in messages:
+        matched = compiled.matches(message)
+        assert (compiled.extract(message) is not None) is matched
+        if matched and compiled.prefilter is not None:
+            assert compiled.prefilter(message)
+        if compiled.kind == "space_delimited":
+            assert (compiled.match_fields(split_fields(message), message) is not None) is matched
+        before = stats.matched["p"]
+        evaluator.evaluate(LogEvent(1_709_629_230_000, message, "g"), lambda key, ts, value: None)
+        assert stats.matched["p"] - before == int(matched)
+
+
+# --------------------------------------------------------------------------- hostile numbers
+
+# Log numbers: edges of doubles and integers (2**53, 2**63, 2**64), long digit strings,
+# huge exponents (beyond Decimal's own range too), as JSON numbers, JSON strings and
+# space-delimited fields, against a slow exact reference.  A run finishing is the time
+# bound: nothing here would finish if a comparison built 10**exponent.
+
+EDGE_INTEGERS = [2**53 - 1, 2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, 2**64, 2**64 + 1, 10**308]
+EDGE_TEXTS = [
+    t
+    for n in EDGE_INTEGERS
+    for t in (str(n), str(-n), f"{n}.0", f"{n}.5", repr(float(n)), f"{str(n)[0]}.{str(n)[1:]}e{len(str(n)) - 1}")
+] + ["0", "-0", "0.0", "-0.0", "1e-400", "4.9e-324", "2.5e-324", "1.7976931348623157e308", "1.7976931348623159e308"]
+exponent_value = st.one_of(
+    st.integers(-30, 30),
+    st.sampled_from([307, 308, 309, -307, -308, -323, -324, -325, 400, -400, 4300, 10**7, 999999999, -999999999]),
+    st.sampled_from([10**17, 10**18, 10**18 + 7, 10**30, -(10**30)]),
+)
+exponent_text = st.one_of(
+    exponent_value.map(str),
+    exponent_value.filter(lambda e: e >= 0).map(lambda e: f"+{e}"),
+    st.builds(
+        lambda sign, digit, n: sign + digit * n,
+        st.sampled_from(["", "+", "-"]),
+        st.sampled_from("19"),
+        st.integers(1100, 5000),
+    ),
+)
+long_digits = st.builds(
+    lambda head, body, n: head + body * n,
+    st.sampled_from("123456789"),
+    st.sampled_from(["0", "9", "5", "1234567890"]),
+    st.integers(0, 1200),
+)
+short_digits = st.text(alphabet="0123456789", min_size=1, max_size=25)
+
+
+@st.composite
+def number_text(draw, json_form: bool, literal: bool = False):
+    """A text matching §5.3's number form; a valid JSON number when ``json_form``."""
+    if draw(st.integers(0, 4)) == 0:
+        text = draw(st.sampled_from(EDGE_TEXTS))
+        return text.lstrip("+") if json_form else text
+    sign = draw(st.sampled_from(["", "-"] if json_form else ["", "-", "+"]))
+    whole = draw(short_digits if literal else st.one_of(short_digits, long_digits))
+    if json_form:
+        whole = whole.lstrip("0") or "0"
+    fraction = draw(st.one_of(st.just(""), short_digits.map(lambda d: "." + d)))
+    if not json_form and fraction and draw(st.booleans()):
+        whole = ""  # `.5`
+    exponent = ""
+    if draw(st.booleans()):
+        e = draw(exponent_value.map(str) if literal else exponent_text)
+        exponent = draw(st.sampled_from("eE")) + e
+    return sign + whole + fraction + exponent
+
+
+def _split(text: str) -> tuple[str, str]:
+    cut = max(text.find("e"), text.find("E"))
+    return (text, "0") if cut < 0 else (text[:cut], text[cut + 1 :])
+
+
+def reference_order(value: str, literal: str) -> int:
+    """-1, 0, 1: ``value`` against ``literal``, exactly, with :class:`decimal.Decimal`.
+
+    Both texts are scaled by 10**-(literal's exponent); Decimal reads the mantissas and the
+    shifted value exactly when the shift is moderate (under 10**17).  Beyond, the value is
+    astronomically large or small next to the literal, whose mantissa has at most ~60 digits
+    and the value's at most ~1,300 here.
+    """
+    from decimal import Decimal
+
+    def order(a, b) -> int:
+        return (a > b) - (a < b)
+
+    mantissa_v, exponent_v = _split(value)
+    mantissa_l, exponent_l = _split(literal)
+    a, b = Decimal(mantissa_v), Decimal(mantissa_l)
+    digits_v = exponent_v.lstrip("+-").lstrip("0")
+    shift = None if len(digits_v) > 1100 else int(exponent_v) - int(exponent_l)
+    if shift is not None and abs(shift) < 10**17:
+        return order(Decimal(f"{mantissa_v}E{shift}"), b)
+    if (shift > 0) if shift is not None else not exponent_v.startswith("-"):  # astronomically large
+        return order(a, 0) if a != 0 else order(0, b)
+    return order(0, b) if b != 0 else order(a, 0)  # astronomically small
+
+
+NUMERIC_OPS = {"=": lambda o: o == 0, "!=": lambda o: o != 0, "<": lambda o: o < 0, ">": lambda o: o > 0,
+               "<=": lambda o: o <= 0, ">=": lambda o: o >= 0}
+
+
+@SETTINGS
+@given(number_text(json_form=True), number_text(json_form=False, literal=True), st.sampled_from(sorted(NUMERIC_OPS)))
+def test_json_numbers_compare_exactly(value, literal, op):
+    """§5.4: a JSON number satisfies ``op N`` exactly as its decimal value does; a JSON
+    string holding the same text satisfies ``= N`` only with N's very text, ``!= N``
+    otherwise, and no relational operator."""
+    pattern = castlewatch.compile_pattern(f"{{ $.v {op} {literal} }}")
+    assert pattern.matches(f'{{"v": {value}}}') is NUMERIC_OPS[op](reference_order(value, literal))
+    as_string = {"=": value == literal, "!=": value != literal}.get(op, False)
+    assert pattern.matches(f'{{"v": "{value}"}}') is as_string
+
+
+@SETTINGS
+@given(number_text(json_form=False), number_text(json_form=False, literal=True), st.sampled_from(sorted(NUMERIC_OPS)))
+def test_space_delimited_numbers_compare_exactly(value, literal, op):
+    """§6.4: a numeric field satisfies ``op N`` exactly as its decimal value does, in any
+    slot (the last one absorbing nothing more here)."""
+    expected = NUMERIC_OPS[op](reference_order(value, literal))
+    assert castlewatch.compile_pattern(f"[v {op} {literal}]").matches(value) is expected
+    assert castlewatch.compile_pattern(f"[a, v {op} {literal}, b]").extract(f"x {value} y") == (
+        {"$a": "x", "$v": value, "$b": "y"} if expected else None
+    )

@@ -109,11 +109,11 @@ def test_relational_needs_bare_number(pattern):
 
 @pytest.mark.parametrize(
     "pattern",
-    ["[a, (b = 1)]", "[a b, c]", "[a = ]", "[a = 1 &&]", "[a == 1]", "[a, b c = 1]"],
-    ids=["parentheses", "two-words", "dangling-eq", "dangling-and", "double-eq", "words-before-op"],
+    ["[a b, c]", "[a = ]", "[a = 1 &&]", "[a == 1]", "[a, b c = 1]"],
+    ids=["two-words", "dangling-eq", "dangling-and", "double-eq", "words-before-op"],
 )
 def test_malformed_slots_are_rejected(pattern):
-    """§6.1: no parentheses [adopted]; other malformed slots (message not pinned)."""
+    """§6.1: malformed slots (message not pinned)."""
     rejected(pattern)
 
 
@@ -371,3 +371,97 @@ def test_numeric_comparisons_are_exact_beyond_2_53(pattern, event, expected):
     numbers; a whole-number literal and a decimal-written field compare by value, also
     where a float would round them."""
     assert castlewatch.compile_pattern(pattern).matches(event) is expected
+
+
+# --------------------------------------------------------------------------- §6.1 parentheses [field]
+
+DEPLOYED_OR = '[(w1="*ERROR*" || w1="*Error*") && w1!="*skip*"]'
+DEPLOYED_AND = '[(w1="*ERROR*" && w1!="*UNAUTHORIZED*") || w1="*Task timed out*"]'
+
+GROUPED = [
+    # [field]: the deployed idiom "contains A or B but not C", one slot = the whole message
+    (DEPLOYED_OR, "2024-01-09 ERROR request failed", {"$w1": "2024-01-09 ERROR request failed"}, "or-then-not"),
+    (DEPLOYED_OR, "an Error here", {"$w1": "an Error here"}, "or-second-branch"),
+    (DEPLOYED_OR, "ERROR skip this", None, "or-then-not-excluded"),
+    (DEPLOYED_OR, "all fine", None, "or-neither"),
+    (DEPLOYED_AND, "ERROR in handler", {"$w1": "ERROR in handler"}, "and-then-or"),
+    (DEPLOYED_AND, "ERROR UNAUTHORIZED call", None, "and-then-or-excluded"),
+    (DEPLOYED_AND, "ERROR UNAUTHORIZED Task timed out", {"$w1": "ERROR UNAUTHORIZED Task timed out"}, "or-rescues"),
+    (DEPLOYED_AND, "Task timed out after 3.00 seconds", {"$w1": "Task timed out after 3.00 seconds"}, "or-branch"),
+    ('[(w="*Error warming up cache*")]', "x Error warming up cache: y", {"$w": "x Error warming up cache: y"}, "one"),
+    ('[(w="*Error warming up cache*")]', "Error warming cache", None, "one-no"),
+    ('[(w1="*fatal*" )]', "a fatal error", {"$w1": "a fatal error"}, "space-before-close"),
+    ('[ ( w1 = "*fatal*" ) ]', "fatal", {"$w1": "fatal"}, "spaces-everywhere"),
+    ('[((w1="*a*"))]', "xay", {"$w1": "xay"}, "double-parentheses"),
+    # grouping overrides && binding tighter
+    ("[a = x || a = y && a = z]", "y", None, "ungrouped-and-first"),
+    ("[(a = x || a = y) && a = *]", "y", {"$a": "y"}, "grouped-or-first"),
+    ("[(a = x || a = y) && a != y]", "y", None, "grouped-or-then-ne"),
+    ("[a = x || (a = y && a != y)]", "y", None, "grouped-and-right"),
+    ("[(a > 1 && a < 5) || (a > 10 && a < 20)]", "15", {"$a": "15"}, "two-ranges"),
+    ("[(a > 1 && a < 5) || (a > 10 && a < 20)]", "7", None, "two-ranges-between"),
+    # several slots, the parenthesised one among others; the last one absorbs the rest
+    ("[ip, (status = 4* || status = 5*) && status != 404, size]", "1.2.3.4 503 12",
+     {"$ip": "1.2.3.4", "$status": "503", "$size": "12"}, "multi-slot"),
+    ("[ip, (status = 4* || status = 5*) && status != 404, size]", "1.2.3.4 404 12", None, "multi-slot-excluded"),
+    ("[ip, (status = 4* || status = 5*) && status != 404, size]", "1.2.3.4 200 12", None, "multi-slot-neither"),
+    ("[..., (s = 4* || s = 5*), b]", "a b c 503 12", {"$1": "a", "$2": "b", "$3": "c", "$s": "503", "$b": "12"},
+     "ellipsis-before"),
+    ("[(a = x || a = y), ...]", "y 1 2", {"$a": "y", "$2": "1", "$3": "2"}, "ellipsis-after"),
+    ("[a, (b = \"*z*\" || b = q)]", "1 x z", {"$a": "1", "$b": "x z"}, "absorbed-tail"),
+]
+
+
+@rows(GROUPED)
+def test_parentheses_group_a_slots_conditions(pattern, event, extracted):
+    """§6.1: conditions "grouped with parentheses as in JSON patterns" [field], `&&`
+    binding tighter [adopted]; whitespace anywhere between tokens, before `)` too."""
+    check(pattern, event, extracted)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["[(a = 1 || b = 2)]", "[(a = 1) && (b = 2)]", "[x, (a = 1 || a = 2) && b != 3]", "[((a = 1) || (c = 2))]"],
+    ids=["or-in-group", "and-of-groups", "and-after-group", "nested"],
+)
+def test_grouped_condition_naming_another_field_is_rejected(pattern):
+    """§6.1: every condition, grouped or not, must name the slot's own field."""
+    assert rejected(pattern).message == INVALID
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["[(a = 1]", "[a = 1)]", "[((a = 1)]", "[()]", "[(a)]", "[(...)]", "[a, (b)]", "[(a = 1) b]", "[(a = 1),(]"],
+    ids=["unclosed", "unopened", "unbalanced", "empty", "name-only", "ellipsis", "name-only-second", "trailing-word",
+         "dangling-open"],
+)
+def test_malformed_parentheses_are_rejected(pattern):
+    """§6.1: parentheses group conditions only, balanced (message "Invalid metric filter pattern")."""
+    assert rejected(pattern).message == INVALID
+
+
+@pytest.mark.parametrize("pattern", ["[a = (x)]", "[a = x(y]", "[(a = x)y)]", "[a = (x || a = y)]"])
+def test_bare_value_cannot_hold_parentheses(pattern):
+    """§6.1: "A bare value cannot hold `(` or `)`: quote it"."""
+    rejected(pattern)
+    assert castlewatch.compile_pattern('[a = "(x)"]').matches("(x)")
+
+
+@pytest.mark.parametrize(
+    "pattern, requirement",
+    [
+        (DEPLOYED_OR, ("any", ["ERROR", "Error"])),
+        (DEPLOYED_AND, ("any", ["ERROR", "Task timed out"])),
+        ('[(w="*Error warming up cache*")]', "Error warming up cache"),
+        ('[(w != "*a*")]', None),
+        ('[(w = "*a*" || w != "*b*")]', None),
+        ('[(w = "*a*" || w > 5) && w = "*c*"]', "c"),
+        ('[(w = "*a*" && w = "*b*") || (w = "*a*" && w = "*c*")]', ("any", [("all", ["a", "b"]), ("all", ["a", "c"])])),
+        ('[x, (w = "*a*" || w = "*b*"), y = "*c*"]', ("all", [("any", ["a", "b"]), "c"])),
+    ],
+    ids=["deployed-or", "deployed-and", "one", "ne", "or-with-ne", "or-with-number", "or-of-ands", "slots"],
+)
+def test_prefilter_requirement_under_grouping(pattern, requirement):
+    """A pattern's literal requirement is a necessary condition: `!=` needs no literal,
+    an `||` with a branch that needs none needs nothing (§6.1 grouping, §6.4)."""
+    assert castlewatch.compile_pattern(pattern).requirement == requirement

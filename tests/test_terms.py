@@ -109,7 +109,10 @@ INVALID_CHARACTER = [
     ("ERR*", "*"),
     ("ERR*OR", "*OR"),
     ("ERROR *foo bar", "*foo"),
-    ("ERROR a.b", ".b"),
+    ("ERROR a.b:c", ":c"),
+    ("notification.id/x", "/x"),
+    ("a.b@c d", "@c"),
+    ("a.*", "*"),
     ("a:b", ":b"),
     ("http://x", "://x"),
     ("user@host y", "@host"),
@@ -117,7 +120,7 @@ INVALID_CHARACTER = [
     ("caf\u00e9", "\u00e9"),
     ("ERROR!", "!"),
     ("(ERROR)", "(ERROR)"),
-    ("a\tb.c\td", ".c"),
+    ("a\tb.c:d\te", ":d"),
     ("a [b]", "[b]"),
 ]
 
@@ -262,6 +265,54 @@ def test_term_match_extracts_empty_dict(pattern, event):
 def test_term_non_match_extracts_none():
     """Public API: extract() is None when the event does not match (§3.2 non-match)."""
     assert castlewatch.compile_pattern("ERROR").extract("error") is None
+
+
+# --------------------------------------------------------------------------- §3.1 dotted terms
+
+DOTTED = [
+    # [field]: deployed patterns, accepted by PutMetricFilter
+    ("Malware scan timed out for notification.id", "Malware scan timed out for notification.id 42", True, "deployed"),
+    ("Malware scan timed out for notification.id", "Malware scan timed out for notification id", False, "no-dot"),
+    ("?notification.canada.ca SERVFAIL", "SERVFAIL notification.canada.ca", True, "deployed-optional"),
+    ("?notification.canada.ca SERVFAIL", "SERVFAIL", True, "optional-ignored-with-required"),
+    ("?notification.canada.ca ?SERVFAIL", "lookup notification.canada.ca", True, "only-optional"),
+    ("?notification.canada.ca ?SERVFAIL", "notification canada ca", False, "only-optional-no-dots"),
+    # [adopted]: one substring, dots included, case-sensitive, inside words too
+    ("notification.id", "xnotification.idx", True, "inside-word"),
+    ("notification.id", "id notification", False, "parts-not-enough"),
+    ("notification.id", "notificationXid", False, "dot-is-literal"),
+    ("notification.id", "Notification.id", False, "case-sensitive"),
+    ("a.b -a.b.c", "a.b", True, "dotted-exclusion-absent"),
+    ("a.b -a.b.c", "a.b.c", False, "dotted-exclusion-present"),
+    ("v1.2", "version v1.2.3", True, "digits-and-dots"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "event", "expected"), [c[:3] for c in DOTTED], ids=[c[3] for c in DOTTED])
+def test_dotted_bare_term_is_one_substring(pattern, event, expected):
+    """§3.1: `.` is a bare-term character [field]; a dotted term is one substring [adopted]."""
+    compiled = castlewatch.compile_pattern(pattern)
+    assert compiled.kind == "terms"
+    assert compiled.matches(event) is expected
+    assert compiled.extract(event) == ({} if expected else None)
+
+
+def test_dotted_term_is_one_term_in_the_tree():
+    """§3.1: the longest run of letters, digits, `_` and `.` is one bare term."""
+    tree = castlewatch.compile_pattern("?notification.canada.ca SERVFAIL").tree
+    assert [(t.text, t.role) for t in tree.terms] == [("notification.canada.ca", "optional"), ("SERVFAIL", "required")]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "term", "column"),
+    [("a.b:c", ":c", 4), ("notification.id/x y", "/x", 16), ("a.b@c", "@c", 4), ("x.y*", "*", 4), ("x. *y", "*y", 4)],
+)
+def test_other_characters_after_a_dotted_term_stay_refused(pattern, term, column):
+    """§3.1: `:`, `/`, `@`, `*` still start neither form; the message quotes the text from
+    that character to the next whitespace, with the caret on it."""
+    error = rejected(pattern)
+    assert error.message == f"Invalid character(s) in term '{term}'"
+    assert error.column == column
 
 
 # --------------------------------------------------------------------------- §7 response

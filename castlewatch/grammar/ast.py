@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal, Union
+
+from castlewatch.grammar.numbers import NumberLiteral
 
 # §5.3: the number literal form; also decides whether a space-delimited field is
 # numeric (§6.4) and whether a metric value string converts (§8.3).
@@ -59,9 +60,10 @@ class NumberValue:
     pos: int
 
     @property
-    def number(self) -> float | int | Fraction:
-        """The literal's numeric value: an exact ``int`` when written without ``.``/exponent."""
-        return number_of(self.text)
+    def number(self) -> NumberLiteral:
+        """The literal, ready for exact comparisons with log numbers (§5.4, §6.4); built in
+        time linear in the text, whatever its exponent (see :mod:`castlewatch.grammar.numbers`)."""
+        return NumberLiteral(self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +75,6 @@ class RegexValue:
 
 
 Value = Union[StringValue, NumberValue, RegexValue]
-
-
-_EXACT_FLOAT = 2.0**53  # below this magnitude a float holds every integer exactly
-
-
-def number_of(text: str) -> float | int | Fraction:
-    """Numeric value of a text that matches :data:`NUMBER_RE`, for comparisons (§5.4, §6.4).
-
-    An exact ``int`` when written without ``.`` or an exponent; else a ``float``, or an
-    exact ``Fraction`` from 2**53 in magnitude on, where a float would round the number
-    (so ``9007199254740993.0`` equals ``9007199254740993``, and ``1e400`` is no infinity).
-    Python compares the three types exactly with each other.
-    """
-    if "." in text or "e" in text or "E" in text:
-        value = float(text)
-        if -_EXACT_FLOAT < value < _EXACT_FLOAT:
-            return value
-        return Fraction(text)
-    return int(text)
 
 
 # ---- term patterns (§3) ----------------------------------------------------------------

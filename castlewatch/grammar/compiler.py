@@ -11,8 +11,11 @@ pattern, so that the per-event path does only what the pattern needs:
 
 JSON numbers keep their source text (§5.4): orjson gives ``int``/``float``, and the
 rare condition that must compare a float's text (``{ $.v = "1.50" }`` against
-``1.50``) asks for it by raising :class:`_NeedText`; the event is then decoded once
-more with the standard library, numbers kept as text, and evaluated again.
+``1.50``, or a float within one unit of a number literal, where the rounding may hide
+the exact answer) asks for it by raising :class:`_NeedText`; the event is then decoded
+once more with the standard library, numbers kept as text, and evaluated again.
+Number comparisons are exact and never build the number
+(:mod:`castlewatch.grammar.numbers`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import orjson
 
 from castlewatch.grammar import ast
 from castlewatch.grammar import literals as _lit
+from castlewatch.grammar.numbers import NumberLiteral
 from castlewatch.grammar.regex import compile_regex
 
 Predicate = Callable[[Any], bool]
@@ -34,6 +38,7 @@ MISSING = object()  # what a selector path yields when it selects nothing
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _BLANK = " \t\n\r\f\v"
 _RELATIONAL = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+_NUMERIC = {**_RELATIONAL, "=": operator.eq}  # the comparisons of _json_number_test
 
 
 # ---- JSON documents (§5.4) ---------------------------------------------------------------
@@ -94,24 +99,34 @@ def _number_text(node: Any) -> str:
     raise _NEED_TEXT
 
 
-# From 2**53 on, a float may have rounded the number's source text (orjson also decodes
-# integers beyond 64 bits to floats), so numeric conditions on such a float read the
-# source text (§5.4: "numbers keep their source text"; 99999999999999999999 equals
-# itself, not 1e20; 9007199254740993.0 equals 9007199254740993); see ast.number_of.
-_INEXACT = 2.0**53
+def _json_number_test(op: str, literal: NumberLiteral) -> Predicate:
+    """``node -> bool``: the node is a JSON number and ``node op literal`` holds, exactly
+    (§5.4: "numbers keep their source text"; see :mod:`castlewatch.grammar.numbers`).
 
+    orjson's integers are exact; its floats may have rounded the source text (and it
+    decodes integers beyond 64 bits to floats), so a float too close to the literal to
+    decide raises :class:`_NeedText` and the event is read again with numbers as text
+    (:class:`RawNumber`).  A number with a huge exponent or thousands of digits costs
+    time linear in its text, never more.
+    """
+    compare = _NUMERIC[op]
+    integer, compare_int = literal.integer, literal.compare_int
+    compare_float, compare_text = literal.compare_float, literal.compare_text
 
-def _number_value(node: Any) -> int | float | None:
-    kind = type(node)
-    if kind is int:
-        return node
-    if kind is float:
-        if node >= _INEXACT or node <= -_INEXACT:
-            raise _NEED_TEXT
-        return node
-    if kind is RawNumber:
-        return ast.number_of(node)
-    return None
+    def test(node: Any) -> bool:
+        kind = type(node)
+        if kind is int:  # not bool: type() is exact
+            return compare(node, integer) if integer is not None else compare(compare_int(node), 0)
+        if kind is float:
+            order = compare_float(node)
+            if order is None:
+                raise _NEED_TEXT
+            return compare(order, 0)
+        if kind is RawNumber:
+            return compare(compare_text(node), 0)
+        return False
+
+    return test
 
 
 def _string_predicate(value: ast.StringValue) -> Callable[[str], bool]:
@@ -131,19 +146,10 @@ def _string_predicate(value: ast.StringValue) -> Callable[[str], bool]:
 def _json_equals(value: ast.Value, pattern: str) -> Predicate:
     """``node -> bool`` for ``= value`` (§5.4 table)."""
     if isinstance(value, ast.NumberValue):
-        number, text = value.number, value.text
+        text, numeric = value.text, _json_number_test("=", value.number)
 
         def equals(node: Any) -> bool:
-            kind = type(node)
-            if kind is str:
-                return node == text
-            if kind is int:
-                return node == number
-            if kind is float:
-                if node >= _INEXACT or node <= -_INEXACT:
-                    raise _NEED_TEXT
-                return node == number
-            return kind is RawNumber and ast.number_of(node) == number
+            return node == text if type(node) is str else numeric(node)
 
         return equals
     if isinstance(value, ast.RegexValue):
@@ -180,13 +186,7 @@ def _json_test(leaf: ast.Comparison | ast.IsCheck, pattern: str) -> Predicate:
         return lambda node: node is None or (type(node) is list and None in node)
     op, value = leaf.op, leaf.value
     if op in _RELATIONAL:
-        compare, number = _RELATIONAL[op], value.number  # type: ignore[union-attr]
-
-        def relational(node: Any) -> bool:
-            n = _number_value(node)
-            return n is not None and compare(n, number)
-
-        return relational
+        return _json_number_test(op, value.number)  # type: ignore[union-attr]
     equals = _json_equals(value, pattern)
     if op == "=":
         return equals
@@ -419,16 +419,16 @@ def _field_test(expr: ast.FieldExpr, pattern: str) -> Callable[[str], bool]:
         return lambda v: any(p(v) for p in parts)
     op, value = expr.op, expr.value
     numeric = ast.NUMBER_RE.fullmatch
-    if op in _RELATIONAL:
-        compare, number = _RELATIONAL[op], value.number  # type: ignore[union-attr]
-        return lambda v: numeric(v) is not None and compare(ast.number_of(v), number)
+    if op in _RELATIONAL:  # exact, linear in the field's length (castlewatch.grammar.numbers)
+        compare, compare_text = _RELATIONAL[op], value.number.compare_text  # type: ignore[union-attr]
+        return lambda v: numeric(v) is not None and compare(compare_text(v), 0)
     if isinstance(value, ast.RegexValue):
         equals = compile_regex(value.source, pattern, value.pos).search
     elif isinstance(value, ast.NumberValue):
-        number, text = value.number, value.text
+        compare_text, text = value.number.compare_text, value.text
 
         def equals(v: str) -> bool:
-            return ast.number_of(v) == number if numeric(v) else v == text
+            return compare_text(v) == 0 if numeric(v) else v == text
 
     else:
         equals = _string_predicate(value)

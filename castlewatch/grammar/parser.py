@@ -59,6 +59,18 @@ def _unescape(body: str) -> str:
     return "".join(out)
 
 
+def _bare_term_literals(text: str) -> tuple[str, ...]:
+    """The substrings a bare term of a term pattern tests for (§3.1, §3.2).
+
+    [adopted] §3.1: a bare term is ONE case-sensitive substring, dots included:
+    `notification.id` matches only where that exact text occurs, not `notification` and
+    `id` apart.  Accepting dotted terms is [field] (the BARE_TERM terminal of
+    ``filter_pattern.lark``); how the service matches them is unrecorded, so this rule
+    lives here alone.
+    """
+    return (text,)
+
+
 def _value(token: Token) -> ast.Value:
     """A value token (STRING, REGEX, BARE or SD_BARE) -> value node (§5.3)."""
     text, pos = str(token), token.start_pos
@@ -82,6 +94,17 @@ def _check_operator(op: Token, value: ast.Value) -> None:
     if op in ("<", ">", "<=", ">=") and not isinstance(value, ast.NumberValue):
         raw = value.source if isinstance(value, ast.RegexValue) else value.raw
         raise _Reject(invalid_term(raw), value.pos, "a bare number after " + op)
+
+
+_MAX_INDEX_DIGITS = 18  # an index of more digits is past the end of any array
+
+
+def _index(digits: str) -> int:
+    """A ``[N]`` segment's index (§5.2): any number of digits, never ``int()`` of unbounded
+    text (Python refuses more than 4,300 digits); one beyond 10**18 selects nothing, like
+    every index past an array's end."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_INDEX_DIGITS else 10**_MAX_INDEX_DIGITS
 
 
 def _selector(token: Token) -> ast.Selector:
@@ -108,7 +131,7 @@ def _selector(token: Token) -> ast.Selector:
             elif inner[0] in "'\"":
                 segments.append(ast.Key(inner[1:-1]))
             else:
-                segments.append(ast.Index(int(inner)))
+                segments.append(ast.Index(_index(inner)))
             i = close + 1
     selector = ast.Selector(text, tuple(segments), pos)
     if selector.wildcards > 1:
@@ -147,8 +170,9 @@ class _ToAst(Transformer):
                 if text == '""':  # the caret goes to the quote, after any prefix (§3.1)
                     pos = tok.start_pos + len(tok) - len(text)
                     raise _Reject(invalid_term('""'), pos, "a non-empty phrase")
-                text = _unescape(text[1:-1])
-            terms.append(ast.Term(text, role, tok.start_pos))
+                terms.append(ast.Term(_unescape(text[1:-1]), role, tok.start_pos))
+            else:
+                terms.extend(ast.Term(literal, role, tok.start_pos) for literal in _bare_term_literals(text))
         return ast.TermPattern(tuple(terms))
 
     def regex_pattern(self, token: Token) -> ast.RegexPattern:
@@ -203,6 +227,8 @@ class _ToAst(Transformer):
         return ast.Slot("named", str(token), None, token.start_pos)
 
     def sd_slot(self, expr: ast.FieldExpr) -> ast.Slot:
+        """A slot with conditions, grouped or not (§6.1): all must name one field, the
+        first condition's; naming another is "Invalid metric filter pattern"."""
         first = expr
         while not isinstance(first, ast.FieldCondition):
             first = first.items[0]
@@ -264,7 +290,7 @@ _SELECTOR_RE = re.compile(_LARK.get_terminal("SELECTOR").pattern.to_regexp())
 
 # Human names for what the parser expected, for the caret message.
 _EXPECTED_NAMES = {
-    "TERM": "a term (letters, digits, _) or a quoted phrase",
+    "TERM": "a term (letters, digits, _ and .) or a quoted phrase",
     "SELECTOR": "a selector such as $.eventName",
     "OP": "an operator (= != < > <= >=)",
     "KW_IS": "IS",

@@ -1,81 +1,39 @@
 """``fieldSelectionCriteria`` syntax (spec §8.2 step 10).
 
+The language is the small LALR grammar ``selection_criteria.lark`` next to this module
+(its header states the [adopted] rule); it is loaded once, on first use.
+
 Spec: ``docs/filter-patterns.md``.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 
-# [adopted] The selection language is documented by example only:
-#   @aws.region = "us-east-1" AND @aws.account IN ["123456789012", "210987654321"]
-# castlewatch accepts: comparisons `@field = "v"` / `!= "v"`, `@field IN [...]`,
-# `@field NOT IN [...]`, joined by AND / OR (AND first), with parentheses.
-_SELECTION_TOKEN_RE = re.compile(
-    r"""\s*(?:
-        (?P<field>@[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)
-      | (?P<string>"(?:\\.|[^"\\])*")
-      | (?P<op>!=|=)
-      | (?P<word>AND|OR|NOT|IN)(?![A-Za-z0-9_])
-      | (?P<punct>[\[\](),])
-    )""",
-    re.VERBOSE,
-)
+from lark import Lark
+from lark.exceptions import LarkError
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark.open("selection_criteria.lark", rel_to=__file__, parser="lalr")
 
 
 def is_valid_selection_criteria(text: str) -> bool:
-    """Whether ``fieldSelectionCriteria`` parses under castlewatch's adopted grammar."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _SELECTION_TOKEN_RE.match(text, pos)
-        if match is None or match.end() == pos:
-            return False
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    state = {"i": 0}
+    """Whether ``fieldSelectionCriteria`` parses under castlewatch's adopted grammar
+    (§8.2 step 10, ``selection_criteria.lark``).
 
-    def peek() -> tuple[str, str]:
-        return tokens[state["i"]] if state["i"] < len(tokens) else ("end", "")
+    Args:
+        text: the criteria as given, e.g. ``@aws.region = "us-east-1" AND @aws.account IN
+            ["123456789012"]``.  Callers handle the empty text (no selection) and the
+            2,000-character limit first.
 
-    def take(kind: str, value: str | None = None) -> bool:
-        tok = peek()
-        if tok[0] == kind and (value is None or tok[1] == value):
-            state["i"] += 1
-            return True
+    Returns:
+        True if the whole text is one expression of the grammar; False otherwise
+        (blank text included).  Never raises for a ``str``.
+    """
+    try:
+        _parser().parse(text)
+    except LarkError:
         return False
-
-    def primary() -> bool:
-        if take("punct", "("):
-            return disjunction() and take("punct", ")")
-        if not take("field"):
-            return False
-        if take("op"):
-            return take("string")
-        take("word", "NOT")
-        if not (take("word", "IN") and take("punct", "[") and take("string")):
-            return False
-        while take("punct", ","):
-            if not take("string"):
-                return False
-        return take("punct", "]")
-
-    def conjunction() -> bool:
-        if not primary():
-            return False
-        while take("word", "AND"):
-            if not primary():
-                return False
-        return True
-
-    def disjunction() -> bool:
-        if not conjunction():
-            return False
-        while take("word", "OR"):
-            if not conjunction():
-                return False
-        return True
-
-    return bool(tokens) and disjunction() and peek()[0] == "end"
+    return True
