@@ -416,6 +416,16 @@ def test_parse_reference() -> None:
     assert parse_reference("$size") == Reference("field", "$size", name="size")
     assert parse_reference("$status_code-2") == Reference("field", "$status_code-2", name="status_code-2")
     assert parse_reference("$7") == Reference("position", "$7", position=7)
+    assert parse_reference("$007").position == 7
+
+
+def test_a_position_of_thousands_of_digits_names_no_field() -> None:
+    # int() of more than 4,300 digits raises; such a position is past every event's fields
+    huge = parse_reference("$" + "9" * 5000)
+    assert huge is not None and huge.kind == "position" and huge.position > 10**17
+
+
+def test_parse_reference_refuses() -> None:
     for text in ["$.items[*].value", "$.a.*", "prod", "$", "$.", "$a.b", "$ name", " $.a", "1", "$.a b"]:
         assert parse_reference(text) is None, text
 

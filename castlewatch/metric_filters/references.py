@@ -14,6 +14,8 @@ from castlewatch.grammar import ast
 from castlewatch.grammar.parser import parse_selector
 
 MAX_NUMBER = 2.0**360  # number literals, as PutMetricData accepts them (§8.2 step 3, §9)
+_POSITION_DIGITS = 18
+MAX_POSITION = 10**_POSITION_DIGITS  # `$N` beyond this names no field of any event (§6.5)
 
 _FIELD_REFERENCE_RE = re.compile(r"\$([A-Za-z0-9_-]+)")
 
@@ -59,7 +61,11 @@ def parse_reference(text: str) -> Reference | None:
         return None
     name = match.group(1)
     if name.isdigit():
-        return Reference("position", text, position=int(name))
+        # A position of more digits than any event has fields names no field; int() of it
+        # could exceed Python's int-size limit (4,300 digits), so it is capped instead.
+        significant = name.lstrip("0") or "0"
+        position = int(significant) if len(significant) <= _POSITION_DIGITS else MAX_POSITION
+        return Reference("position", text, position=position)
     return Reference("field", text, name=name)
 
 
