@@ -483,7 +483,7 @@ def test_glob_match_agrees_with_glob(tmp_path: Path) -> None:
     """The not-yet-existing-file check answers as ``glob.glob`` does once the file exists."""
     import glob
 
-    from castlewatch.engine.config import _glob_would_match
+    from castlewatch.engine.config.paths import glob_would_match
 
     files = ["a.log", ".h.log", "d/a.log", "d/e/b.log", "d/.x/c.log", ".d/a.log", "d/e/f/a.jsonl", "ab[1].log"]
     for name in files:
@@ -495,7 +495,7 @@ def test_glob_match_agrees_with_glob(tmp_path: Path) -> None:
     ]  # fmt: skip
     for pattern in patterns:
         expected = {p for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file()}
-        found = {str(tmp_path / n) for n in files if _glob_would_match(str(tmp_path / pattern), str(tmp_path / n))}
+        found = {str(tmp_path / n) for n in files if glob_would_match(str(tmp_path / pattern), str(tmp_path / n))}
         assert found == expected, pattern
 
 
