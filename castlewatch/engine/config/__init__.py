@@ -23,11 +23,16 @@ A configuration has exactly these top-level keys (``allowed_lateness_s`` optiona
       - {type: jsonl, path: out/datapoints.jsonl}  # jsonl | csv | avro | stdout
     allowed_lateness_s: 60
 
-:mod:`.load` reads and validates it; :mod:`.paths` keeps inputs and outputs apart.
+The shape is declared once, as msgspec Structs (:mod:`.schema`), and decoded with
+msgspec (:mod:`.decode`); :mod:`.load` then makes the checks a schema cannot, and
+:mod:`.paths` keeps inputs and outputs apart.
 
 Decisions:
 
-- Unknown keys are errors, at every level, naming the key and the allowed ones.
+- Unknown keys are errors, at every level, naming the key and the allowed ones (with
+  a "did you mean" when one is close); a value outside a fixed set gets one too.
+  Every error about the file's content names the key's path (``sources[1].format``)
+  and its line and column in the file.
 - A ``lines`` source must say where its event time comes from: ``timestamp:
   ingestion`` (the time the line is read, right for a live tail) or ``{field, format}``.
   Defaulting to ingestion time would put a whole replayed file into the current

@@ -20,17 +20,37 @@ DEFAULT_ALLOWED_LATENESS_S = 60.0
 class ConfigError(ValueError):
     """A configuration file castlewatch cannot run with.
 
+    ``str(error)`` is ``FILE:LINE:COLUMN: LOCATION: REASON`` (parts unknown are left
+    out; without a file, ``line L, column C: ...``), e.g.
+    ``castlewatch.yaml:10:5: sources[0].format: expected one of lines, cloudwatch_events,
+    cloudtrail_archive, got 'line'; did you mean 'lines'?``.
+
     Attributes:
         source: the configuration file, or None (text given directly).
         location: the key at fault, e.g. ``sources[1].format``.
         reason: what is wrong and what is allowed.
+        line, column: 1-based position in the YAML text of that key (of the entry
+            missing it, for a missing key), or None when not known.
     """
 
-    def __init__(self, reason: str, *, source: str | os.PathLike | None = None, location: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | os.PathLike | None = None,
+        location: str = "",
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.reason = reason
         self.source = None if source is None else str(source)
         self.location = location
-        super().__init__(": ".join([p for p in (self.source, location) if p] + [reason]))
+        self.line = line
+        self.column = column
+        where = self.source
+        if line is not None:
+            where = f"{where}:{line}:{column}" if where else f"line {line}, column {column}"
+        super().__init__(": ".join([p for p in (where, location) if p] + [reason]))
 
 
 CONFIG_ERRORS = (ConfigError, MetricFilterLoadError, InvalidParameterError)
