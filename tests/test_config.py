@@ -16,6 +16,7 @@ from castlewatch.engine.config import (
     TimestampSpec,
     load_config,
     load_config_text,
+    parse_timestamp,
 )
 from castlewatch.engine.sources import SourceSpec
 from castlewatch.metric_filters import (
@@ -75,9 +76,11 @@ def load(text: str, base: Path = Path("/etc/castlewatch")) -> EngineConfig:
 
 
 def config_error(text: str, location: str) -> ConfigError:
+    """The ConfigError ``text`` raises; it names ``location`` and, when that is a key, its line."""
     with pytest.raises(ConfigError) as info:
         load(text)
     assert info.value.location == location, str(info.value)
+    assert (info.value.line is not None) == bool(location), str(info.value)
     return info.value
 
 
@@ -198,27 +201,40 @@ def test_config_is_frozen() -> None:
 
 def test_unknown_top_level_key() -> None:
     error = config_error(config_text(extra="lateness: 5\n"), "lateness")
+    assert error.reason == (
+        "unknown key; allowed here: metric_filters, sources, sinks, allowed_lateness_s; "
+        "did you mean 'allowed_lateness_s'?"
+    )
+    error = config_error(config_text(extra="retention: 5\n"), "retention")
     assert error.reason == "unknown key; allowed here: metric_filters, sources, sinks, allowed_lateness_s"
 
 
 def test_missing_top_level_key() -> None:
-    assert config_error(FILTERS + SOURCES, "sinks").reason == "required key missing"
+    assert config_error(FILTERS + SOURCES, "sinks").reason == (
+        "required key missing; expected a non-empty list of sinks, e.g. [{type: stdout}]"
+    )
 
 
 @pytest.mark.parametrize(
     ("source", "location", "reason"),
     [
         ("{type: stdin, log_group: cloudtrail, format: ndjson, timestamp: ingestion}", "sources[0].format",
-         "unknown format 'ndjson'; allowed: lines, cloudwatch_events, cloudtrail_archive"),
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'ndjson'"),
+        ("{type: stdin, log_group: cloudtrail, format: line, timestamp: ingestion}", "sources[0].format",
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'line'; did you mean 'lines'?"),
+        ("{type: fille, log_group: cloudtrail}", "sources[0].type",
+         "expected one of file, stdin, got 'fille'; did you mean 'file'?"),
         ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, got 'kafka'"),
         ("{type: file, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
          "a file source needs a path (file or glob), got None"),
         ("{type: stdin, path: x.log, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
          "a stdin source takes no path"),
         ("{type: stdin, timestamp: ingestion}", "sources[0].log_group",
-         "required key missing: the log group whose metric filters apply"),
+         "required key missing; expected the name of the log group whose metric filters apply "
+         "(1-512 of letters, digits and . - _ / #)"),
         ("{type: stdin, log_group: 'my group', timestamp: ingestion}", "sources[0].log_group",
-         "not a log group name (1-512 of letters, digits and . - _ / #): 'my group'"),
+         "expected the name of the log group whose metric filters apply (1-512 of letters, digits and . - _ / #), "
+         "got 'my group'"),
         ("{type: stdin, log_group: cloudtrail, timestamp: ingestion, follow: true}", "sources[0].follow",
          "unknown key; allowed here: type, path, log_group, format, timestamp"),
         ("{type: file, path: t.json, log_group: cloudtrail, format: cloudtrail_archive, timestamp: ingestion}",
@@ -249,22 +265,32 @@ def test_lines_source_needs_a_timestamp() -> None:
     [
         ("{field: '$.records[*].time', format: iso8601}", "sources[0].timestamp.field",
          "expected a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field "
-         "position such as $11; got '$.records[*].time'"),
+         "position such as $11, got '$.records[*].time'"),
         ("{field: $start, format: epoch_s}", "sources[0].timestamp.field",
-         "space-delimited fields are given by their 1-based position here, e.g. $11; got '$start'"),
+         "space-delimited fields are given by their 1-based position here, e.g. $11, got '$start'"),
         ("{field: $0, format: epoch_s}", "sources[0].timestamp.field",
-         "space-delimited fields are given by their 1-based position here, e.g. $11; got '$0'"),
+         "space-delimited fields are given by their 1-based position here, e.g. $11, got '$0'"),
         ("{field: eventTime, format: iso8601}", "sources[0].timestamp.field",
          "expected a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field "
-         "position such as $11; got 'eventTime'"),
+         "position such as $11, got 'eventTime'"),
+        ("{field: 11, format: epoch_s}", "sources[0].timestamp.field",
+         "expected a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field "
+         "position such as $11, got 11"),
         ("{field: $.eventTime, format: rfc3339}", "sources[0].timestamp.format",
-         "unknown format 'rfc3339'; allowed: iso8601, epoch_s, epoch_ms"),
+         "expected one of iso8601, epoch_s, epoch_ms, got 'rfc3339'"),
+        ("{field: $.eventTime, format: epoch}", "sources[0].timestamp.format",
+         "expected one of iso8601, epoch_s, epoch_ms, got 'epoch'; did you mean 'epoch_s'?"),
         ("{field: $.eventTime}", "sources[0].timestamp.format",
-         "required key missing; expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"),
+         "required key missing; expected one of iso8601, epoch_s, epoch_ms"),
         ("{field: $.eventTime, format: iso8601, zone: UTC}", "sources[0].timestamp.zone",
          "unknown key; allowed here: field, format"),
         ("now", "sources[0].timestamp",
-         "expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}; got 'now'"),
+         "expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}, got 'now'"),
+        ("ingest", "sources[0].timestamp",
+         "expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}, got 'ingest'; "
+         "did you mean 'ingestion'?"),
+        ("null", "sources[0].timestamp",
+         "expected 'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}, got None"),
     ],
 )
 def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
@@ -276,13 +302,17 @@ def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
     ("sinks", "location", "reason"),
     [
         ("[{type: parquet, path: x}]", "sinks[0].type", "expected one of jsonl, csv, avro, stdout, got 'parquet'"),
+        ("[{type: json, path: x}]", "sinks[0].type",
+         "expected one of jsonl, csv, avro, stdout, got 'json'; did you mean 'jsonl'?"),
+        ("[{type: csv, path: 5}]", "sinks[0].path", "expected a file path, got 5"),
+        ("[stdout]", "sinks[0]", "expected a mapping with keys type, path, got 'stdout'"),
         ("[{type: avro}]", "sinks[0].path", "a avro sink needs a path, got None"),
         ("[{type: stdout, path: x}]", "sinks[0].path", "a stdout sink takes no path"),
         ("[{type: jsonl, path: a.jsonl}, {type: jsonl, path: ./a.jsonl}]", "sinks[1].path",
          "the same file as sinks[0] (/etc/castlewatch/a.jsonl): every datapoint would be written to it twice; "
          "give each sink its own file"),
         ("[{type: csv, path: a.csv, compress: true}]", "sinks[0].compress", "unknown key; allowed here: type, path"),
-        ("[]", "sinks", "expected a non-empty list of sinks, e.g. [{type: stdout}]"),
+        ("[]", "sinks", "expected a non-empty list of sinks, e.g. [{type: stdout}], got []"),
     ],
 )
 def test_sink_errors(sinks: str, location: str, reason: str) -> None:
@@ -308,7 +338,7 @@ def test_empty_and_malformed_files(tmp_path: Path) -> None:
 
 def test_metric_filters_value_shape() -> None:
     assert config_error(config_text(filters="metric_filters: ERROR\n"), "metric_filters").reason == (
-        "expected a list of metric filters (describe-metric-filters shape) or {file: PATH}"
+        "expected a list of metric filters (describe-metric-filters shape) or {file: PATH}, got 'ERROR'"
     )
     assert config_error(config_text(filters="metric_filters: {path: x.json}\n"), "metric_filters.path").reason == (
         "unknown key; allowed here: file, parameters"
@@ -361,6 +391,139 @@ def test_regex_quota_in_config() -> None:
         load(config_text(filters="metric_filters:\n" + entries))
     assert info.value.filter_name == "r5"
     assert info.value.code == "LimitExceededException"
+
+
+# ---- where an error points: the key's line and column in the file ---------------------------------
+
+BLOCK = """\
+metric_filters:
+  - filterName: errors
+    logGroupName: app
+    filterPattern: ERROR
+    metricTransformations: [{metricName: Errors, metricNamespace: App, metricValue: '1'}]
+sources:
+  - type: stdin
+    log_group: app
+    timestamp: ingestion
+sinks:
+  - type: jsonl
+    path: out/dp.jsonl
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "location", "line", "column"),
+    [
+        ("    timestamp: ingestion\n", "    timestamp: ingestion\n    follow: true\n", "sources[0].follow", 10, 5),
+        ("    log_group: app\n", "    log_group: ap\n", "sources[0].log_group", 8, 5),  # no filter for 'ap'
+        ("    log_group: app\n", "", "sources[0].log_group", 7, 5),  # missing: the entry lacking it
+        ("  - type: jsonl\n", "  - type: jsonI\n", "sinks[0].type", 11, 5),
+        ("    path: out/dp.jsonl\n", "    path: out/dp.jsonl\n  - {type: csv, path: 5}\n", "sinks[1].path", 13, 17),
+        ("sinks:\n", "allowed_lateness_s: -1\nsinks:\n", "allowed_lateness_s", 10, 1),
+        ("    timestamp: ingestion\n", "    timestamp: {field: $.t, format: epoch}\n",
+         "sources[0].timestamp.format", 9, 29),
+    ],
+)
+def test_errors_give_the_line_and_column_of_the_key(
+    tmp_path: Path, old: str, new: str, location: str, line: int, column: int
+) -> None:
+    path = tmp_path / "castlewatch.yaml"
+    path.write_text(BLOCK.replace(old, new), encoding="utf-8")
+    error = path_error(path, location)
+    assert (error.line, error.column) == (line, column)
+    assert str(error) == f"{path}:{line}:{column}: {location}: {error.reason}"
+
+
+def test_error_position_without_a_file() -> None:
+    error = config_error(BLOCK.replace("type: stdin", "type: stdout"), "sources[0].type")
+    assert str(error) == "line 7, column 5: sources[0].type: expected one of file, stdin, got 'stdout'"
+
+
+def test_error_position_in_a_merged_mapping() -> None:
+    """A key brought in by a merge points at the anchored mapping; the entry's own key at itself."""
+    sources = (
+        "sources:\n"
+        "  - &vpc {type: file, path: /var/log/vpc/a.log, log_group: vpc-flow-logs, timestamp: ingestion}\n"
+        "  - {<<: *vpc, path: /var/log/vpc/b.log, format: lines, log_group: lambda}\n"
+    )
+    text = config_text(sources=sources)
+    error = config_error(text, "sources[1].log_group")
+    line = text.splitlines().index(sources.splitlines()[2]) + 1
+    assert (error.line, error.column) == (line, sources.splitlines()[2].index("log_group") + 1)
+
+
+def test_sink_over_a_source_points_at_the_sink(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("1700000000 a\n", encoding="utf-8")
+    config = write_config(tmp_path, ["app.log"], ["app.log"])
+    error = path_error(config, "sinks[0].path")
+    line = config.read_text(encoding="utf-8").splitlines().index(next(
+        s for s in config.read_text(encoding="utf-8").splitlines() if s.startswith("sinks:")
+    )) + 1
+    assert (error.line, error.column) == (line, len("sinks: [{type: jsonl, ") + 1)
+
+
+def test_cloudformation_parameter_error_points_at_the_parameter() -> None:
+    filters = "metric_filters:\n  file: t.yaml\n  parameters:\n    Env: null\n"
+    error = config_error(config_text(filters=filters), "metric_filters.parameters.Env")
+    assert (error.line, error.column) == (4, 5)
+
+
+# ---- the accepted shapes: every spelling accepted before the schema is still accepted, alike ----------
+
+
+def test_optional_keys_given_as_null_or_left_out() -> None:
+    sources = (
+        "sources:\n  - {type: stdin, path: null, log_group: cloudtrail, timestamp: ingestion}\n"
+        "  - {type: file, path: t.json, log_group: cloudtrail, format: cloudtrail_archive}\n"
+    )
+    sinks = "sinks: [{type: stdout, path: null}]\n"
+    config = load(config_text(sources=sources, sinks=sinks, extra="allowed_lateness_s: 10\n"))
+    assert config.sources[0] == SourceConfig("stdin", "cloudtrail", None, "lines", TimestampSpec("ingestion"))
+    assert config.sinks == (SinkSpec("stdout", None),)
+    assert config.allowed_lateness_s == 10.0 and isinstance(config.allowed_lateness_s, float)
+
+
+def test_a_timestamp_given_as_null_is_still_a_timestamp() -> None:
+    """``timestamp: null`` is refused on every format: on ``lines`` it names no time, elsewhere it is a timestamp."""
+    archive = (
+        "sources: [{type: file, path: t.json, log_group: cloudtrail, format: cloudtrail_archive, timestamp: null}]\n"
+    )
+    config_error(config_text(sources=archive), "sources[0].timestamp")
+
+
+def test_cloudformation_parameter_values_of_every_scalar_type(tmp_path: Path) -> None:
+    """Strings, numbers, booleans, dates (YAML reads 2024-01-01 as one) and lists of them."""
+    (tmp_path / "t.yaml").write_text(
+        "Parameters: {Env: {Type: String}, Day: {Type: String}, Count: {Type: Number}, On: {Type: String},"
+        " Zones: {Type: CommaDelimitedList}}\nResources:\n"
+        "  F: {Type: AWS::Logs::MetricFilter, Properties: {LogGroupName: g, FilterPattern: ERROR,"
+        " MetricTransformations: [{MetricName: !Sub 'Err-${Env}', MetricNamespace: N, MetricValue: '1'}]}}\n",
+        encoding="utf-8",
+    )
+    text = (
+        "metric_filters:\n  file: t.yaml\n"
+        "  parameters: {Env: dev, Day: 2024-01-01, Count: 0.5, On: true, Zones: [a, 1, 2024-01-02]}\n"
+        "sources: [{type: stdin, log_group: g, timestamp: ingestion}]\nsinks: [{type: stdout}]\n"
+    )
+    (metric_filter,) = load_config_text(text, tmp_path).metric_filters
+    assert [t.metric_name for t in metric_filter.metric_transformations] == ["Err-dev"]
+
+
+def test_parse_timestamp_alone() -> None:
+    assert parse_timestamp({"field": "$11", "format": "epoch_ms"}) == TimestampSpec("position", position=11, format="epoch_ms")
+    with pytest.raises(ConfigError) as info:
+        parse_timestamp({"field": "$.t", "format": "iso"}, "sources[2].timestamp")
+    assert (info.value.location, info.value.line) == ("sources[2].timestamp.format", None)
+    assert info.value.reason == "expected one of iso8601, epoch_s, epoch_ms, got 'iso'; did you mean 'iso8601'?"
+
+
+def test_a_key_that_is_not_a_string() -> None:
+    assert config_error(config_text(extra="1: x\n"), "1").reason.startswith("unknown key; allowed here: metric_filters")
+
+
+def test_a_long_value_is_shortened_in_the_message() -> None:
+    reason = config_error(config_text(extra=f"allowed_lateness_s: {'x' * 200}\n"), "allowed_lateness_s").reason
+    assert reason == f"expected a number of seconds >= 0, got '{'x' * 76}..."
 
 
 # ---- duplicate keys ------------------------------------------------------------------------------
@@ -447,6 +610,7 @@ def path_error(config: Path, location: str) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         load_config(config)
     assert info.value.location == location, str(info.value)
+    assert str(info.value).startswith(f"{config}:{info.value.line}:{info.value.column}: {location}: ")
     return info.value
 
 
@@ -483,7 +647,7 @@ def test_glob_match_agrees_with_glob(tmp_path: Path) -> None:
     """The not-yet-existing-file check answers as ``glob.glob`` does once the file exists."""
     import glob
 
-    from castlewatch.engine.config import _glob_would_match
+    from castlewatch.engine.config.paths import glob_would_match
 
     files = ["a.log", ".h.log", "d/a.log", "d/e/b.log", "d/.x/c.log", ".d/a.log", "d/e/f/a.jsonl", "ab[1].log"]
     for name in files:
@@ -495,7 +659,7 @@ def test_glob_match_agrees_with_glob(tmp_path: Path) -> None:
     ]  # fmt: skip
     for pattern in patterns:
         expected = {p for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file()}
-        found = {str(tmp_path / n) for n in files if _glob_would_match(str(tmp_path / pattern), str(tmp_path / n))}
+        found = {str(tmp_path / n) for n in files if glob_would_match(str(tmp_path / pattern), str(tmp_path / n))}
         assert found == expected, pattern
 
 

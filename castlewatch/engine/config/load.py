@@ -1,0 +1,183 @@
+"""Loading a configuration: YAML, decoded by :mod:`.schema`, then the checks a schema cannot make."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+from msgspec import UNSET
+
+from castlewatch.engine.config.decode import decode, read_yaml, with_line
+from castlewatch.engine.config.model import ConfigError, EngineConfig, SourceConfig
+from castlewatch.engine.config.paths import check_paths, check_sources_disjoint
+from castlewatch.engine.config.schema import (
+    SELECTOR_SHAPE,
+    Document,
+    MetricFiltersFile,
+    SinkEntry,
+    SourceEntry,
+    Timestamp,
+    TimestampField,
+)
+from castlewatch.engine.evaluate import TimestampSpec
+from castlewatch.metric_filters import MetricFilterLoadError, load_metric_filters, parse_reference
+from castlewatch.model import MetricFilter
+from castlewatch.sinks.local import SinkSpec
+
+_PARAMETER_SCALARS = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
+
+
+def load_config(path: str | os.PathLike) -> EngineConfig:
+    """Read and validate a configuration file (YAML; JSON is YAML too).
+
+    Raises:
+        ConfigError: the file is missing, not YAML (or gives a key twice), its structure
+            is wrong (with the line and column of the key at fault), a sink would
+            overwrite an input or share a file with another sink, or two sources of
+            one log group read one file.
+        MetricFilterLoadError, MetricFilterError, LimitExceededError: from the metric
+            filters (see :func:`~castlewatch.metric_filters.load_metric_filters`).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", source=path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read: {error}", source=path) from None
+    return load_config_text(text, path.parent, source=path)
+
+
+def load_config_text(
+    text: str, base_dir: str | os.PathLike, *, source: str | os.PathLike | None = None
+) -> EngineConfig:
+    """Validate a configuration given as YAML text; relative paths resolve against ``base_dir``.
+
+    Raises: as :func:`load_config`.
+    """
+    root, data = read_yaml(text, source)
+    try:
+        return _Loader(Path(base_dir).absolute(), source).config(data)
+    except ConfigError as error:
+        raise with_line(error, root) from None
+
+
+def parse_timestamp(value: Any, where: str = "timestamp", source: str | os.PathLike | None = None) -> TimestampSpec:
+    """A source's ``timestamp`` setting as a :class:`TimestampSpec`.
+
+    ``ingestion``, or ``{field: SELECTOR, format: iso8601|epoch_s|epoch_ms}`` where
+    SELECTOR is a wildcard-free JSON selector (``$.eventTime``) or a 1-based
+    space-delimited field position (``$11``).
+
+    Raises:
+        ConfigError: anything else, naming ``where``.
+    """
+    return _timestamp(decode(value, Timestamp, where=where, source=source), where, source)
+
+
+def _timestamp(value: str | TimestampField, where: str, source: str | os.PathLike | None) -> TimestampSpec:
+    if value == "ingestion":
+        return TimestampSpec("ingestion")
+    assert isinstance(value, TimestampField)
+    ref = parse_reference(value.field)
+    if ref is None or ref.kind == "field" or (ref.kind == "position" and ref.position < 1):
+        expected = (
+            "space-delimited fields are given by their 1-based position here, e.g. $11"
+            if ref is not None
+            else f"expected {SELECTOR_SHAPE}"
+        )
+        raise ConfigError(f"{expected}, got {value.field!r}", source=source, location=f"{where}.field")
+    if ref.kind == "json":
+        return TimestampSpec("json", selector=ref.text, format=value.format)
+    return TimestampSpec("position", position=ref.position, format=value.format)
+
+
+class _Loader:
+    """The checks after decoding, for one file: ``base`` resolves its relative paths."""
+
+    def __init__(self, base: Path, source: str | os.PathLike | None) -> None:
+        self.base = base
+        self.source = source
+
+    def fail(self, location: str, reason: str) -> ConfigError:
+        return ConfigError(reason, source=self.source, location=location)
+
+    def resolve(self, path: str) -> str:
+        expanded = os.path.expanduser(path)
+        return expanded if os.path.isabs(expanded) else str(self.base / expanded)
+
+    def config(self, data: Any) -> EngineConfig:
+        if data is None:
+            raise self.fail("", "the configuration is empty; it needs metric_filters, sources and sinks")
+        document = decode(data, Document, source=self.source)
+        filters = self.metric_filters(document.metric_filters)
+        groups = {f.log_group_name for f in filters}
+        sources = [self.source_entry(entry, f"sources[{i}]", groups) for i, entry in enumerate(document.sources)]
+        check_sources_disjoint(sources, self.fail)
+        sinks = [self.sink_entry(entry, f"sinks[{i}]") for i, entry in enumerate(document.sinks)]
+        check_paths(sources, sinks, self.fail)
+        path = Path(self.source) if self.source is not None else None
+        return EngineConfig(tuple(filters), tuple(sources), tuple(sinks), document.allowed_lateness_s, path)
+
+    def metric_filters(self, value: list[Any] | MetricFiltersFile) -> list[MetricFilter]:
+        if isinstance(value, list):
+            try:
+                return load_metric_filters(value, where="metric_filters")
+            except MetricFilterLoadError as error:  # name the configuration file
+                if error.source is not None:
+                    raise
+                raise type(error)(error.reason, source=self.source, location=error.location) from None
+        for name, given in (value.parameters or {}).items():
+            values = given if isinstance(given, list) else [given]
+            if given is None or not all(isinstance(v, _PARAMETER_SCALARS) for v in values):
+                null = "; CloudFormation has no null parameter value, write '' for an empty one"
+                raise self.fail(
+                    f"metric_filters.parameters.{name}",
+                    f"expected a string (or a number, true/false, or a list of those), got {given!r}"
+                    + (null if given is None else ""),
+                )
+        return load_metric_filters(self.resolve(value.file), parameters=value.parameters)
+
+    def source_entry(self, entry: SourceEntry, where: str, groups: set[str]) -> SourceConfig:
+        path = entry.path
+        if entry.type == "file":
+            if not path:
+                raise self.fail(f"{where}.path", f"a file source needs a path (file or glob), got {path!r}")
+            path = self.resolve(path)
+        elif path is not None:
+            raise self.fail(f"{where}.path", "a stdin source takes no path")
+        if entry.log_group not in groups:
+            raise self.fail(
+                f"{where}.log_group",
+                f"no metric filter is defined for log group {entry.log_group!r}, so nothing would be published "
+                f"(log groups with filters: {', '.join(sorted(groups)) or 'none'})",
+            )
+        timestamp = None
+        if entry.format == "lines":
+            if entry.timestamp is UNSET:
+                raise self.fail(
+                    f"{where}.timestamp",
+                    "a 'lines' source needs a timestamp: {field: SELECTOR, format: iso8601|epoch_s|epoch_ms} "
+                    "(e.g. {field: $.eventTime, format: iso8601}), or 'timestamp: ingestion' to use the time "
+                    "each line is read (right for a live tail, wrong for a replay)",
+                )
+            timestamp = _timestamp(entry.timestamp, f"{where}.timestamp", self.source)
+        elif entry.timestamp is not UNSET:
+            raise self.fail(
+                f"{where}.timestamp",
+                f"format {entry.format!r} carries its own event time; timestamp applies to format 'lines' only",
+            )
+        return SourceConfig(entry.type, entry.log_group, path, entry.format, timestamp)
+
+    def sink_entry(self, entry: SinkEntry, where: str) -> SinkSpec:
+        path = entry.path
+        if entry.type == "stdout":
+            if path is not None:
+                raise self.fail(f"{where}.path", "a stdout sink takes no path")
+        elif not path:
+            raise self.fail(f"{where}.path", f"a {entry.type} sink needs a path, got {path!r}")
+        else:
+            path = self.resolve(path)
+        return SinkSpec(entry.type, path)

@@ -1,0 +1,93 @@
+"""The configuration document's shape, declared as msgspec Structs.
+
+Every mapping forbids unknown keys.  A field's ``Meta(description=...)`` is what
+error messages say is expected there (:mod:`castlewatch.engine.config.decode`).
+What a schema cannot say (paths, which keys a source type needs, timestamp
+selectors, log groups without filters, inputs meeting outputs) is checked after
+decoding, in :mod:`castlewatch.engine.config.load` and
+:mod:`castlewatch.engine.config.paths`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from castlewatch.engine.config.model import DEFAULT_ALLOWED_LATENESS_S
+from castlewatch.metric_filters import LOG_GROUP_NAME_RE
+from castlewatch.sinks.local import SinkType
+
+TIMESTAMP_SHAPE = "'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"
+SELECTOR_SHAPE = (
+    "a JSON selector without wildcards such as $.eventTime, or a 1-based space-delimited field position such as $11"
+)
+
+
+class _Mapping(Struct, forbid_unknown_fields=True, frozen=True):
+    """A mapping of the configuration: unknown keys are errors."""
+
+
+class TimestampField(_Mapping):
+    """``timestamp: {field, format}`` of a ``lines`` source: the event time read from the event."""
+
+    field: Annotated[str, Meta(description=SELECTOR_SHAPE)]
+    format: Literal["iso8601", "epoch_s", "epoch_ms"]
+
+
+Timestamp = Annotated[Literal["ingestion"] | TimestampField, Meta(description=TIMESTAMP_SHAPE)]
+
+
+class SourceEntry(_Mapping, kw_only=True):
+    """One entry of ``sources`` (``timestamp`` is UNSET when not given, unlike ``null``)."""
+
+    type: Literal["file", "stdin"]
+    path: Annotated[str | None, Meta(description="a file path or glob")] = None
+    log_group: Annotated[
+        str,
+        Meta(
+            pattern=rf"\A(?:{LOG_GROUP_NAME_RE.pattern})\Z",
+            max_length=512,
+            description="the name of the log group whose metric filters apply "
+            "(1-512 of letters, digits and . - _ / #)",
+        ),
+    ]
+    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive"] = "lines"
+    timestamp: Annotated[
+        Literal["ingestion"] | TimestampField | UnsetType, Meta(description=TIMESTAMP_SHAPE)
+    ] = UNSET
+
+
+class SinkEntry(_Mapping):
+    """One entry of ``sinks``."""
+
+    type: SinkType
+    path: Annotated[str | None, Meta(description="a file path")] = None
+
+
+class MetricFiltersFile(_Mapping):
+    """``metric_filters: {file, parameters}``: describe-metric-filters JSON or a CloudFormation template.
+
+    ``parameters`` values are checked after decoding: YAML reads ``2024-01-01`` as a
+    date, which a msgspec union with ``str`` cannot hold.
+    """
+
+    file: Annotated[str, Meta(min_length=1, description="a file path")]
+    parameters: Annotated[dict[Any, Any] | None, Meta(description="a mapping of parameter names to values")] = None
+
+
+class Document(_Mapping):
+    """The whole configuration file."""
+
+    metric_filters: Annotated[
+        list[Any] | MetricFiltersFile,
+        Meta(description="a list of metric filters (describe-metric-filters shape) or {file: PATH}"),
+    ]
+    sources: Annotated[list[SourceEntry], Meta(min_length=1, description="a non-empty list of sources")]
+    sinks: Annotated[
+        list[SinkEntry], Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]")
+    ]
+    allowed_lateness_s: Annotated[
+        float, Meta(ge=0, le=sys.float_info.max, description="a number of seconds >= 0")
+    ] = DEFAULT_ALLOWED_LATENESS_S
