@@ -521,14 +521,29 @@ def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, m
 
 
 def test_a_source_that_raises_fails_replay_and_run_commands(tmp_path, monkeypatch):
+    """Exit 1 with one line naming the exception and the source, no traceback; ``run``
+    names the checkpoint that holds the last good state."""
     log = tmp_path / "app.log"
     append(log, events(BASE, 5, seed=51) + ["BOOM"])
     config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
     _break_source_at(monkeypatch, "BOOM")
     result = CliRunner().invoke(main, ["replay", "--config", str(config)])
-    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
-    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(tmp_path / "ck.json")])
-    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: the run stopped on a castlewatch bug: RuntimeError: bug in a source "
+        f"(raised while replaying source file:{log})"
+    ]
+    checkpoint = tmp_path / "ck.json"
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 1, result.output
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith("Error: the run stopped on a castlewatch bug: RuntimeError: bug in a source"), result.stderr
+    assert f"source file:{log}; the run was stopped" in line and line.endswith(
+        f"the checkpoint {checkpoint} holds the last good state"
+    )
+    assert "Traceback" not in result.stderr
+    # written at the (graceful) stop; the lines before BOOM were in the chunk that raised
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 0
 
 
 def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):

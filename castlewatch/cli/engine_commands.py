@@ -17,7 +17,7 @@ from rich.table import Table
 
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
 from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
-from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
+from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
 
@@ -26,6 +26,52 @@ class ConfigError(click.ClickException):
     """An invalid configuration or checkpoint: ``Error: ...`` on stderr, exit 2."""
 
     exit_code = 2
+
+
+#: Exit status of ``replay`` and ``run`` when a sink or the checkpoint cannot be written
+#: (disk full, quota, file size limit, I/O error): sysexits.h's EX_IOERR.
+EXIT_OUTPUT_FAILED = 74
+#: Exit status of ``replay`` and ``run`` stopped by a castlewatch bug.
+EXIT_RUN_FAILED = 1
+
+EXIT_STATUSES = f"""\b
+Exit status:
+  0   done (run: stopped by SIGTERM or SIGINT)
+  1   stopped by a castlewatch bug (one line on stderr names it)
+  2   invalid configuration or checkpoint
+  {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
+      file size limit): free space and run again; run resumes from its last
+      checkpoint and its output is then exactly that of an uninterrupted run
+"""
+
+
+class RunFailed(click.ClickException):
+    """``replay`` or ``run`` stopped by a failure: ``Error: ...`` (one line) on stderr."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _run_or_fail(main, checkpoint: str | None = None):
+    """``run_async(main)``, a failure turned into :class:`RunFailed`: one line saying
+    why, exit :data:`EXIT_OUTPUT_FAILED` when the output cannot be written, else
+    :data:`EXIT_RUN_FAILED`. ``checkpoint``: the run's checkpoint (what a restart resumes from)."""
+    try:
+        return run_async(main)
+    except click.ClickException:  # a configuration error found on the way (already one line)
+        raise
+    except OutputError as err:
+        if checkpoint is None:
+            then = "run the replay again once the file can be written"
+        else:
+            then = f"once it can be written, run again: it resumes from the checkpoint {checkpoint}, exactly"
+        raise RunFailed(f"{err}; the run stopped; {then}", EXIT_OUTPUT_FAILED) from None
+    except Exception as err:
+        notes = [n.removeprefix("castlewatch: ") for n in getattr(err, "__notes__", ())]
+        why = f"{type(err).__name__}: {err}" + "".join(f" ({n})" for n in notes)
+        kept = "" if checkpoint is None else f"; the checkpoint {checkpoint} holds the last good state"
+        raise RunFailed(f"the run stopped on a castlewatch bug: {why}{kept}", EXIT_RUN_FAILED) from None
 
 
 def demo_config_path() -> Path:
@@ -107,6 +153,8 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
         table.add_row(f"malformed, skipped: {reason}", str(count), style="yellow")
     for name, count in sorted(stats.not_json.items()):
         table.add_row(f"not JSON for: {name}", str(count), style="dim")
+    for name, count in sorted(stats.out_of_range.items()):
+        table.add_row(f"value beyond ±2^360, not published: {name}", str(count), style="yellow")
     for sink in config.sinks:
         table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
     return table
@@ -126,7 +174,7 @@ _out_option = click.option(
 )
 
 
-@click.command("replay")
+@click.command("replay", epilog=EXIT_STATUSES)
 @_config_option
 @_out_option
 def replay_command(config: str | None, out: str | None) -> None:
@@ -142,13 +190,13 @@ def replay_command(config: str | None, out: str | None) -> None:
             progress.update(task, description=f"{stats.events_read} events, {stats.datapoints_written} datapoints")
 
         with progress:
-            stats = run_async(_engine(loaded, None, show).replay())
+            stats = _run_or_fail(_engine(loaded, None, show).replay())
     else:
-        stats = run_async(_engine(loaded, None).replay())
+        stats = _run_or_fail(_engine(loaded, None).replay())
     Console().print(summary_table(stats, loaded, time.perf_counter() - started))
 
 
-@click.command("run")
+@click.command("run", epilog=EXIT_STATUSES)
 @_config_option
 @_out_option
 @click.option(
@@ -205,7 +253,7 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
         finally:
             remove()
 
-    stats = run_async(main())
+    stats = _run_or_fail(main(), checkpoint)
     if console.is_terminal:
         Console().print(summary_table(stats, loaded, time.perf_counter() - started))
 
@@ -226,6 +274,7 @@ def _counters(stats: Stats) -> dict:
         "late_events": stats.late_events,
         "malformed": stats.malformed,
         "disabled_filters": sorted(stats.disabled_filters),
+        "out_of_range": stats.out_of_range,
     }
 
 
