@@ -277,7 +277,7 @@ class Engine:
         where = where or f"source {batch.source} (byte offset unknown)"
         more = ""
         if self._evaluation_errors == REPORTED_EVALUATION_ERRORS:
-            more = f"; further evaluation errors are counted (malformed: evaluation_error), not reported"
+            more = "; further evaluation errors are counted (malformed: evaluation_error), not reported"
         log.error(
             f"castlewatch: event skipped, a castlewatch bug: evaluating {err} on the event at {where}; "
             f"counted as malformed: evaluation_error{more}"
