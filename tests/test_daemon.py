@@ -340,6 +340,123 @@ def test_copytruncate_rotation(tmp_path, daemons):
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
 
 
+# ---- the last line without a newline, and a writer that keeps its file across a rotation ----------
+
+
+def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
+    """A file whose last line has no newline: read once the file is quiet (here it has been
+    for a minute), and at SIGTERM when it is not; a restart never reads it again, also
+    when its newline comes later. The counts always equal a replay of the same file."""
+    log = tmp_path / "app.log"
+    lines = events(BASE, 30, seed=70)
+    log.write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1])
+    os.utime(log, (time.time() - 60, time.time() - 60))
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    checkpoint = tmp_path / "ck.json"
+    d = daemons(tmp_path, config, checkpoint, "quiet")
+    d.wait_events(len(lines))  # quiet already: no need for a SIGTERM
+    assert d.stop(signal.SIGTERM) == 0, d.logs()
+
+    more = events(BASE + 600, 20, seed=71)
+    with open(log, "a", encoding="utf-8") as fh:  # its newline comes, then lines and a partial one
+        fh.write("\n" + "".join(line + "\n" for line in more[:-1]) + more[-1])
+    d = daemons(tmp_path, config, checkpoint, "sigterm")
+    d.wait_events(len(lines) + len(more) - 1)
+    assert d.stop(signal.SIGTERM) == 0, d.logs()  # the last line, not quiet yet, is read at SIGTERM
+    final = json.loads(checkpoint.read_bytes())
+    assert final["stats"]["events_read"] == len(lines) + len(more)
+    reference, _ = replay_totals(tmp_path, lines + more)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+
+    d = daemons(tmp_path, config, checkpoint, "again")  # nothing new: nothing read twice
+    d.wait_for("the restart", lambda s: True)
+    time.sleep(0.5)
+    assert d.stop(signal.SIGTERM) == 0, d.logs()
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == len(lines) + len(more)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+
+
+WRITER = """
+import sys
+path = sys.argv[1]
+fh = open(path, "a", encoding="utf-8")
+for command in sys.stdin:
+    if command == "REOPEN\\n":  # what a logging library does on SIGHUP after logrotate
+        fh.close()
+        fh = open(path, "a", encoding="utf-8")
+    else:
+        fh.write(command)
+        fh.flush()
+    print("ok", flush=True)
+"""
+
+
+class Writer:
+    """A process appending lines to one log file through a handle it keeps open until told
+    to reopen the path, as applications do across logrotate's ``create`` rotation."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def send(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline() == "ok\n"
+
+    def write(self, lines: list[str]) -> None:
+        for line in lines:
+            self.send(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=WAIT_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+def test_rotation_with_a_plain_path_loses_no_line(tmp_path, daemons):
+    """``path: app.log`` and ``mv app.log app.log.1; : > app.log`` while the writer keeps
+    appending to the renamed file until it reopens: every line is counted, also with a
+    SIGKILL and a restart while the writer is still on the renamed file."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    parts = [events(BASE + 600 * i, 25, seed=80 + i) for i in range(5)]
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    checkpoint = tmp_path / "ck.json"
+    writer = Writer(log)
+    try:
+        first = daemons(tmp_path, config, checkpoint, "first")
+        writer.write(parts[0])
+        first.wait_events(25)
+        os.rename(log, tmp_path / "app.log.1")
+        log.write_text("")  # ': > app.log'
+        writer.write(parts[1])  # into the renamed file
+        first.wait_events(50)
+        first.stop(signal.SIGKILL)
+        writer.write(parts[2])  # into the renamed file, while the daemon is down
+        second = daemons(tmp_path, config, checkpoint, "second")
+        second.wait_events(75)
+        writer.write(parts[3])  # into the renamed file, after the restart
+        second.wait_events(100)
+        writer.send("REOPEN")
+        writer.write(parts[4])  # into the new app.log
+        second.wait_for("every line", lambda s: s["stats"]["events_read"] == 125)
+        assert second.stop(signal.SIGTERM) == 0, second.logs()
+    finally:
+        writer.close()
+    everything = [line for part in parts for line in part]
+    reference, _ = replay_totals(tmp_path, everything)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+    assert csv_totals(tmp_path / "out" / "datapoints.csv") == reference
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 125
+
+
 # ---- crash and restart ------------------------------------------------------------------------------
 
 

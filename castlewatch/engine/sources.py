@@ -19,11 +19,26 @@ Files are read in binary, in chunks of :data:`CHUNK_BYTES`, off the event loop
 (read once, also while following: a gzip file is complete; one found cut short while
 following is read when it has grown). Files are followed by identity (device, inode) like
 ``tail -F``: a file renamed to another name matching the glob is still followed; one whose
-name no longer leads to it (rotated away, deleted) is read to its end through the open file,
-its partial last line then being an event, before the file now under its name; a file
-found shorter than what was read, or whose :data:`HEAD_BYTES` bytes just before the read
-offset changed (one small read per file per look: a file truncated and written again to
-the same size or longer), was truncated and is read again from its start.
+name no longer leads to it (rotated away by logrotate's ``create`` mode, or deleted) is
+still followed through the open file, before the file now under its name, until it has not
+grown for :data:`ROTATED_QUIET_S` (as Filebeat's ``close_inactive``): a writer keeps
+appending to the renamed file until it reopens its log, and those lines are read too,
+whichever form the path has; it stays in the checkpoint meanwhile, and a restart finds it
+again by its identity. A file found shorter than what was read, or whose
+:data:`HEAD_BYTES` bytes just before the read offset changed (one small read per file per
+look: a file truncated and written again to the same size or longer, ``copytruncate``),
+was truncated and is read again from its start.
+
+The last line of a file without a newline (or a JSON document not whole at its end) is
+read as at the end of a replay, so that ``run`` and ``replay`` count the same events:
+while following, once its file has not grown for :data:`PARTIAL_LINE_QUIET_S`, and when
+the iteration is stopped (``run``'s shutdown) with the file read to its end. Its bytes are
+then consumed (the checkpoint is past them, so they are never read twice): a writer that
+completes the line later makes the rest a line of its own, as with any tailer that does
+not wait forever.
+
+A glob skips what is not a regular file; a named pipe (FIFO), socket or device matching
+it is named in a warning (logger ``castlewatch.engine``), once per path.
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import functools
 import glob as _glob
 import gzip
 import io
+import logging
 import os
 import stat as _stat
 import sys
@@ -65,8 +81,17 @@ POLL_INTERVAL_S = 0.2
 #: also the bytes just before the read offset compared on each look while following, to
 #: notice a file rewritten in place (truncated and written again, to any size).
 HEAD_BYTES = 256
+#: While following, seconds a file must not grow before its last line without a newline is
+#: read as an event (module docstring).
+PARTIAL_LINE_QUIET_S = 5.0
+#: While following, seconds a file rotated away (no matching path leads to it) must not grow
+#: before it is closed: its writer may go on appending to it until it reopens its log.
+#: Filebeat's ``close_inactive`` defaults to 5 minutes too.
+ROTATED_QUIET_S = 300.0
 #: Checkpoint format version.
 POSITIONS_VERSION = 1
+
+log = logging.getLogger("castlewatch.engine")
 
 _FORMATS = ("lines", "cloudwatch_events", "cloudtrail_archive")
 _TYPES = ("file", "stdin")
@@ -110,6 +135,7 @@ class _File:
     """One file being read, identified by (device, inode) whatever its name."""
 
     __slots__ = (
+        "changed_at",
         "dev",
         "done",
         "expect",
@@ -153,12 +179,14 @@ class _File:
         self.expect: list | None = None  # checkpointed [length, crc32] of the head, to verify
         self.done = False  # gzip: fully consumed
         self.failed = False  # unreadable (counted once)
-        self.gone = False  # following: no matching path leads to it any more
-        self.orphan = False  # found on resume under a name outside the glob: finish, then drop
+        self.gone = False  # following: no matching path leads to it any more (followed until quiet)
+        self.orphan = False  # found on resume under a name outside the glob: the same
         self.hot = False  # the last read filled a whole chunk: read again without waiting
         self.incomplete: tuple[int, int] | None = None  # gzip cut short at (size, mtime_ns)
         self.truncated = False  # following: found truncated (or rewritten) by its bytes
         self.resumed = False  # partly read before, according to the checkpoint
+        # monotonic time it last grew (or was read from); when found, from its mtime
+        self.changed_at = time.monotonic() - max(0.0, time.time() - st.st_mtime_ns / 1e9)
 
     def entry(self, offset: int, skip: int) -> dict[str, Any]:
         """Checkpoint entry for this file consumed up to ``offset`` (+ ``skip`` items)."""
@@ -210,6 +238,13 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def _not_a_file_warning(source: str, path: str, mode: int) -> str:
+    """The warning for a glob's match that is not a regular file (nor a directory)."""
+    what = "a named pipe (FIFO)" if _stat.S_ISFIFO(mode) else "a socket" if _stat.S_ISSOCK(mode) else "a device"
+    advice = f"; read a pipe with a stdin source: castlewatch ... < {path}" if _stat.S_ISFIFO(mode) else ""
+    return f"Warning: source {source}: {path} is {what}, not a regular file: the glob skips it{advice}"
+
+
 def _check_file_path(path: str) -> None:
     """ValueError if ``path`` exists and is not a regular file (a file source reads files)."""
     try:
@@ -259,6 +294,8 @@ class Source:
         poll_interval: seconds between looks at the files while following (default
             :data:`POLL_INTERVAL_S`).
         chunk_bytes: bytes per read (default :data:`CHUNK_BYTES`).
+        partial_line_quiet_s: :data:`PARTIAL_LINE_QUIET_S`, for this source.
+        rotated_quiet_s: :data:`ROTATED_QUIET_S`, for this source.
 
     Checkpoints (files): ``{"v": 1, "files": {"<dev>:<ino>": entry}}``, one entry per file
     identity known (found by the glob, even if nothing of it was yielded yet: then at offset
@@ -294,10 +331,13 @@ class Source:
         self.name = f"{spec.type}:{spec.path or '-'}"
         self.poll_interval = POLL_INTERVAL_S
         self.chunk_bytes = CHUNK_BYTES
+        self.partial_line_quiet_s = PARTIAL_LINE_QUIET_S
+        self.rotated_quiet_s = ROTATED_QUIET_S
         self._checkpoint = _check_positions(positions)
         self._files: dict[str, _File] = {}
         self._committed: dict[str, dict[str, Any]] = {}
         self._bad_paths: set[str] = set()
+        self._skipped_paths: set[str] = set()  # not regular files a glob matched (warned about)
         self._progress = False
         self._last_scan = 0.0
         self._doc_limit: int | None = None  # MAX_DOCUMENT_BYTES while following
@@ -336,9 +376,11 @@ class Source:
             follow: ``False``: read every matching file once to its end (a partial last line
                 is an event) and return. ``True``: keep reading like ``tail -F`` (appended
                 data, rotation, truncation, new files matching the glob; a partial last line
-                waits for its newline) until ``stop`` is set. stdin always ends at EOF.
+                waits for its newline, or for its file to be quiet: module docstring) until
+                ``stop`` is set. stdin always ends at EOF.
             stop: set it to end the iteration promptly; events not yet yielded are not
-                consumed (a restart from :meth:`positions` reads them).
+                consumed (a restart from :meth:`positions` reads them), except the partial
+                last lines of files read to their end, which are yielded then.
 
         A batch may have no events: it then only moves the checkpoint forward (a run of
         malformed or empty lines, a gzip file finished) or only carries malformed counts
@@ -485,6 +527,9 @@ class Source:
                 if literal and path not in self._bad_paths:
                     self._bad_paths.add(path)
                     self._tally.count_malformed("unreadable_file")
+                elif not literal and not _stat.S_ISDIR(st.st_mode) and path not in self._skipped_paths:
+                    self._skipped_paths.add(path)
+                    log.warning(_not_a_file_warning(self.name, path, st.st_mode))
                 continue
             key = f"{st.st_dev}:{st.st_ino}"
             if key in seen:
@@ -496,6 +541,8 @@ class Source:
             else:
                 f.path = path
                 f.gone = False
+                if st.st_size != f.size:
+                    f.changed_at = time.monotonic()
                 if f.tail and f.fd is not None and not f.gz and st.st_size >= f.tail_end:
                     # Truncated and written again since the last look (copytruncate, then as
                     # many bytes or more): the size does not tell; the bytes just before the
@@ -509,10 +556,20 @@ class Source:
                 f.mtime_ns = st.st_mtime_ns
         if not initial:
             for key, f in list(self._files.items()):
-                if key in seen or f.orphan:
+                if key in seen:
                     continue
+                if f.orphan and f.fd is None:
+                    continue  # not opened yet
                 if f.fd is not None and not f.done and not f.failed and not f.gz:
-                    f.gone = True  # rotated away or deleted: finish it through the open file
+                    # Rotated away or deleted: followed through the open file until quiet.
+                    f.gone = not f.orphan
+                    try:
+                        size = os.fstat(f.fd).st_size
+                    except OSError:
+                        continue
+                    if size != f.size:
+                        f.size = size
+                        f.changed_at = time.monotonic()
                 else:
                     self._drop(f)
 
@@ -566,7 +623,9 @@ class Source:
                         if st.st_dev != entry["dev"] or st.st_ino != entry["ino"]:
                             continue
                         f = _File(dirent.path, st, StreamParser(self.spec, self.batch_size, self._doc_limit))
-                        more = entry.get("gz") or st.st_size > entry["offset"]
+                        # (one with nothing new yet may still be written to, until it is quiet)
+                        recent = time.time() - st.st_mtime_ns / 1e9 < self.rotated_quiet_s
+                        more = entry.get("gz") or st.st_size > entry["offset"] or recent
                         if more and self._resume(f, entry, st):
                             f.orphan = True
                             self._files[key] = f
@@ -590,16 +649,18 @@ class Source:
             self._files = dict(sorted(self._files.items(), key=lambda item: not item[1].resumed))
             while not stop.is_set():
                 self._progress = False
-                # Files rotated away first: finish the old file, then read the new one.
+                # Files rotated away first: read the old file, then the new one.
                 for f in sorted(self._files.values(), key=lambda f: not (f.gone or f.orphan)):
                     async with contextlib.aclosing(self._drain(f, follow, stop)) as drained:
                         async for batch in drained:
                             self._last = batch.position
                             yield batch
                             if stop.is_set():
-                                return
+                                break
                     if stop.is_set():
-                        return
+                        break
+                if stop.is_set():
+                    break
                 if self._tally.malformed:
                     # Files found unreadable, and no batch since to carry the count: an empty
                     # batch at the last position yielded.
@@ -614,8 +675,33 @@ class Source:
                         pass
                 if time.monotonic() - self._last_scan >= self.poll_interval and not stop.is_set():
                     self._scan(follow, initial=False)
+            if follow:
+                # Stopped: the partial last lines of the files read to their end are events
+                # now, as at the end of a replay.
+                for f in list(self._files.values()):
+                    for batch in self._take_partial_line(f):
+                        self._last = batch.position
+                        yield batch
         finally:
             self.close()
+
+    def _take_partial_line(self, f: _File) -> list[EventBatch]:
+        """The batches of ``f``'s partial last line (or unfinished JSON document) as at the
+        end of a replay, if ``f`` has been read to its end; none otherwise."""
+        p = f.parser
+        if not p.plen or p.ready or p.events or f.fd is None or f.gz or f.failed or f.done:
+            return []
+        yielded = self._last.get("files", {}).get(f.key) or {"offset": 0}
+        made = self._committed.get(f.key) or {"offset": 0}
+        if (yielded["offset"], yielded.get("skip", 0)) != (made["offset"], made.get("skip", 0)):
+            return []  # batches made and not yielded: the iteration stopped before them
+        try:
+            if os.fstat(f.fd).st_size != p.read_pos:
+                return []  # more to read: the bytes held are not its end
+        except OSError:
+            return []
+        p.end(final=True)
+        return self._flush(f)
 
     def _open(self, f: _File, follow: bool) -> bool:
         try:
@@ -707,7 +793,7 @@ class Source:
         if f.done or f.failed:
             return
         if f.fd is None:
-            if follow and f.size < 2 and f.gz is None and not f.gone:
+            if follow and f.size < 2 and f.gz is None and not f.gone and not self._quiet(f, self.partial_line_quiet_s):
                 return  # too short to tell gzip from text yet
             if not self._open(f, follow):
                 return
@@ -730,9 +816,12 @@ class Source:
             f.hot = True
             for batch in self._flush(f):
                 yield batch
-        final = not follow or f.orphan
-        if follow and not (f.gone or f.orphan or f.hot) and f.size <= p.read_pos:
-            return  # nothing new since the last look
+        if follow and not f.hot and f.size <= p.read_pos:
+            # Nothing new since the last look: a quiet file's partial line is read now, a
+            # file rotated away and quiet is done.
+            for batch in self._settle(f):
+                yield batch
+            return
         chunks = 0
         eof = False
         fd = f.fd
@@ -754,6 +843,8 @@ class Source:
             else:
                 f.tail = (f.tail + data)[-HEAD_BYTES:]
             f.tail_end = pos + len(data)
+            if f.tail_end > f.size:  # grown since the last look
+                f.changed_at = time.monotonic()
             self._progress = True
             p.feed(data)
             if p.ready:
@@ -772,19 +863,35 @@ class Source:
         f.size = max(f.size, p.read_pos)
         f.hot = not eof
         if eof:
-            # A file rotated away (or deleted) is finished at its end, like tail -F does,
-            # before the file now under its name is read.
-            finished = final or f.gone
-            p.end(final=finished)
+            p.end(final=not follow)
             for batch in self._flush(f):
                 yield batch
-            if finished and follow:
-                self._drop(f)
-            elif not follow:
+            if not follow:
                 f.close()
         else:
             for batch in self._flush(f):
                 yield batch
+
+    def _quiet(self, f: _File, seconds: float) -> bool:
+        """True if ``f`` has not grown (nor been read from) for ``seconds``."""
+        return time.monotonic() - f.changed_at >= seconds
+
+    def _settle(self, f: _File) -> list[EventBatch]:
+        """``f`` (followed) is read to its end and nothing new came: its partial last line is
+        an event once it has been quiet for :attr:`partial_line_quiet_s`; rotated away and
+        quiet for :attr:`rotated_quiet_s`, it is finished and closed."""
+        p = f.parser
+        if (f.gone or f.orphan) and self._quiet(f, self.rotated_quiet_s):
+            p.end(final=True)
+            out = self._flush(f)
+            self._drop(f)  # and a batch whose position no longer has it
+            position = {"v": POSITIONS_VERSION, "files": dict(self._committed)}
+            out.append(EventBatch(self.name, [], position, malformed=self._counts(None)))
+            return out
+        if p.plen and self._quiet(f, self.partial_line_quiet_s):
+            p.end(final=True)
+            return self._flush(f)
+        return []
 
     async def _drain_gz(self, f: _File, follow: bool, stop: asyncio.Event) -> AsyncIterator[EventBatch]:
         """Read a gzip file to its end, once (a gzip file is complete when written)."""
