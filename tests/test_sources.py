@@ -1346,3 +1346,46 @@ def test_a_glob_names_a_fifo_it_skips_once(tmp_path: Path, caplog: pytest.LogCap
         f"Warning: source file:{tmp_path / '*.log'}: {fifo} is a named pipe (FIFO), not a regular file: the glob "
         f"skips it; read a pipe with a stdin source: castlewatch ... < {fifo}"
     ] * 2  # once per path for each source (the follower's, the replay's)
+
+
+# ------------------------------------------------------------------------------------------
+# Where an event is (Source.locate, for the report of an event whose evaluation failed)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_locate_gives_the_byte_offset_of_an_events_line(tmp_path: Path, gz: bool) -> None:
+    raw = b"\xef\xbb\xbfa\r\n\n\nb\n\xff bad\nc\r\n" + b"".join(b"line %d\n" % i for i in range(20)) + b"last"
+    path = tmp_path / ("app.log.gz" if gz else "app.log")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    source = Source(file_spec(path), Stats(), batch_size=4)
+
+    async def main() -> list[EventBatch]:
+        return [b async for b in source.batches(follow=False, stop=asyncio.Event())]
+
+    batches = asyncio.run(main())
+    before = None
+    found = []
+    for batch in batches:
+        for i, message in enumerate(batch.messages or []):
+            found.append((message, source.locate(before, batch.position, i, message)))
+        before = batch.position
+    starts = {m: raw.index(b"\n" + m.encode()) + 1 if m != "a" else 3 for m, _ in found}
+    assert found == [(m, f"{path} byte {starts[m]}") for m, _ in found]
+    assert [m for m, _ in found][:4] == ["a", "b", "c", "line 0"]
+    assert source.locate(before, batches[-1].position, 0, "not this one") is None  # checked against the message
+
+
+def test_locate_resumed_and_stdin(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("one\ntwo\nthree\n")
+    first, source = read_all(file_spec(path), batch_size=1)
+    checkpoint = first[0].position  # after "one"
+    rest_source = Source(file_spec(path), Stats(), positions=checkpoint)
+
+    async def main() -> list[EventBatch]:
+        return [b async for b in rest_source.batches(follow=False, stop=asyncio.Event())]
+
+    (batch,) = asyncio.run(main())
+    assert batch.messages == ["two", "three"]
+    assert rest_source.locate(checkpoint, batch.position, 1, "three") == f"{path} byte 8"
+    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).locate(None, {}, 0, "x") is None

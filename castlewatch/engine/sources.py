@@ -185,7 +185,7 @@ class _File:
         self.incomplete: tuple[int, int] | None = None  # gzip cut short at (size, mtime_ns)
         self.truncated = False  # following: found truncated (or rewritten) by its bytes
         self.resumed = False  # partly read before, according to the checkpoint
-        # monotonic time it last grew (or was read from); when found, from its mtime
+        # monotonic time it was last seen growing; when found, from its mtime
         self.changed_at = time.monotonic() - max(0.0, time.time() - st.st_mtime_ns / 1e9)
 
     def entry(self, offset: int, skip: int) -> dict[str, Any]:
@@ -466,6 +466,8 @@ class Source:
             if data[end - 1 : end] == b"\n":
                 end -= 1
             line_start = start + data.rfind(b"\n", 0, end) + 1
+            if line_start == 0 and data.startswith(b"\xef\xbb\xbf"):
+                line_start = 3  # after the byte order mark
             return f"{entry['path']} byte {line_start}"
         if not items:
             rest = data[offset - start :]
@@ -793,8 +795,9 @@ class Source:
         if f.done or f.failed:
             return
         if f.fd is None:
-            if follow and f.size < 2 and f.gz is None and not f.gone and not self._quiet(f, self.partial_line_quiet_s):
-                return  # too short to tell gzip from text yet
+            if follow and f.size < 2 and f.gz is None and not f.gone:
+                if not (f.size and self._quiet(f, self.partial_line_quiet_s)):
+                    return  # too short to tell gzip from text yet (one byte: a line, once quiet)
             if not self._open(f, follow):
                 return
         if f.gz:
@@ -873,8 +876,19 @@ class Source:
                 yield batch
 
     def _quiet(self, f: _File, seconds: float) -> bool:
-        """True if ``f`` has not grown (nor been read from) for ``seconds``."""
-        return time.monotonic() - f.changed_at >= seconds
+        """True if ``f`` has not grown for ``seconds`` (and has not since the last look)."""
+        if time.monotonic() - f.changed_at < seconds:
+            return False
+        if f.fd is not None:
+            try:
+                size = os.fstat(f.fd).st_size
+            except OSError:
+                return True
+            if size > f.size:
+                f.size = size
+                f.changed_at = time.monotonic()
+                return False
+        return True
 
     def _settle(self, f: _File) -> list[EventBatch]:
         """``f`` (followed) is read to its end and nothing new came: its partial last line is
