@@ -75,7 +75,7 @@ def offset_of(path: Path, line: str) -> int:
 
 
 def evaluation_errors(records: list[logging.LogRecord]) -> list[str]:
-    return [r.getMessage() for r in records if "evaluation" in r.getMessage()]
+    return [r.getMessage() for r in records if "evaluation_error" in r.getMessage()]
 
 
 # ---- one event's evaluation error -----------------------------------------------------------------
@@ -95,9 +95,9 @@ def test_replay_skips_an_event_whose_evaluation_raises(tmp_path, poison, caplog)
     assert result.exit_code == 0, result.output
     assert "malformed, skipped: evaluation_error" in result.output
     assert evaluation_errors(caplog.records) == [
-        "castlewatch: event skipped, a castlewatch bug: evaluating metric filter 'latency': ValueError: Exceeds "
-        f"the limit (4300 digits) for integer string conversion on the event at {log} byte {offset_of(log, bad)}; "
-        "counted as malformed: evaluation_error"
+        f"castlewatch: skipped the event at {log} byte {offset_of(log, bad)}, counted as malformed: "
+        "evaluation_error (a castlewatch bug): metric filter 'latency' raised ValueError: Exceeds the limit "
+        "(4300 digits) for integer string conversion"
     ]
     reference, _ = replay_totals(tmp_path, lines)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
@@ -120,8 +120,9 @@ def test_evaluation_errors_are_reported_up_to_a_limit(tmp_path, poison, caplog):
     assert stats.malformed == {"evaluation_error": 25} and stats.events_read == 40
     reports = evaluation_errors(caplog.records)
     assert len(reports) == REPORTED_EVALUATION_ERRORS
-    assert reports[-1].endswith("further evaluation errors are counted (malformed: evaluation_error), not reported")
-    assert [r.split(" byte ")[1].split(";")[0] for r in reports] == [
+    assert "(a castlewatch bug; later ones are counted, not reported)" in reports[-1]
+    assert "later ones" not in reports[-2]
+    assert [r.split(" byte ")[1].split(",")[0] for r in reports] == [
         str(offset_of(log, poisoned(line))) for line in lines[:REPORTED_EVALUATION_ERRORS]
     ]
 
@@ -156,8 +157,8 @@ def test_evaluation_error_in_a_json_source_is_located(tmp_path, fmt, caplog):
     with caplog.at_level(logging.ERROR, logger="castlewatch.engine"):
         stats = asyncio.run(engine.replay())
     assert stats.malformed == {"evaluation_error": 1} and stats.matched == {"names": 4}
-    assert evaluation_errors(caplog.records)[0].split(" on the event at ")[1] == (
-        f"{log} byte 1 (after 3 items of the JSON value there); counted as malformed: evaluation_error"
+    assert evaluation_errors(caplog.records)[0].split(", counted as")[0] == (
+        f"castlewatch: skipped the event at {log} byte 1 (after 3 items of the JSON value there)"
     )
 
 

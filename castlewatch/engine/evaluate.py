@@ -68,7 +68,7 @@ class EventEvaluationError(Exception):
         self.filter_name = filter_name
         self.cause = cause
         where = f"metric filter {filter_name!r}" if filter_name is not None else "reading the event's time"
-        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+        super().__init__(f"{where} raised {type(cause).__name__}: {cause}")
 
 
 @dataclass(frozen=True, slots=True)

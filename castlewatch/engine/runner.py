@@ -277,10 +277,10 @@ class Engine:
         where = where or f"source {batch.source} (byte offset unknown)"
         more = ""
         if self._evaluation_errors == REPORTED_EVALUATION_ERRORS:
-            more = "; further evaluation errors are counted (malformed: evaluation_error), not reported"
+            more = "; later ones are counted, not reported"
         log.error(
-            f"castlewatch: event skipped, a castlewatch bug: evaluating {err} on the event at {where}; "
-            f"counted as malformed: evaluation_error{more}"
+            f"castlewatch: skipped the event at {where}, counted as malformed: evaluation_error "
+            f"(a castlewatch bug{more}): {err}"
         )
         log.debug("evaluation error", exc_info=err.cause)
 
