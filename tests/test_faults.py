@@ -270,6 +270,32 @@ def test_replay_onto_a_full_disk_exits_74(tmp_path):
     )
 
 
+def test_sigterm_while_behind_stops_promptly_and_a_restart_is_exact(tmp_path):
+    """SIGTERM while a backlog fills the queue: a graceful stop within seconds (the queued
+    batches evaluated, a checkpoint), then a restart finishes with the exact output."""
+    log = tmp_path / "app.log"
+    lines = [json.dumps({"t": BASE + i // 20, "level": "ERROR", "user": f"u{i % 7}", "latency": i % 500}) for i in range(60_000)]
+    append(log, lines)
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out", lateness=0)
+    checkpoint = tmp_path / "ck.json"
+    proc = _run_daemon(tmp_path, config, checkpoint, "behind")
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not checkpoint.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "behind.stderr").read_text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert _wait_exit(proc, WAIT_S) == 0, (tmp_path / "behind.stderr").read_text()
+        assert time.monotonic() - started < WAIT_S / 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] < len(lines)  # it was behind
+    _finish_with_a_restart(tmp_path, config, checkpoint, lines, once=False)
+
+
 def _limit_file_size(limit: int):
     def preexec() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
@@ -295,9 +321,11 @@ def _wait_exit(proc: subprocess.Popen, timeout: float = WAIT_S * 3) -> int:
             proc.wait()
 
 
-def _finish_after_space_is_freed(tmp_path: Path, config: Path, checkpoint: Path, lines: list[str]) -> None:
-    """A restart without the limit reads on to the end; SIGTERM; its output is exactly
-    the uninterrupted replay's: every datapoint once, in all three sinks."""
+def _finish_with_a_restart(tmp_path: Path, config: Path, checkpoint: Path, lines: list[str], once: bool = True) -> None:
+    """A restart (without any limit) reads on to the end; SIGTERM; its output is exactly
+    the uninterrupted replay's: the same totals, and (``once``) every datapoint once, in
+    all three sinks. (A SIGTERM before the restart wrote the minutes open then: their
+    rest comes in datapoints of their own, which CloudWatch adds up.)"""
     proc = _run_daemon(tmp_path, config, checkpoint, "restart")
     try:
         deadline = time.monotonic() + WAIT_S * 3
@@ -319,6 +347,8 @@ def _finish_after_space_is_freed(tmp_path: Path, config: Path, checkpoint: Path,
     reference, _ = replay_totals(tmp_path, lines)
     out = tmp_path / "out"
     assert jsonl_totals(out / "datapoints.jsonl") == reference
+    if not once:
+        return
     keys = jsonl_keys(out / "datapoints.jsonl")
     assert len(keys) == len(set(keys))
     assert csv_totals(out / "datapoints.csv") == reference
@@ -339,7 +369,7 @@ def test_sinks_over_the_file_size_limit_then_a_restart_is_exact(tmp_path):
     err = [line for line in (tmp_path / "limited.stderr").read_text().splitlines() if not line.startswith("{")]
     assert len(err) == 1 and err[0].startswith(f"Error: cannot write the sink {tmp_path / 'out'}/datapoints."), err
     assert ": File too large (EFBIG); the run stopped;" in err[0]
-    _finish_after_space_is_freed(tmp_path, config, checkpoint, lines)
+    _finish_with_a_restart(tmp_path, config, checkpoint, lines)
 
 
 def test_a_checkpoint_over_the_file_size_limit_then_a_restart_is_exact(tmp_path):
@@ -363,4 +393,4 @@ def test_a_checkpoint_over_the_file_size_limit_then_a_restart_is_exact(tmp_path)
         f"written, run again: it resumes from the checkpoint {checkpoint}, exactly"
     ]
     assert not os.path.exists(f"{checkpoint}.tmp")
-    _finish_after_space_is_freed(tmp_path, config, checkpoint, lines)
+    _finish_with_a_restart(tmp_path, config, checkpoint, lines)

@@ -40,8 +40,9 @@ Exit status:
   1   stopped by a castlewatch bug (one line on stderr names it)
   2   invalid configuration or checkpoint
   {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
-      file size limit): free space and run again; run resumes from its last
-      checkpoint and its output is then exactly that of an uninterrupted run
+      file size limit, I/O error), named in one line: free space and run
+      again; run resumes from its last checkpoint, and its output is then
+      exactly that of an uninterrupted run
 """
 
 
