@@ -723,7 +723,7 @@ def test_follow_rotation_rename_and_new_file(tmp_path: Path) -> None:
                 await follower.wait_for("4")
             with path.open("a") as new:
                 new.write("6\n")
-            got = await follower.wait_for("6")
+            await follower.wait_for("6")
             await follower.wait_for("4b")  # quiet: its partial line is an event
             # Quiet for rotated_quiet_s: the rotated file is finished and forgotten.
             deadline = time.monotonic() + WAIT_S
