@@ -225,6 +225,8 @@ class Stats:
             a datapoint with more than 150 distinct values makes several, spec §9).
         disabled_filters: filter name -> why it was disabled during the run (too many
             distinct dimension value sets, spec §8.4).
+        out_of_range: filter name -> matching events whose metric value is beyond what
+            PutMetricData accepts (±2^360, e.g. ``1e400``; spec §9): they publish nothing.
     """
 
     events_read: int = 0
@@ -235,6 +237,7 @@ class Stats:
     datapoints_written: int = 0
     datums_written: int = 0
     disabled_filters: dict[str, str] = field(default_factory=dict)
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
     def count_malformed(self, reason: str, n: int = 1) -> None:
         """Count ``n`` events skipped for ``reason``."""

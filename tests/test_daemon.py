@@ -341,6 +341,123 @@ def test_copytruncate_rotation(tmp_path, daemons):
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
 
 
+# ---- the last line without a newline, and a writer that keeps its file across a rotation ----------
+
+
+def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
+    """A file whose last line has no newline: read once the file is quiet (here it has been
+    for a minute), and at SIGTERM when it is not; a restart never reads it again, also
+    when its newline comes later. The counts always equal a replay of the same file."""
+    log = tmp_path / "app.log"
+    lines = events(BASE, 30, seed=70)
+    log.write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1])
+    os.utime(log, (time.time() - 60, time.time() - 60))
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    checkpoint = tmp_path / "ck.json"
+    d = daemons(tmp_path, config, checkpoint, "quiet")
+    d.wait_events(len(lines))  # quiet already: no need for a SIGTERM
+    assert d.stop(signal.SIGTERM) == 0, d.logs()
+
+    more = events(BASE + 600, 20, seed=71)
+    with open(log, "a", encoding="utf-8") as fh:  # its newline comes, then lines and a partial one
+        fh.write("\n" + "".join(line + "\n" for line in more[:-1]) + more[-1])
+    d = daemons(tmp_path, config, checkpoint, "sigterm")
+    d.wait_events(len(lines) + len(more) - 1)
+    assert d.stop(signal.SIGTERM) == 0, d.logs()  # the last line, not quiet yet, is read at SIGTERM
+    final = json.loads(checkpoint.read_bytes())
+    assert final["stats"]["events_read"] == len(lines) + len(more)
+    reference, _ = replay_totals(tmp_path, lines + more)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+
+    d = daemons(tmp_path, config, checkpoint, "again")  # nothing new: nothing read twice
+    d.wait_for("the restart", lambda s: True)
+    time.sleep(0.5)
+    assert d.stop(signal.SIGTERM) == 0, d.logs()
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == len(lines) + len(more)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+
+
+WRITER = """
+import sys
+path = sys.argv[1]
+fh = open(path, "a", encoding="utf-8")
+for command in sys.stdin:
+    if command == "REOPEN\\n":  # what a logging library does on SIGHUP after logrotate
+        fh.close()
+        fh = open(path, "a", encoding="utf-8")
+    else:
+        fh.write(command)
+        fh.flush()
+    print("ok", flush=True)
+"""
+
+
+class Writer:
+    """A process appending lines to one log file through a handle it keeps open until told
+    to reopen the path, as applications do across logrotate's ``create`` rotation."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def send(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline() == "ok\n"
+
+    def write(self, lines: list[str]) -> None:
+        for line in lines:
+            self.send(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=WAIT_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+def test_rotation_with_a_plain_path_loses_no_line(tmp_path, daemons):
+    """``path: app.log`` and ``mv app.log app.log.1; : > app.log`` while the writer keeps
+    appending to the renamed file until it reopens: every line is counted, also with a
+    SIGKILL and a restart while the writer is still on the renamed file."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    parts = [events(BASE + 600 * i, 25, seed=80 + i) for i in range(5)]
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
+    checkpoint = tmp_path / "ck.json"
+    writer = Writer(log)
+    try:
+        first = daemons(tmp_path, config, checkpoint, "first")
+        writer.write(parts[0])
+        first.wait_events(25)
+        os.rename(log, tmp_path / "app.log.1")
+        log.write_text("")  # ': > app.log'
+        writer.write(parts[1])  # into the renamed file
+        first.wait_events(50)
+        first.stop(signal.SIGKILL)
+        writer.write(parts[2])  # into the renamed file, while the daemon is down
+        second = daemons(tmp_path, config, checkpoint, "second")
+        second.wait_events(75)
+        writer.write(parts[3])  # into the renamed file, after the restart
+        second.wait_events(100)
+        writer.send("REOPEN")
+        writer.write(parts[4])  # into the new app.log
+        second.wait_for("every line", lambda s: s["stats"]["events_read"] == 125)
+        assert second.stop(signal.SIGTERM) == 0, second.logs()
+    finally:
+        writer.close()
+    everything = [line for part in parts for line in part]
+    reference, _ = replay_totals(tmp_path, everything)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
+    assert csv_totals(tmp_path / "out" / "datapoints.csv") == reference
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 125
+
+
 # ---- crash and restart ------------------------------------------------------------------------------
 
 
@@ -477,14 +594,14 @@ def _break_source_at(monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
     """Make the lines parser raise (a bug) when it meets a line containing ``marker``."""
     from castlewatch.engine import sources
 
-    real = sources._Parser._lines
+    real = sources.StreamParser._lines
 
     def lines(self, lines, base, end):
         if any(marker.encode() in line for line in lines):
             raise RuntimeError("bug in a source")
         return real(self, lines, base, end)
 
-    monkeypatch.setattr(sources._Parser, "_lines", lines)
+    monkeypatch.setattr(sources.StreamParser, "_lines", lines)
 
 
 def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, monkeypatch):
@@ -522,14 +639,29 @@ def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, m
 
 
 def test_a_source_that_raises_fails_replay_and_run_commands(tmp_path, monkeypatch):
+    """Exit 1 with one line naming the exception and the source, no traceback; ``run``
+    names the checkpoint that holds the last good state."""
     log = tmp_path / "app.log"
     append(log, events(BASE, 5, seed=51) + ["BOOM"])
     config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
     _break_source_at(monkeypatch, "BOOM")
     result = CliRunner().invoke(main, ["replay", "--config", str(config)])
-    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
-    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(tmp_path / "ck.json")])
-    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: the run stopped on a castlewatch bug: RuntimeError: bug in a source "
+        f"(raised while replaying source file:{log})"
+    ]
+    checkpoint = tmp_path / "ck.json"
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 1, result.output
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith("Error: the run stopped on a castlewatch bug: RuntimeError: bug in a source"), result.stderr
+    assert f"source file:{log}; the run was stopped" in line and line.endswith(
+        f"the checkpoint {checkpoint} holds the last good state"
+    )
+    assert "Traceback" not in result.stderr
+    # written at the (graceful) stop; the lines before BOOM were in the chunk that raised
+    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 0
 
 
 def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):

@@ -671,3 +671,170 @@ def test_negative_event_times_are_event_times():
     only READ_FROM_MESSAGE asks for the time in the message."""
     ev, _ = evaluator(mf("ERROR"))
     assert [t for _, t, _ in run(ev, "ERROR", ts=-1000)] == [-1000]
+
+
+# ---- one event's failure costs that event only (issue 8 §2) ------------------------------------
+
+
+def _raise_in(monkeypatch: pytest.MonkeyPatch, ev: LogGroupEvaluator, name: str, marker: str) -> None:
+    """Fault injection: filter ``name``'s compiled matcher raises on events holding ``marker``
+    (stands for any castlewatch bug met on one event, such as an int() over 4,300 digits)."""
+    f = next(f for f in ev.filters if f.name == name)
+    pattern = f.pattern
+    kind = pattern.kind
+
+    class Raising:
+        def __getattr__(self, attr):
+            return getattr(pattern, attr)
+
+        def _check(self, message):
+            if marker in message:
+                raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+        def match_document(self, doc, message):
+            self._check(message)
+            return pattern.match_document(doc, message)
+
+        def match_fields(self, fields, message):
+            self._check(message)
+            return pattern.match_fields(fields, message)
+
+        def matches(self, message):
+            self._check(message)
+            return pattern.matches(message)
+
+    monkeypatch.setattr(f, "pattern", Raising())
+    assert f.kind == kind
+
+
+@pytest.mark.parametrize("timestamp", [None, {"field": "$.t", "format": "epoch_ms"}], ids=["given", "from-message"])
+def test_an_event_whose_evaluation_raises_has_no_effect(monkeypatch, timestamp):
+    """All or nothing per event: the filters evaluated before the one that raises matched
+    and would contribute; none of it is emitted or counted, and the error names the filter."""
+    ev, stats = evaluator(
+        mf('{ $.level = "ERROR" }', name="errors", dims={"user": "$.user"}),
+        mf("{ $.latency >= 0 }", "$.latency", name="latency"),
+        mf('{ $.level = "WARN" }', name="warnings", default=0),
+        mf("ERROR", name="terms"),
+        timestamp=timestamp,
+    )
+    _raise_in(monkeypatch, ev, "latency", "POISON")
+    ts = T0 if timestamp is None else READ_FROM_MESSAGE
+    good = '{"t": %d, "level": "ERROR", "user": "u1", "latency": 5}' % T0
+    emitted: list = []
+    assert ev.evaluate_message(good, ts, lambda *a: emitted.append(a)) is True
+    before = (json.loads(json.dumps(stats.matched)), dict(stats.malformed), ev.snapshot())
+    with pytest.raises(evaluate_mod.EventEvaluationError) as raised:
+        ev.evaluate_message(good[:-1] + ', "note": "POISON"}', ts, lambda *a: emitted.append(a))
+    assert raised.value.filter_name == "latency" and isinstance(raised.value.cause, ValueError)
+    assert str(raised.value) == (
+        "metric filter 'latency' raised ValueError: Exceeds the limit (4300 digits) for integer string conversion"
+    )
+    assert len(emitted) == 4  # the good event's only
+    assert (stats.matched, stats.malformed, ev.snapshot()) == before
+    assert ev.evaluate_message(good, ts, lambda *a: emitted.append(a)) is True  # and it goes on
+    assert len(emitted) == 8 and stats.matched == {"errors": 2, "latency": 2, "warnings": 0, "terms": 2}
+
+
+def test_a_failed_event_takes_back_its_not_json_counts(monkeypatch):
+    ev, stats = evaluator(mf("{ $.a = 1 }", name="json"), mf("ERROR", name="terms", default=0))
+    _raise_in(monkeypatch, ev, "terms", "POISON")
+    with pytest.raises(evaluate_mod.EventEvaluationError):
+        run(ev, "ERROR POISON")
+    assert stats.not_json == {"json": 0} and stats.matched == {"json": 0, "terms": 0}
+    run(ev, "ERROR fine")
+    assert stats.not_json == {"json": 1} and stats.matched == {"json": 0, "terms": 1}
+
+
+def test_reading_the_time_raises(monkeypatch):
+    """A failure while reading the event's time: no filter is named, nothing is counted."""
+    ev, stats = evaluator(mf("ERROR", name="terms"), timestamp={"field": "$2", "format": "epoch_s"})
+    monkeypatch.setitem(evaluate_mod._TIME_PARSERS, "epoch_s", lambda value: 1 // 0)  # fault injection
+    with pytest.raises(evaluate_mod.EventEvaluationError, match="reading the event's time raised ZeroDivisionError"):
+        ev.evaluate(LogEvent(READ_FROM_MESSAGE, "ERROR 1709629230", GROUP), lambda *a: None)
+    assert stats.matched == {"terms": 0} and stats.malformed == {}
+
+
+# ---- metric values PutMetricData refuses (§9: within ±2^360) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, published",
+    [
+        ("1e400", False),
+        ("-1e400", False),
+        ("1e109", False),  # 2^360 is about 2.35e108
+        ('"2e108"', True),
+        ("2348542582773833227889480596789337027375682548908319870707290971532209025114608443463698998384768703031934976", True),  # 2^360
+        ("2348542582773833227889480596789337027375682548908319870707290971532209025114608443463698998384768703031934977" + "0", False),
+        ('"1e400"', False),
+        ("1" + "0" * 5000, False),
+    ],
+    ids=["1e400", "-1e400", "1e109", "string-2e108", "2^360", "10*2^360", "string-1e400", "5001-digits"],
+)
+def test_a_value_beyond_putmetricdata_range_publishes_nothing_and_is_counted(value, published):
+    ev, stats = evaluator(mf("{ $.v = * }", "$.v", name="v"), mf("{ $.v = * }", "1", name="count"))
+    out = run(ev, '{"v": %s}' % value)
+    assert [k[1] for k, _, _ in out] == (["m", "m"] if published else ["m"])
+    assert stats.matched == {"v": 1, "count": 1}  # it matched all the same
+    assert stats.out_of_range == ({} if published else {"v": 1})
+
+
+def test_an_out_of_range_value_of_an_event_with_a_bad_time_is_not_counted():
+    """A malformed event (its time unusable) counts as nothing but bad_timestamp."""
+    ev, stats = evaluator(mf("{ $.v = * }", "$.v", name="v"), mf("{ $.v = * }", name="count"), timestamp={"field": "$.t", "format": "epoch_s"})
+    assert ev.evaluate(LogEvent(READ_FROM_MESSAGE, '{"v": 1e400, "t": "never"}', GROUP), lambda *a: None) is False
+    assert stats.out_of_range == {} and stats.malformed == {"bad_timestamp": 1}
+
+
+# ---- dimension-set pruning is incremental, with the same decisions --------------------------------
+
+
+def _reference_count(state: dict, dims: tuple, ts: int, limit: int, window: int) -> bool:
+    """The rule of §8.4 [adopted] written plainly (a scan of every set): True if the filter
+    is disabled by this contribution. ``state``: {"sets": {dims: time}, "clock": ms}."""
+    sets = state["sets"]
+    state["clock"] = max(state["clock"], ts)
+    last = sets.get(dims)
+    if last is not None and last > state["clock"] - window:
+        sets[dims] = max(last, ts)
+        return False
+    sets[dims] = ts
+    if len(sets) < limit:
+        return False
+    for old in [d for d, t in sets.items() if t <= state["clock"] - window]:
+        del sets[old]
+    return len(sets) >= limit
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_dimension_set_pruning_decides_as_a_full_scan(monkeypatch, seed):
+    """Random event times (late ones, sets seen again after they expired, ties), a small
+    limit and window: the sets kept, and when the filter is disabled, are exactly those of
+    the plain rule after every contribution."""
+    import random
+
+    rng = random.Random(seed)
+    limit, window = rng.randint(2, 12), rng.choice([5, 20, 100])
+    monkeypatch.setattr(evaluate_mod, "DIMENSION_SETS_LIMIT", limit)
+    monkeypatch.setattr(evaluate_mod, "DIMENSION_WINDOW_MS", window)
+    ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+    f = ev.filters[0]
+    reference = {"sets": {}, "clock": -(2**62)}
+    t = 0
+    for step in range(400):
+        t += rng.choice([0, 1, 1, 2, 5])
+        ts = t - rng.choice([0, 0, 0, 1, 3, window, 2 * window])  # some late, some out of the window
+        user = f"u{rng.randint(0, 3 * limit)}"
+        if rng.random() < 0.02:  # a checkpoint and a restart in between
+            state = json.loads(json.dumps(ev.snapshot()))
+            ev, stats = evaluator(mf("{ $.user = * }", dims={"user": "$.user"}))
+            ev.restore(state)
+            f = ev.filters[0]
+        disabled = _reference_count(reference, (("user", user),), ts, limit, window)
+        out = run(ev, '{"user": "%s"}' % user, ts=ts)
+        assert len(out) == 1
+        assert (f.dimension_sets, f.clock, f.disabled) == (reference["sets"], reference["clock"], disabled), step
+        if disabled:
+            break
+        assert len(f.expiry) == len(f.dimension_sets)  # one heap entry per set

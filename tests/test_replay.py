@@ -630,3 +630,48 @@ sinks:
     assert rows["matched: PerUser"] == "1000"
     assert rows["disabled: PerUser"] == "1,000 dimension sets"
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 1000  # one datapoint per user and minute
+
+
+def test_replay_counts_values_putmetricdata_refuses(tmp_path):
+    """§9: a metric value beyond ±2^360 (``1e400``) publishes nothing and is counted per
+    filter, in the summary and in a run's checkpoint."""
+    events = '{"t": 1709596800000, "bytes": 10}\n{"t": 1709596801000, "bytes": 1e400}\n{"t": 1709596802000, "bytes": -1e109}\n'
+    (tmp_path / "in.log").write_text(events)
+    (tmp_path / "c.yaml").write_text(
+        """
+metric_filters:
+  - filterName: Bytes
+    logGroupName: app
+    filterPattern: '{ $.bytes = * }'
+    metricTransformations: [{metricName: b, metricNamespace: ns, metricValue: $.bytes}]
+sources:
+  - {type: file, path: in.log, log_group: app, timestamp: {field: $.t, format: epoch_ms}}
+sinks:
+  - {type: jsonl, path: out.jsonl}
+"""
+    )
+    result = CliRunner().invoke(main, ["replay", "--config", str(tmp_path / "c.yaml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = _table_rows(result.output)
+    assert rows["matched: Bytes"] == "3"
+    assert rows["value beyond ±2^360, not published: Bytes"] == "2"
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line)["Values"] for line in lines] == [[10.0]]
+
+    async def run() -> None:
+        engine = Engine(load_config(tmp_path / "c.yaml"), checkpoint=tmp_path / "ck.json")
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop))
+        for _ in range(2000):
+            if engine.stats.events_read == 3 or task.done():
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run())
+    assert json.loads((tmp_path / "ck.json").read_bytes())["stats"]["out_of_range"] == {"Bytes": 2}
+    resumed = Engine(load_config(tmp_path / "c.yaml"), checkpoint=tmp_path / "ck.json")
+    for sink in resumed.sinks:
+        sink.close()
+    assert resumed.stats.out_of_range == {"Bytes": 2}

@@ -578,23 +578,29 @@ def test_follow_appends_and_partial_line(tmp_path: Path) -> None:
 
 
 def test_follow_stops_promptly_and_resumes_exactly(tmp_path: Path) -> None:
+    """Stopped, a source ends at once. A partial last line at the end of its file is then
+    an event, as at the end of a replay, and the checkpoint is past it: the rest of that
+    line, written later, is a line of its own, and nothing is read twice."""
     path = tmp_path / "app.log"
     path.write_text("1\n2\n")
 
-    async def first_run() -> dict:
+    async def first_run() -> tuple[dict, list[str]]:
         source = Source(file_spec(path), Stats())
         async with Follower(source) as follower:
             await follower.wait_for("2")
             with path.open("a") as f:
                 f.write("3\npart")
             await follower.wait_for("3")
+            await follower.rounds()
+            assert follower.messages == ["1", "2", "3"]  # not quiet for long yet: held back
             started = time.monotonic()
             follower.stop.set()
             await asyncio.wait_for(follower.task, WAIT_S)
             assert time.monotonic() - started < 1.0
-        return source.positions()
+        return source.positions(), follower.messages
 
-    checkpoint = asyncio.run(first_run())
+    checkpoint, first = asyncio.run(first_run())
+    assert first == ["1", "2", "3", "part"]
     with path.open("a") as f:
         f.write("ial\n4\n")
 
@@ -602,15 +608,104 @@ def test_follow_stops_promptly_and_resumes_exactly(tmp_path: Path) -> None:
         async with Follower(Source(file_spec(path), Stats(), positions=checkpoint)) as follower:
             return await follower.wait_for("4")
 
-    assert asyncio.run(second_run()) == ["partial", "4"]
+    assert asyncio.run(second_run()) == ["ial", "4"]
+
+
+def test_follow_stopped_mid_file_keeps_the_rest_for_the_next_run(tmp_path: Path) -> None:
+    """Stopped before its file's end, nothing more of it is taken, partial last line or not."""
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"{i}\n" for i in range(100)) + "tail")
+
+    async def first_run() -> tuple[dict, list[str]]:
+        source = Source(file_spec(path), Stats(), batch_size=10)
+        async with Follower(source, stop_after=30) as follower:
+            await asyncio.wait_for(follower.task, WAIT_S)
+        return source.positions(), follower.messages
+
+    checkpoint, first = asyncio.run(first_run())
+    assert first == [str(i) for i in range(30)]
+    rest, _ = read_all(file_spec(path), positions=checkpoint)
+    assert messages(rest) == [str(i) for i in range(30, 100)] + ["tail"]
+
+
+def test_follow_partial_last_line_once_the_file_is_quiet(tmp_path: Path) -> None:
+    """Following, the last line without a newline is an event once the file has not grown
+    for ``partial_line_quiet_s``, as replay reads it; the checkpoint is then past it."""
+    path = tmp_path / "app.log"
+    path.write_text("one\ntwo")
+
+    async def main() -> tuple[list[str], dict]:
+        source = Source(file_spec(path), Stats())
+        source.partial_line_quiet_s = 0.3
+        async with Follower(source) as follower:
+            await follower.wait_for("one")
+            with path.open("a") as f:
+                f.write("-more")  # grows: the line is not taken yet
+            started = time.monotonic()
+            await follower.wait_for("two-more")
+            assert time.monotonic() - started >= 0.3
+            with path.open("a") as f:
+                f.write("\nthree\n")  # the newline that ends it comes later: an empty line
+            await follower.wait_for("three")
+        return follower.messages, source.positions()
+
+    got, checkpoint = asyncio.run(main())
+    assert got == ["one", "two-more", "three"]
+    assert messages(read_all(file_spec(path))[0]) == got  # a replay reads the same events
+    assert messages(read_all(file_spec(path), positions=checkpoint)[0]) == []
+
+
+def test_follow_a_file_quiet_before_the_start_gives_its_partial_line_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("a\nb")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(path), Stats())) as follower:
+            return await follower.wait_for("b")  # within WAIT_S, not after PARTIAL_LINE_QUIET_S
+
+    assert asyncio.run(main()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("fmt", ["cloudwatch_events", "cloudtrail_archive"])
+def test_follow_json_document_unfinished_at_the_end_is_read_as_replay_reads_it(tmp_path: Path, fmt: str) -> None:
+    if fmt == "cloudwatch_events":
+        whole = json.dumps({"events": CW_EVENTS}, indent=2)
+    else:
+        whole = json.dumps({"Records": trail_records(4)}, indent=2)
+    text = whole[: len(whole) * 2 // 3]  # cut short
+    path = tmp_path / "in.json"
+    path.write_text(text)
+    replay_stats = Stats()
+    replayed = events(read_all(file_spec(path, fmt), replay_stats)[0])
+    assert replayed and replay_stats.malformed
+
+    async def main() -> tuple[list[LogEvent], dict]:
+        stats = Stats()
+        source = Source(file_spec(path, fmt), stats)
+        source.partial_line_quiet_s = 0.2
+        async with Follower(source) as follower:
+            deadline = time.monotonic() + WAIT_S
+            while stats.malformed != replay_stats.malformed:
+                assert time.monotonic() < deadline, stats.malformed
+                await asyncio.sleep(0.01)
+        return events(follower.batches), stats.malformed
+
+    got, malformed = asyncio.run(main())
+    assert got == replayed
 
 
 def test_follow_rotation_rename_and_new_file(tmp_path: Path) -> None:
+    """logrotate's default (``create``): the writer keeps appending to the renamed file
+    until it reopens; with a plain path those lines are read too, the old file followed
+    until it has been quiet for ``rotated_quiet_s``, then forgotten."""
     path = tmp_path / "app.log"
     path.write_text("1\n")
 
     async def main() -> list[str]:
         source = Source(file_spec(path), Stats())
+        source.rotated_quiet_s = 0.5
+        source.partial_line_quiet_s = 0.2
         async with Follower(source) as follower:
             await follower.wait_for("1")
             with path.open("a") as old:
@@ -618,19 +713,69 @@ def test_follow_rotation_rename_and_new_file(tmp_path: Path) -> None:
                 old.flush()
                 path.rename(tmp_path / "app.log.1")  # logrotate's default: rename, then create
                 old.write("3\n")  # the writer has not reopened yet
-                old.write("4")  # partial at the end of the rotated file
-            path.write_text("5\n")
-            got = await follower.wait_for("5")
+                old.flush()
+                path.write_text("5\n")
+                await follower.wait_for("5")
+                await follower.rounds()
+                old.write("4\n")  # still not reopened: after the new file's first lines
+                old.write("4b")  # and a partial line at the end of the rotated file
+                old.flush()
+                await follower.wait_for("4")
             with path.open("a") as new:
                 new.write("6\n")
-            got = await follower.wait_for("6")
-            # The rotated file is finished and forgotten, the new one followed.
-            await follower.rounds()
+            await follower.wait_for("6")
+            await follower.wait_for("4b")  # quiet: its partial line is an event
+            # Quiet for rotated_quiet_s: the rotated file is finished and forgotten.
+            deadline = time.monotonic() + WAIT_S
+            while len(source.positions()["files"]) > 1:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
             (entry,) = source.positions()["files"].values()
             assert entry["ino"] == path.stat().st_ino
         return follower.messages
 
-    assert asyncio.run(main()) == ["1", "2", "3", "4", "5", "6"]
+    got = asyncio.run(main())
+    assert sorted(got) == ["1", "2", "3", "4", "4b", "5", "6"]
+    assert got.index("3") < got.index("5")  # what the old file had when the new one came, first
+
+
+def test_follow_rotated_file_across_a_restart(tmp_path: Path) -> None:
+    """Stopped while a rotated-away file is still written to: the restart finds it by its
+    identity (outside the path now) and reads on, before and after it gets more lines."""
+    path = tmp_path / "app.log"
+    path.write_text("1\n")
+    old = path.open("a")
+    try:
+
+        async def first_run() -> tuple[dict, list[str]]:
+            source = Source(file_spec(path), Stats())
+            async with Follower(source) as follower:
+                await follower.wait_for("1")
+                path.rename(tmp_path / "app.log.1")
+                old.write("2\n")
+                old.flush()
+                path.write_text("3\n")
+                await follower.wait_for("3")
+                await follower.wait_for("2")
+            return source.positions(), follower.messages
+
+        checkpoint, first = asyncio.run(first_run())
+        assert len(checkpoint["files"]) == 2  # the rotated file too: still followed
+        old.write("4\n")  # while down
+        old.flush()
+
+        async def second_run() -> list[str]:
+            async with Follower(Source(file_spec(path), Stats(), positions=checkpoint)) as follower:
+                await follower.wait_for("4")
+                await follower.rounds()
+                old.write("5\n")  # after the restart
+                old.flush()
+                return await follower.wait_for("5")
+
+        assert sorted(first) == ["1", "2", "3"]
+        assert asyncio.run(second_run()) == ["4", "5"]
+    finally:
+        old.close()
 
 
 def test_follow_truncation(tmp_path: Path) -> None:
@@ -1163,3 +1308,84 @@ def test_stdin_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", None)
     with pytest.raises(ValueError, match="stdin source needs a standard input"):
         Source(SourceSpec(type="stdin", log_group=GROUP), Stats())
+
+
+def test_follow_stopped_takes_a_file_that_is_one_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("")
+
+    async def main() -> tuple[list[str], dict]:
+        source = Source(file_spec(path), Stats())
+        async with Follower(source) as follower:
+            await follower.rounds()
+            path.write_text("only")
+            await follower.rounds()
+        return follower.messages, source.positions()
+
+    got, checkpoint = asyncio.run(main())
+    assert got == ["only"]
+    assert messages(read_all(file_spec(path), positions=checkpoint)[0]) == []
+
+
+def test_a_glob_names_a_fifo_it_skips_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "a.log").write_text("a\n")
+    os.mkfifo(tmp_path / "pipe.log")
+    (tmp_path / "dir.log").mkdir()  # a directory matching a glob is no news
+
+    async def main() -> list[str]:
+        async with Follower(Source(file_spec(tmp_path / "*.log"), Stats())) as follower:
+            await follower.wait_for("a")
+            await follower.rounds(5)
+            return follower.messages
+
+    with caplog.at_level("WARNING", logger="castlewatch.engine"):
+        assert asyncio.run(main()) == ["a"]
+        assert messages(read_all(file_spec(tmp_path / "*.log"))[0]) == ["a"]
+    fifo = tmp_path / "pipe.log"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Warning: source file:{tmp_path / '*.log'}: {fifo} is a named pipe (FIFO), not a regular file: the glob "
+        f"skips it; read a pipe with a stdin source: castlewatch ... < {fifo}"
+    ] * 2  # once per path for each source (the follower's, the replay's)
+
+
+# ------------------------------------------------------------------------------------------
+# Where an event is (Source.locate, for the report of an event whose evaluation failed)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_locate_gives_the_byte_offset_of_an_events_line(tmp_path: Path, gz: bool) -> None:
+    raw = b"\xef\xbb\xbfa\r\n\n\nb\n\xff bad\nc\r\n" + b"".join(b"line %d\n" % i for i in range(20)) + b"last"
+    path = tmp_path / ("app.log.gz" if gz else "app.log")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    source = Source(file_spec(path), Stats(), batch_size=4)
+
+    async def main() -> list[EventBatch]:
+        return [b async for b in source.batches(follow=False, stop=asyncio.Event())]
+
+    batches = asyncio.run(main())
+    before = None
+    found = []
+    for batch in batches:
+        for i, message in enumerate(batch.messages or []):
+            found.append((message, source.locate(before, batch.position, i, message)))
+        before = batch.position
+    starts = {m: raw.index(b"\n" + m.encode()) + 1 if m != "a" else 3 for m, _ in found}
+    assert found == [(m, f"{path} byte {starts[m]}") for m, _ in found]
+    assert [m for m, _ in found][:4] == ["a", "b", "c", "line 0"]
+    assert source.locate(before, batches[-1].position, 0, "not this one") is None  # checked against the message
+
+
+def test_locate_resumed_and_stdin(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("one\ntwo\nthree\n")
+    first, source = read_all(file_spec(path), batch_size=1)
+    checkpoint = first[0].position  # after "one"
+    rest_source = Source(file_spec(path), Stats(), positions=checkpoint)
+
+    async def main() -> list[EventBatch]:
+        return [b async for b in rest_source.batches(follow=False, stop=asyncio.Event())]
+
+    (batch,) = asyncio.run(main())
+    assert batch.messages == ["two", "three"]
+    assert rest_source.locate(checkpoint, batch.position, 1, "three") == f"{path} byte 8"
+    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).locate(None, {}, 0, "x") is None

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
-from castlewatch.engine.runner import Engine, install_signal_handlers, run_async
+from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
 from castlewatch.engine.sources import open_source
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
@@ -27,6 +27,25 @@ EXIT_NO_INPUT = 66
 #: ``replay``: a source's timestamp gave no usable time in any event that was to publish
 #: (sysexits' EX_DATAERR); the datapoints of the other sources were written.
 EXIT_NO_TIMESTAMP = 65
+#: ``replay`` and ``run``: a sink or the checkpoint cannot be written (disk full, quota,
+#: file size limit, I/O error): sysexits' EX_IOERR.
+EXIT_OUTPUT_FAILED = 74
+#: ``replay`` and ``run`` stopped by a castlewatch bug.
+EXIT_RUN_FAILED = 1
+
+EXIT_STATUSES = f"""\b
+Exit status:
+  0   done (run: stopped by SIGTERM or SIGINT)
+  1   stopped by a castlewatch bug (one line on stderr names it)
+  2   invalid options, configuration or checkpoint
+  {EXIT_NO_TIMESTAMP}  replay: a lines source's timestamp gave no usable time in any
+      event that was to publish (the field or the format is wrong)
+  {EXIT_NO_INPUT}  replay: a file source matches no file; nothing was replayed
+  {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
+      file size limit, I/O error), named in one line: free space and run
+      again; run resumes from its last checkpoint, and its output is then
+      exactly that of an uninterrupted run
+"""
 
 
 class ConfigError(click.ClickException):
@@ -35,13 +54,34 @@ class ConfigError(click.ClickException):
     exit_code = 2
 
 
-class ReplayError(click.ClickException):
-    """A replay that could not do what it was asked: ``Error: ...`` on stderr, exit
-    :data:`EXIT_NO_INPUT` or :data:`EXIT_NO_TIMESTAMP`."""
+class RunFailed(click.ClickException):
+    """``replay`` or ``run`` could not do what it was asked: ``Error: ...`` on stderr, exit
+    ``exit_code`` (one of the ``EXIT_*`` statuses of this module)."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _run_or_fail(main, checkpoint: str | None = None):
+    """``run_async(main)``, a failure turned into :class:`RunFailed`: one line saying
+    why, exit :data:`EXIT_OUTPUT_FAILED` when the output cannot be written, else
+    :data:`EXIT_RUN_FAILED`. ``checkpoint``: the run's checkpoint (what a restart resumes from)."""
+    try:
+        return run_async(main)
+    except click.ClickException:  # a configuration error found on the way (already one line)
+        raise
+    except OutputError as err:
+        if checkpoint is None:
+            then = "run the replay again once the file can be written"
+        else:
+            then = f"once it can be written, run again: it resumes from the checkpoint {checkpoint}, exactly"
+        raise RunFailed(f"{err}; the run stopped; {then}", EXIT_OUTPUT_FAILED) from None
+    except Exception as err:
+        notes = [n.removeprefix("castlewatch: ") for n in getattr(err, "__notes__", ())]
+        why = f"{type(err).__name__}: {err}" + "".join(f" ({n})" for n in notes)
+        kept = "" if checkpoint is None else f"; the checkpoint {checkpoint} holds the last good state"
+        raise RunFailed(f"the run stopped on a castlewatch bug: {why}{kept}", EXIT_RUN_FAILED) from None
 
 
 class Seconds(click.ParamType):
@@ -126,7 +166,7 @@ _out_option = click.option(
 )
 
 
-@click.command("replay")
+@click.command("replay", epilog=EXIT_STATUSES)
 @_config_option
 @_out_option
 def replay_command(config: str | None, out: str | None) -> None:
@@ -157,14 +197,14 @@ def replay_command(config: str | None, out: str | None) -> None:
 
         with progress:
             engine = _engine(loaded, None, show)
-            stats = run_async(engine.replay())
+            stats = _run_or_fail(engine.replay())
     else:
         engine = _engine(loaded, None)
-        stats = run_async(engine.replay())
+        stats = _run_or_fail(engine.replay())
     print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
     problems = _sources_without_time(engine)
     if problems:
-        raise ReplayError("\n  ".join(problems), EXIT_NO_TIMESTAMP)
+        raise RunFailed("\n  ".join(problems), EXIT_NO_TIMESTAMP)
 
 
 def _stdout_is_terminal() -> bool:
@@ -177,7 +217,7 @@ def _stdout_is_terminal() -> bool:
 
 
 def _check_sources_exist(config: EngineConfig) -> None:
-    """ReplayError (:data:`EXIT_NO_INPUT`) naming every file source that matches no file
+    """RunFailed (:data:`EXIT_NO_INPUT`) naming every file source that matches no file
     now (``Source.warning()``), before any sink is opened; ConfigError for a source the
     engine refuses (a directory, a FIFO)."""
     missing = []
@@ -193,7 +233,7 @@ def _check_sources_exist(config: EngineConfig) -> None:
             missing.append(f"source {source.name}: {'no file matches the glob' if glob else 'no such file'}")
     if missing:
         missing[-1] += "; nothing was replayed (run waits for files to appear, replay reads what is there)"
-        raise ReplayError("\n  ".join(missing), EXIT_NO_INPUT)
+        raise RunFailed("\n  ".join(missing), EXIT_NO_INPUT)
 
 
 def _sources_without_time(engine: Engine) -> list[str]:
@@ -215,7 +255,7 @@ def _sources_without_time(engine: Engine) -> list[str]:
     return problems
 
 
-@click.command("run")
+@click.command("run", epilog=EXIT_STATUSES)
 @_config_option
 @_out_option
 @click.option(
@@ -275,7 +315,7 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
         finally:
             remove()
 
-    stats = run_async(main())
+    stats = _run_or_fail(main(), checkpoint)
     if console.is_terminal:  # off a terminal the "stop" log record has the counts
         print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
 
@@ -297,6 +337,7 @@ def _counters(stats: Stats) -> dict:
         "datums_written": stats.datums_written,
         "late_events": stats.late_events,
         "malformed": stats.malformed,
+        "out_of_range": stats.out_of_range,
         "disabled_filters": sorted(stats.disabled_filters),
     }
 

@@ -11,7 +11,9 @@ as ``(key, timestamp_ms, value)``, where ``key`` is
 from __future__ import annotations
 
 import logging
+import math
 import time
+from heapq import heapify, heappop, heappush
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -27,6 +29,7 @@ Emit = Callable[[MetricKey, int, float], None]
 
 _NOTHING = object()  # a reference that resolves to no usable value (§8.3)
 _MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
+_MAX_INT = 2**360
 # Event times castlewatch can publish: years 1 to 9999 (what a datapoint's ISO 8601
 # timestamp can say), epoch milliseconds; others are counted as ``bad_timestamp``.
 MIN_EVENT_MS = -62_135_596_800_000
@@ -46,6 +49,26 @@ log = logging.getLogger("castlewatch.engine")
 
 class UnsupportedMetricFilterError(InvalidParameterError):
     """A metric filter setting castlewatch cannot evaluate exactly, so it refuses it."""
+
+
+class EventEvaluationError(Exception):
+    """Evaluating one event raised: a castlewatch bug, never the event's fault.
+
+    Raised by :meth:`LogGroupEvaluator.evaluate_message` once the event's counts are
+    taken back, so the event had no effect at all; the caller counts it
+    (``malformed["evaluation_error"]``), reports it and goes on with the next event.
+
+    Attributes:
+        filter_name: the metric filter being evaluated, or None while the event's time
+            was read (``TimestampSpec``).
+        cause: the exception raised (also ``__cause__``).
+    """
+
+    def __init__(self, filter_name: str | None, cause: BaseException) -> None:
+        self.filter_name = filter_name
+        self.cause = cause
+        where = f"metric filter {filter_name!r}" if filter_name is not None else "reading the event's time"
+        super().__init__(f"{where} raised {type(cause).__name__}: {cause}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +121,21 @@ def parse_time(value: Any, fmt: str) -> int | None:
 
 
 def _numeric(node: Any) -> float | None:
-    """A metric value from a resolved node (§8.3): numbers and numeric strings."""
+    """A metric value from a resolved node (§8.3): numbers and numeric strings, or None.
+
+    Not bounded: the caller checks PutMetricData's range (§9); an integer beyond any
+    float is ``inf`` (``float()`` would raise).
+    """
     kind = type(node)
     if kind is str and node.isdigit() and node.isascii():  # the common case: a plain integer
-        value = float(node)
-    elif kind is int or kind is float:
-        value = float(node)
-    elif (kind is str or kind is RawNumber) and ast.NUMBER_RE.fullmatch(node):
-        value = float(node)
-    else:
-        return None
-    return value if abs(value) <= _MAX_VALUE else None  # also false for nan; inf > the bound
+        return float(node)
+    if kind is float:
+        return node
+    if kind is int:
+        return float(node) if -_MAX_INT <= node <= _MAX_INT else math.copysign(math.inf, node)
+    if (kind is str or kind is RawNumber) and ast.NUMBER_RE.fullmatch(node):
+        return float(node)
+    return None
 
 
 def _encodable(text: str) -> bool:
@@ -187,7 +214,7 @@ class _CompiledFilter:
 
     __slots__ = (
         "name", "pattern", "kind", "value", "value_ref", "dims", "default", "key", "silent", "check",
-        "dimension_sets", "clock", "disabled",
+        "dimension_sets", "expiry", "clock", "disabled",
     )
 
     def __init__(self, f: MetricFilter) -> None:
@@ -218,6 +245,9 @@ class _CompiledFilter:
         # dimension cardinality (§8.4): value set -> its latest event time (ms), and the
         # latest event time the filter published at; a disabled filter evaluates nothing
         self.dimension_sets: dict[tuple, int] | None = {} if self.dims else None
+        # a heap of (event time, value set), one entry per set, pruned from its front (see
+        # LogGroupEvaluator._count_dimension_set)
+        self.expiry: list[tuple[int, tuple]] = []
         self.clock = -(2**62)
         self.disabled = False
 
@@ -321,6 +351,17 @@ class LogGroupEvaluator:
         counts the event as malformed, ``bad_timestamp``) when that time cannot be
         determined or is outside years 1-9999 (:data:`MIN_EVENT_MS`, :data:`MAX_EVENT_MS`);
         the event then contributes nothing and counts as no filter's match.
+
+        All or nothing per event (as Vector's ``log_to_metric`` does): every filter is run
+        first, its matches counted as they are found; the event's contributions are
+        emitted (and its dimension sets noted, §8.4) only once every filter has run.  A
+        reference value beyond PutMetricData's range (±2^360, §9, e.g. ``1e400``)
+        publishes nothing and is counted in ``Stats.out_of_range``.
+
+        Raises:
+            EventEvaluationError: evaluating a filter (or reading the event's time) on this
+                event raised, a castlewatch bug: the event then had no effect at all (the
+                counters are as they were before it), and the error names the filter.
         """
         stats = self.stats
         if ts != READ_FROM_MESSAGE and not MIN_EVENT_MS <= ts <= MAX_EVENT_MS:
@@ -328,80 +369,125 @@ class LogGroupEvaluator:
             return False
         doc: Any = _NOTHING  # decoded lazily, at most once
         fields: list[str] | None = None
-        hits: list[str] | None = None  # matches before the time is read: uncounted if it is bad
+        hits: list[str] | None = None  # filters matched (counted): taken back if the event fails
+        out: list | None = None  # contributions (filter, key, value), emitted once every filter ran
+        unpublished: list[str] | None = None  # filters whose value is out of PutMetricData's range
+        not_json = False  # counted in stats.not_json
         filters = self.filters
-        visit, found = (self._always, None) if self._scanner is None else self._visit(message)
-        if self._json_names and message.lstrip(_BLANK)[:1] != "{":
-            doc = None  # cannot be a JSON object: no decode needed to know
-            self._count_not_json()
-        for i in visit:
-            f = filters[i]
-            if f.disabled:
-                continue
-            kind = f.kind
-            values = None
-            check = f.check if found is not None else None
-            matched = False
-            if kind == "json":
-                if check is not None:
-                    passes = check(found)
-                else:
+        f: _CompiledFilter | None = None
+        try:
+            visit, found = (self._always, None) if self._scanner is None else self._visit(message)
+            if self._json_names and message.lstrip(_BLANK)[:1] != "{":
+                doc = None  # cannot be a JSON object: no decode needed to know
+                not_json = True
+                self._count_not_json()
+            for i in visit:
+                f = filters[i]
+                if f.disabled:
+                    continue
+                kind = f.kind
+                values = None
+                check = f.check if found is not None else None
+                matched = False
+                if kind == "json":
+                    if check is not None:
+                        passes = check(found)
+                    else:
+                        pre = f.pattern.prefilter
+                        passes = pre is None or pre(message)
+                    if passes and doc is not None:
+                        if doc is _NOTHING:
+                            doc = decode_json_event(message)
+                            if doc is None:
+                                not_json = True
+                                self._count_not_json()
+                        if doc is not None:
+                            matched = f.pattern.match_document(doc, message)
+                elif kind == "space_delimited":
                     pre = f.pattern.prefilter
-                    passes = pre is None or pre(message)
-                if passes and doc is not None:
-                    if doc is _NOTHING:
-                        doc = decode_json_event(message)
-                        if doc is None:
-                            self._count_not_json()
-                    if doc is not None:
-                        matched = f.pattern.match_document(doc, message)
-            elif kind == "space_delimited":
-                pre = f.pattern.prefilter
-                if check(found) if check is not None else pre is None or pre(message):
-                    if fields is None:
-                        fields = split_fields(message)
-                    values = f.pattern.match_fields(fields, message)
-                    matched = values is not None
-            else:
-                matched = (check is None or check(found)) and f.pattern.matches(message)
-            if matched:
-                stats.matched[f.name] += 1
-                if ts == READ_FROM_MESSAGE:
+                    if check(found) if check is not None else pre is None or pre(message):
+                        if fields is None:
+                            fields = split_fields(message)
+                        values = f.pattern.match_fields(fields, message)
+                        matched = values is not None
+                else:
+                    matched = (check is None or check(found)) and f.pattern.matches(message)
+                if matched:
+                    stats.matched[f.name] += 1
                     if hits is None:
                         hits = [f.name]
                     else:
                         hits.append(f.name)
-                value = f.value
-                if value is None:
-                    value = self._resolve_value(f, doc, fields, values, message)
+                    value = f.value
                     if value is None:
-                        continue
-                key = f.key
-                if f.dims:
-                    dims = self._resolve_dimensions(f, doc, fields, values, message)
-                    if dims is None:
-                        continue
-                    key = (key[0], key[1], dims, key[3])
-            elif f.default is not None:
-                key, value = f.key, f.default
-            else:
-                continue
-            if ts == READ_FROM_MESSAGE:
+                        value = self._resolve_value(f, doc, fields, values, message)
+                        if value is None:
+                            continue
+                        if not -_MAX_VALUE <= value <= _MAX_VALUE:  # PutMetricData refuses it (§9)
+                            if unpublished is None:
+                                unpublished = [f.name]
+                            else:
+                                unpublished.append(f.name)
+                            continue
+                    key = f.key
+                    if f.dims:
+                        dims = self._resolve_dimensions(f, doc, fields, values, message)
+                        if dims is None:
+                            continue
+                        key = (key[0], key[1], dims, key[3])
+                elif f.default is not None:
+                    key, value = f.key, f.default
+                else:
+                    continue
+                if out is None:
+                    out = [(f, key, value)]
+                else:
+                    out.append((f, key, value))
+            f = None
+            if out is not None and ts == READ_FROM_MESSAGE:
                 ts, doc, fields = self._event_time(message, doc, fields)
                 if ts is None or not MIN_EVENT_MS <= ts <= MAX_EVENT_MS:
                     for name in hits or ():
                         stats.matched[name] -= 1
                     stats.count_malformed("bad_timestamp")
                     return False
+        except Exception as err:
+            self._take_back(hits, not_json)
+            raise EventEvaluationError(f.name if f is not None else None, err) from err
+        if unpublished is not None:
+            out_of_range = stats.out_of_range
+            for name in unpublished:
+                out_of_range[name] = out_of_range.get(name, 0) + 1
+        if out is None:
+            return True
+        for f, key, value in out:
             if f.dimension_sets is not None:
                 self._count_dimension_set(f, key[2], ts)
             emit(key, ts, value)
         return True
 
+    def _take_back(self, hits: list[str] | None, not_json: bool) -> None:
+        """Undo the counts of an event whose evaluation raised (matches, not JSON)."""
+        matched = self.stats.matched
+        for name in hits or ():
+            matched[name] -= 1
+        if not_json:
+            counts = self.stats.not_json
+            for name in self._json_names:
+                counts[name] -= 1
+
     def _count_dimension_set(self, f: _CompiledFilter, dims: tuple, ts: int) -> None:
         """Note a dimension value set the filter publishes; disable the filter (after this
         contribution) when it reaches :data:`DIMENSION_SETS_LIMIT` distinct sets within
-        the last :data:`DIMENSION_WINDOW_MS` of its event time (§8.4 [adopted])."""
+        the last :data:`DIMENSION_WINDOW_MS` of its event time (§8.4 [adopted]).
+
+        The sets older than that window are dropped when the limit is reached, from the
+        front of ``f.expiry``, a heap with one ``(time, set)`` entry per set: an entry's
+        time is the set's time when it was pushed, at most its latest time (a set seen
+        again only updates ``f.dimension_sets``), or already out of the window. A popped
+        entry whose set was seen since is pushed again with its latest time, so a
+        check costs O(log n) per set dropped or refreshed, not a scan of all the sets.
+        """
         sets = f.dimension_sets
         if ts > f.clock:
             f.clock = ts
@@ -411,11 +497,19 @@ class LogGroupEvaluator:
                 sets[dims] = ts
             return
         sets[dims] = ts
+        if last is None:
+            heappush(f.expiry, (ts, dims))
         if len(sets) < DIMENSION_SETS_LIMIT:
             return
         oldest = f.clock - DIMENSION_WINDOW_MS
-        for old in [d for d, t in sets.items() if t <= oldest]:
-            del sets[old]
+        expiry = f.expiry
+        while expiry and expiry[0][0] <= oldest:
+            _, old = heappop(expiry)
+            latest = sets[old]
+            if latest <= oldest:
+                del sets[old]
+            else:
+                heappush(expiry, (latest, old))
         if len(sets) >= DIMENSION_SETS_LIMIT:
             f.disabled = True
             reason = (
@@ -448,6 +542,8 @@ class LogGroupEvaluator:
                 continue
             f.clock, f.disabled = item["clock"], item["disabled"]
             f.dimension_sets = {tuple((n, v) for n, v in dims): t for dims, t in item["sets"]}
+            f.expiry = [(t, dims) for dims, t in f.dimension_sets.items()]
+            heapify(f.expiry)
 
     def _count_not_json(self) -> None:
         """An event that is not a JSON object met every JSON filter of the group (§5.4)."""

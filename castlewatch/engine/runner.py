@@ -22,17 +22,35 @@ Malformed input is counted when the batch after it is evaluated
 (``EventBatch.malformed``), not when the source reads it, so the counts in a
 checkpoint are those of the input before its positions.
 
+An exception raised while evaluating one event (a castlewatch bug) costs that event,
+not the run: the evaluator takes back whatever the event had counted
+(:class:`~castlewatch.engine.evaluate.EventEvaluationError`), the event is counted as
+``malformed["evaluation_error"]``, reported on stderr with the metric filter and the
+event's byte offset in its file (the first :data:`REPORTED_EVALUATION_ERRORS`), and the
+batch goes on with the next event.  So the checkpoint moves past it: no poison pill.
+
 An exception in a source (a bug: malformed input is counted, never raised) is not
 taken for the source's end: ``run`` stops every source, evaluates what was
 queued, writes every open minute and a last checkpoint as on SIGTERM, then raises
 it; ``replay`` raises it after closing the sinks.
+
+Any other failure of ``run`` (a sink or the checkpoint that cannot be written,
+:class:`OutputError`; a bug in the aggregation) leaves the state in memory possibly
+half-applied: ``run`` then stops the sources (never waiting on a full queue), closes
+the sinks and raises it without writing another checkpoint, so the one on disk,
+written after the last good batch, is what a restart resumes from, truncating the
+sinks back to their sizes in it: the output after a restart is exactly that of an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import logging
+import operator
 import os
 import signal
 import time
@@ -42,26 +60,71 @@ from typing import Any
 
 from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.config import EngineConfig
-from castlewatch.engine.evaluate import LogGroupEvaluator
+from castlewatch.engine.evaluate import EventEvaluationError, LogGroupEvaluator
 from castlewatch.engine.sources import open_source
 from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import open_sink
 
 CHECKPOINT_VERSION = 1
+#: Evaluation errors reported one by one on stderr; later ones are counted only.
+REPORTED_EVALUATION_ERRORS = 10
+#: The longest ``run`` waits for its source tasks to end once it has cancelled them.
+STOP_TIMEOUT_S = 10.0
+#: errno values meaning "no room for the output": disk full, over quota, over the file size limit.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+log = logging.getLogger("castlewatch.engine")
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used with this configuration."""
 
 
+class OutputError(OSError):
+    """A sink or the checkpoint could not be written: the run stopped.
+
+    Raised by :class:`Engine` in place of the ``OSError`` of a sink's write, flush or
+    close, or of writing the checkpoint; ``str()`` is one line naming the file.
+
+    Attributes:
+        what: ``"sink"`` or ``"checkpoint"``.
+        filename: the file's path (``"stdout"`` for the stdout sink).
+        errno, strerror: those of the ``OSError`` (also ``__cause__``).
+        no_space: True for a full disk, an exhausted quota or a file over the size
+            limit (:data:`NO_SPACE_ERRNOS`): free space, then restart.
+    """
+
+    def __init__(self, what: str, path: str | os.PathLike[str], err: OSError) -> None:
+        super().__init__(err.errno, err.strerror or str(err), str(path))
+        self.what = what
+
+    @property
+    def no_space(self) -> bool:
+        return self.errno in NO_SPACE_ERRNOS
+
+    def __str__(self) -> str:
+        code = errno.errorcode.get(self.errno, "") if self.errno is not None else ""
+        return f"cannot write the {self.what} {self.filename}: {self.strerror}" + (f" ({code})" if code else "")
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file whole."""
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file whole.
+
+    Raises:
+        OutputError: the file could not be written (the old one, if any, is left whole
+            and the temporary file removed).
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError("checkpoint", path, err) from err
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -111,6 +174,8 @@ class Engine:
         for f in config.metric_filters:
             by_group.setdefault(f.log_group_name, []).append(f)
         self.sources = []
+        self._sources_by_name: dict[str, Any] = {}
+        self._evaluation_errors = 0
         self.evaluators: dict[str, LogGroupEvaluator] = {}
         self.aggregators: dict[str, MinuteAggregator] = {}
         self.positions: dict[str, Any] = dict(state.get("sources", {}))
@@ -127,6 +192,7 @@ class Engine:
             if name in self.evaluators:
                 raise ValueError(f"two sources read {name}; give each file or glob to one source only")
             self.sources.append(source)
+            self._sources_by_name[name] = source
             self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
             try:
@@ -147,7 +213,7 @@ class Engine:
         self.sinks = []
         for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
             try:
-                self.sinks.append(open_sink(spec, pos))
+                self.sinks.append(_NamedSink(open_sink(spec, pos), spec.path or spec.type))
             except ValueError as err:
                 if pos is None:
                     raise
@@ -156,19 +222,38 @@ class Engine:
     # -- evaluation --
 
     def process(self, batch: EventBatch) -> None:
-        """Evaluate one batch, write the datapoints its events closed, note its position."""
+        """Evaluate one batch, write the datapoints its events closed, note its position.
+
+        An event whose evaluation raises is skipped (see :meth:`_skip_event`); the loop
+        goes on after it with the same iterator, so the events pay nothing for it.
+
+        Raises:
+            OutputError: a sink could not be written.
+        """
         evaluator = self.evaluators[batch.source]
         aggregator = self.aggregators[batch.source]
         add = aggregator.add
         bad_before = self.stats.malformed.get("bad_timestamp", 0)
         if batch.messages is not None:
             evaluate_message = evaluator.evaluate_message
-            for message in batch.messages:
-                evaluate_message(message, READ_FROM_MESSAGE, add)
+            messages = iter(batch.messages)
+            while True:
+                try:
+                    for message in messages:
+                        evaluate_message(message, READ_FROM_MESSAGE, add)
+                    break
+                except EventEvaluationError as err:
+                    self._skip_event(batch, len(batch) - operator.length_hint(messages) - 1, err)
         else:
             evaluate = evaluator.evaluate
-            for event in batch.events:
-                evaluate(event, add)
+            events = iter(batch.events)
+            while True:
+                try:
+                    for event in events:
+                        evaluate(event, add)
+                    break
+                except EventEvaluationError as err:
+                    self._skip_event(batch, len(batch) - operator.length_hint(events) - 1, err)
         self.stats.events_read += len(batch)
         if batch.malformed:
             count_malformed = self.stats.count_malformed
@@ -182,7 +267,33 @@ class Engine:
         if self.on_progress is not None:
             self.on_progress(self.stats)
 
+    def _skip_event(self, batch: EventBatch, index: int, err: EventEvaluationError) -> None:
+        """Event ``index`` of ``batch`` raised while evaluated (it had no effect): count it
+        as ``malformed["evaluation_error"]`` and report it on stderr with the metric
+        filter and where the event is (file and byte offset), the first
+        :data:`REPORTED_EVALUATION_ERRORS` times."""
+        self.stats.count_malformed("evaluation_error")
+        self._evaluation_errors += 1
+        if self._evaluation_errors > REPORTED_EVALUATION_ERRORS:
+            return
+        message = batch.messages[index] if batch.messages is not None else batch.events[index].message
+        source = self._sources_by_name.get(batch.source)
+        where = None
+        if source is not None:
+            with contextlib.suppress(Exception):  # only a report: never fail the run over it
+                where = source.locate(self.positions.get(batch.source), batch.position, index, message)
+        where = where or f"source {batch.source} (byte offset unknown)"
+        more = ""
+        if self._evaluation_errors == REPORTED_EVALUATION_ERRORS:
+            more = "; later ones are counted, not reported"
+        log.error(
+            f"castlewatch: skipped the event at {where}, counted as malformed: evaluation_error "
+            f"(a castlewatch bug{more}): {err}"
+        )
+        log.debug("evaluation error", exc_info=err.cause)
+
     def _write(self, datapoints: list[Datapoint]) -> None:
+        """Hand ``datapoints`` to every sink (OutputError if one cannot be written)."""
         if not datapoints:
             return
         for sink in self.sinks:
@@ -212,10 +323,20 @@ class Engine:
             self.close_all_windows()
             for sink in self.sinks:
                 sink.flush()
-        finally:
-            for sink in self.sinks:
-                sink.close()
+        except BaseException:
+            self._close_sinks(quietly=True)
+            raise
+        self._close_sinks()
         return self.stats
+
+    def _close_sinks(self, quietly: bool = False) -> None:
+        """Close every sink; ``quietly`` (the run already failed): ignore their errors."""
+        for sink in self.sinks:
+            if quietly:
+                with contextlib.suppress(Exception):
+                    sink.close()
+            else:
+                sink.close()
 
     # -- daemon --
 
@@ -231,25 +352,30 @@ class Engine:
         Raises:
             Exception: whatever a source raised (a bug, never malformed input), after
                 that same shutdown (``stop`` is set); the first one if several did.
+            OutputError: a sink or the checkpoint could not be written (disk full, ...).
+                The run stops at once, ``stop`` set, the sinks closed, without another
+                checkpoint: the last one written is the last good state.
+            Exception: any other failure of the evaluation loop (a bug), the same way.
         """
-        queue: asyncio.Queue[EventBatch | None] = asyncio.Queue(maxsize=queue_size)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
-        done_producers = 0
+        running = len(producers)
         last_checkpoint = time.monotonic()
         # per source: (wall time of its last batch, its metrics' watermarks then)
         last_event = {name: (time.monotonic(), dict(agg.watermarks)) for name, agg in self.aggregators.items()}
         idle_s = max(self.config.allowed_lateness_s, 1.0)
         failure: BaseException | None = None
         try:
-            while done_producers < len(producers):
+            while running:
                 try:
                     batch = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except asyncio.TimeoutError:
                     batch = _IDLE
                 if batch is None:
-                    done_producers += 1
+                    running -= 1
                 elif isinstance(batch, _SourceFailed):
                     # A source broke: not its end. Stop them all, as on SIGTERM, then raise.
+                    running -= 1
                     if failure is None:
                         failure = batch.error
                     stop.set()
@@ -265,18 +391,17 @@ class Engine:
                 if now - last_checkpoint >= checkpoint_interval_s:
                     await self.save_checkpoint()
                     last_checkpoint = now
-        finally:
+            await _stop(producers)
+            self.close_all_windows()
+            await self.save_checkpoint()
+            self._close_sinks()
+        except BaseException:
+            # Not a graceful end: the state in memory may be half-applied, so no checkpoint
+            # is written; the sources are stopped without waiting on the queue.
             stop.set()
-            for task in producers:
-                task.cancel()
-            results = await asyncio.gather(*producers, return_exceptions=True)
-        for result in results:
-            if failure is None and isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                failure = result
-        self.close_all_windows()
-        await self.save_checkpoint()
-        for sink in self.sinks:
-            sink.close()
+            await _stop(producers)
+            self._close_sinks(quietly=True)
+            raise
         if failure is not None:
             raise failure
         return self.stats
@@ -284,18 +409,18 @@ class Engine:
     @staticmethod
     async def _produce(source, queue: asyncio.Queue, stop: asyncio.Event) -> None:
         """Queue the source's batches, then None (its end); an exception it raises is
-        queued as :class:`_SourceFailed` first, so the run stops on it and raises it."""
+        queued as :class:`_SourceFailed` instead, so the run stops on it and raises it.
+        Cancelled (the run failed), it queues nothing more: the queue may be full and
+        no one reading it."""
         try:
             async for batch in source.batches(follow=True, stop=stop):
                 await queue.put(batch)
         except Exception as err:  # handed to run(), which raises it
             with contextlib.suppress(AttributeError):
                 err.add_note(f"castlewatch: raised while reading source {source.name}; the run was stopped")
-            with contextlib.suppress(asyncio.CancelledError):
-                await queue.put(_SourceFailed(err))
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await queue.put(None)
+            await queue.put(_SourceFailed(err))
+            return
+        await queue.put(None)
 
     # -- checkpoints --
 
@@ -350,6 +475,42 @@ class Engine:
 _IDLE = object()
 
 
+async def _stop(tasks: list[asyncio.Task]) -> None:
+    """Cancel ``tasks`` and wait for them to end, at most :data:`STOP_TIMEOUT_S`."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+
+
+class _NamedSink:
+    """A sink whose ``OSError`` s (disk full, ...) become :class:`OutputError` s naming its file."""
+
+    __slots__ = ("sink", "path")
+
+    def __init__(self, sink, path: str) -> None:
+        self.sink = sink
+        self.path = path
+
+    def write(self, datapoints: list[Datapoint]) -> None:
+        try:
+            self.sink.write(datapoints)
+        except OSError as err:
+            raise OutputError("sink", self.path, err) from err
+
+    def flush(self) -> Any:
+        try:
+            return self.sink.flush()
+        except OSError as err:
+            raise OutputError("sink", self.path, err) from err
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        except OSError as err:
+            raise OutputError("sink", self.path, err) from err
+
+
 class _SourceFailed:
     """Queued by a source task whose source raised ``error``."""
 
@@ -373,6 +534,7 @@ def _stats_state(stats: Stats) -> dict[str, Any]:
         "datapoints_written": stats.datapoints_written,
         "datums_written": stats.datums_written,
         "disabled_filters": stats.disabled_filters,
+        "out_of_range": stats.out_of_range,
     }
 
 
@@ -391,6 +553,7 @@ _STATS_FIELDS: dict[str, tuple[type, type | None]] = {
     "datapoints_written": (int, None),
     "datums_written": (int, None),
     "disabled_filters": (dict, str),
+    "out_of_range": (dict, int),
 }
 
 
