@@ -81,31 +81,56 @@ def merge(values: Values, counts: Counts, new_values: Values, new_counts: Counts
     return out_values, out_counts
 
 
-def encoded(array: np.ndarray) -> memoryview:
-    """Little-endian bytes of a float64 or int64 array (the checkpoint's encoding), without
-    a copy on a little-endian machine (a view: the array must not change while in use)."""
-    return memoryview(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))).cast("B")
+#: How a checkpoint may store values and counts (numpy type codes, little-endian): each
+#: array in the narrowest of them that holds every element exactly.
+VALUE_TYPES = ("<i4", "<f4", "<f8")
+COUNT_TYPES = ("<u1", "<u2", "<u4", "<i8")
+_INT32 = 2**31 - 1
 
 
-def values_of(data: bytes) -> Values:
-    """The float64 array :func:`encoded` gave.
+def pack_values(values: Values) -> tuple[str, memoryview]:
+    """``values`` (float64) as (type code, little-endian bytes) in the narrowest of
+    :data:`VALUE_TYPES` that keeps every value exactly: 4 bytes a value for whole numbers
+    such as byte counts (not ``-0.0``: its sign would be lost), or floats that are exact
+    in single precision; else 8. The bytes may view ``values`` (no copy)."""
+    if values.size:
+        if (np.abs(values).max() <= _INT32 and np.array_equal(np.trunc(values), values)
+                and not (np.signbit(values) & (values == 0)).any()):
+            return "<i4", _bytes(values.astype("<i4"))
+        with np.errstate(over="ignore"):
+            narrow = values.astype("<f4")
+        if np.array_equal(narrow.astype(np.float64), values):
+            return "<f4", _bytes(narrow)
+    return "<f8", _bytes(values.astype("<f8", copy=False))
+
+
+def pack_counts(counts: Counts) -> tuple[str, memoryview]:
+    """``counts`` (int64, positive) as (type code, little-endian bytes) in the narrowest of
+    :data:`COUNT_TYPES` that holds the largest."""
+    if counts.size and counts.min() >= 0:
+        top = int(counts.max())
+        for code, limit in (("<u1", 2**8), ("<u2", 2**16), ("<u4", 2**32)):
+            if top < limit:
+                return code, _bytes(counts.astype(code))
+    return "<i8", _bytes(counts.astype("<i8", copy=False))
+
+
+def unpack(code: str, data: bytes, kind: str) -> np.ndarray:
+    """The array :func:`pack_values` (``kind`` ``"values"``: float64) or :func:`pack_counts`
+    (``"counts"``: int64) packed.
 
     Raises:
-        ValueError: ``data`` is not a whole number of 8-byte values.
+        ValueError: an unknown type code, or bytes that are not a whole number of elements.
     """
-    return _of(data, "<f8").astype(np.float64, copy=False)
+    allowed = VALUE_TYPES if kind == "values" else COUNT_TYPES
+    if code not in allowed:
+        raise ValueError(f"{kind} stored as {code!r}, not one of {', '.join(allowed)}")
+    dtype = np.dtype(code)
+    if len(data) % dtype.itemsize:
+        raise ValueError(f"{len(data)} bytes are not a whole number of {dtype.itemsize}-byte {kind}")
+    array = np.frombuffer(data, dtype=dtype)
+    return array.astype(np.float64 if kind == "values" else np.int64)
 
 
-def counts_of(data: bytes) -> Counts:
-    """The int64 array :func:`encoded` gave.
-
-    Raises:
-        ValueError: ``data`` is not a whole number of 8-byte counts.
-    """
-    return _of(data, "<i8").astype(np.int64, copy=False)
-
-
-def _of(data: bytes, dtype: str) -> np.ndarray:
-    if len(data) % 8:
-        raise ValueError(f"{len(data)} bytes are not a whole number of 8-byte numbers")
-    return np.frombuffer(data, dtype=dtype)
+def _bytes(array: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(array)).cast("B")

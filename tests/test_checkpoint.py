@@ -151,14 +151,14 @@ def _save(writer: CheckpointWriter, agg: MinuteAggregator, events: int = 0) -> N
 
 def test_a_save_writes_what_changed_not_the_whole_state(tmp_path):
     """Thirty open minutes of 5,000 distinct values each: the first save writes them all
-    (16 bytes a value); a save after ten more contributions appends a record of a few
-    hundred bytes, not the state again."""
+    (9 bytes a value: a double and a one-byte count); a save after ten more contributions
+    appends a record of a few hundred bytes, not the state again."""
     rng = random.Random(1)
     agg = _agg_with({m: [rng.random() * 1e6 for _ in range(5_000)] for m in range(30)})
     writer = CheckpointWriter(tmp_path / "ck")
     _save(writer, agg, 1)
     base = (tmp_path / "ck").stat().st_size
-    assert 30 * 5_000 * 16 <= base < 30 * 5_000 * 16 * 1.1
+    assert 30 * 5_000 * 9 <= base < 30 * 5_000 * 9 * 1.1
     for i in range(10):
         agg.add(KEY, M0 + 29 * 60_000 + i, rng.random())
     _save(writer, agg, 2)
@@ -169,6 +169,40 @@ def test_a_save_writes_what_changed_not_the_whole_state(tmp_path):
     state = read_checkpoint(tmp_path / "ck")
     assert state["stats"]["events_read"] == 3 and state["sinks"] == [{"size": 3}]
     assert sum(len(w["values"]) for w in state["aggregators"]["a"]["windows"]) == 30 * 5_000 + 10
+
+
+def test_whole_numbers_take_four_bytes_and_small_counts_one(tmp_path):
+    """Byte counts (whole numbers) are stored as 32-bit integers, counts under 256 in a
+    byte: 5 bytes a value; with a negative zero, which an integer cannot hold, the values
+    go in floats (here single precision holds them exactly) and the zero keeps its sign."""
+    agg = _agg_with({0: [float(v) for v in range(20_000)] * 3})
+    writer = CheckpointWriter(tmp_path / "ck")
+    _save(writer, agg)
+    assert 20_000 * 5 <= (tmp_path / "ck").stat().st_size < 20_000 * 5 * 1.1
+    before = (tmp_path / "ck").stat().st_size
+    for v in [-0.0] + [float(v) for v in range(1, 1_000)]:  # a minute whose zero is negative
+        agg.add(KEY, M0 + 60_000, v)
+    _save(writer, agg)
+    assert 1_000 * 5 <= (tmp_path / "ck").stat().st_size - before < 1_000 * 5 * 1.2
+    first, second = read_checkpoint(tmp_path / "ck")["aggregators"]["a"]["windows"]
+    assert len(first["values"]) == 20_000 and first["values"][0] == [0.0, 3]
+    assert repr(second["values"][0][0]) == "-0.0" and second["values"][1] == [1.0, 1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(values, max_size=300), st.lists(st.integers(0, 2**62), max_size=300))
+def test_packed_values_and_counts_are_exact(seq, counts):
+    import numpy as np
+
+    from castlewatch import values as vs
+
+    array = np.array(seq, np.float64)
+    code, data = vs.pack_values(array)
+    back = vs.unpack(code, bytes(data), "values")
+    assert [repr(v) for v in back.tolist()] == [repr(v) for v in seq]
+    array = np.array(counts, np.int64)
+    code, data = vs.pack_counts(array)
+    assert vs.unpack(code, bytes(data), "counts").tolist() == counts
 
 
 def _mixed(seed: int) -> MinuteAggregator:
@@ -417,7 +451,7 @@ def _record(**changes) -> bytes:
         (MAGIC + _frame(_record(base=False)), "the first record is not complete in itself"),
         (MAGIC + _frame(_record(stats={"events_read": -1})), "stats['events_read'] is not a count"),
         (MAGIC + _frame(_record(sinks=[None])), "was written for 1 sinks, the configuration has 2"),
-        (MAGIC + _frame(_record(aggregators={"SOURCE": [[], [], 1, [[1, 0, False, b"", b"", [1.0, 1, 1.0, 1.0]]],
+        (MAGIC + _frame(_record(aggregators={"SOURCE": [[], [], 1, [[1, 0, False, b"", b"", [1.0, 1, 1.0, 1.0], None, "<f8", "<u1"]],
                                                          [], []]})),
          "a change to datapoint 1, which no earlier record holds"),
         (MAGIC + _frame(_record(aggregators={"SOURCE": [[], [], 2, [], [], [7]]})),

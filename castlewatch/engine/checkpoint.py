@@ -11,8 +11,9 @@ previous one:
   ``u32 length, u32 CRC-32 of the payload`` (little-endian), payload = msgpack of a
   :class:`Record` (msgspec). A record holds the positions, sink sizes, counters,
   evaluator state and watermarks in full (they are small), and of the open datapoints
-  only those that changed: new values of a large datapoint (float64/int64 arrays as
-  bytes), all values of a small one (at most ``SMALL_VALUES``), the statistics, the
+  only those that changed: new values of a large datapoint (numpy arrays as bytes,
+  each in the narrowest type that is exact: 4 bytes for a whole number of bytes, 1 for
+  a count under 256), all values of a small one (at most ``SMALL_VALUES``), the statistics, the
   serials of the datapoints closed since, the order of sealed late datapoints.
 - **Reading** folds the records in order. The first record is a base (complete in
   itself). A record cut short or failing its CRC ends the log: a save interrupted by a
@@ -129,10 +130,12 @@ class AggregatorState:
 
 
 class PointRecord(msgspec.Struct, array_like=True):
-    """A changed datapoint in a record. ``values`` float64 and ``counts`` int64, little-endian
-    bytes; empty ``counts`` means 1 for each value (raw contributions); ``full``: they
-    replace the values held so far, else they are added. ``key`` on the datapoint's first
-    record: namespace, metric name, dimensions ([name, value] pairs), unit, minute (epoch s)."""
+    """A changed datapoint in a record. ``values`` and ``counts``: little-endian arrays of
+    numpy types ``value_type`` and ``count_type`` (the narrowest that is exact,
+    :func:`castlewatch.values.pack_values`); empty ``counts`` means 1 for each value;
+    ``full``: they replace the values held so far, else they are added. ``key`` on the
+    datapoint's first record: namespace, metric name, dimensions ([name, value] pairs),
+    unit, minute (epoch s)."""
 
     serial: int
     where: int
@@ -140,7 +143,9 @@ class PointRecord(msgspec.Struct, array_like=True):
     values: bytes
     counts: bytes
     stats: tuple[float, int, float, float]
-    key: tuple[str, str, list[tuple[str, str]], str, int] | None = None
+    key: tuple[str, str, list[tuple[str, str]], str, int] | None
+    value_type: str
+    count_type: str
 
 
 class AggregatorRecord(msgspec.Struct, array_like=True):
@@ -188,20 +193,20 @@ def _point_record(change: PointChange) -> PointRecord:
              for v, c in change.parts if len(v)]
     if len(parts) == 1 and (parts[0][1] is not None or len(parts[0][0]) == 1):  # distinct already
         values, counts = parts[0]
-        data = vs.encoded(values)
-        counted = b"" if counts is None else vs.encoded(counts)
     elif not parts:
-        data = counted = b""
+        values, counts = vs.EMPTY_VALUES, None
     else:
         values = np.concatenate([v for v, _ in parts])
         counts = np.concatenate([np.ones(len(v), np.int64) if c is None else c for v, c in parts])
-        distinct, summed = vs.fold(values, counts)
-        data, counted = vs.encoded(distinct), vs.encoded(summed)
+        values, counts = vs.fold(values, counts)
+    value_type, data = vs.pack_values(values)
+    count_type, counted = ("<u1", b"") if counts is None else vs.pack_counts(counts)
     key = None
     if change.key is not None:
         namespace, name, dims, unit, minute = change.key
         key = (namespace, name, [tuple(d) for d in dims], unit, minute)
-    return PointRecord(change.serial, change.where, change.full, data, counted, change.stats, key)
+    return PointRecord(change.serial, change.where, change.full, data, counted, change.stats, key, value_type,
+                       count_type)
 
 
 def _record(capture: Capture, base: bool) -> Record:
@@ -262,8 +267,8 @@ class _Fold:
                     point = points[p.serial] = _Point((namespace, name_, tuple((n, v) for n, v in dims), unit, minute))
                 if p.full:
                     point.parts = []
-                values = vs.values_of(p.values)
-                counts = vs.counts_of(p.counts) if p.counts else None
+                values = vs.unpack(p.value_type, p.values, "values")
+                counts = vs.unpack(p.count_type, p.counts, "counts") if p.counts else None
                 if counts is not None and len(counts) != len(values):
                     raise ValueError(f"datapoint {p.serial} has {len(values)} values and {len(counts)} counts")
                 if len(values):
@@ -304,11 +309,11 @@ class _Fold:
         aggregators = {}
         for name in self.aggregators:
             state = self.aggregator_state(name, consume=True)
-            points = [
-                PointRecord(p.serial, p.where, True, vs.encoded(p.values), vs.encoded(p.counts), p.stats,
-                            (p.key[0], p.key[1], [tuple(d) for d in p.key[2]], p.key[3], p.key[4]))
-                for p in state.points
-            ]
+            points = []
+            for p in state.points:
+                (value_type, values), (count_type, counts) = vs.pack_values(p.values), vs.pack_counts(p.counts)
+                key = (p.key[0], p.key[1], [tuple(d) for d in p.key[2]], p.key[3], p.key[4])
+                points.append(PointRecord(p.serial, p.where, True, values, counts, p.stats, key, value_type, count_type))
             aggregators[name] = AggregatorRecord(state.watermarks, state.late_clocks, state.next_serial, points, [],
                                                  state.sealed)
         return Record(True, self.sources, self.evaluators, aggregators, self.sinks, self.stats)

@@ -69,8 +69,11 @@ class Engine:
             stdin source without a stdin).
 
     Attributes:
-        warnings: things worth saying before the run: filters' caveats, and sources
-            that match no file (yet).
+        warnings: things worth saying before the run: filters' caveats, sources that
+            match no file (yet), a checkpoint whose last save was cut short or that is
+            migrated from version 1.
+        checkpoints: the :class:`~castlewatch.engine.checkpoint.CheckpointWriter`
+            (its ``report``: what the saves cost).
     """
 
     def __init__(
