@@ -38,7 +38,7 @@ BACKLOG_MINUTES = 30
 ALLOWED_LATENESS_S = 3600
 #: Sizes per mode (``scale`` multiplies them): backlog events, distinct values in one minute.
 SIZES = {
-    "quick": {"backlog": 300_000, "distinct": 100_000, "interval_s": 0.5},
+    "quick": {"backlog": 300_000, "distinct": 100_000, "interval_s": 0.2},
     "full": {"backlog": 3_000_000, "distinct": 1_000_000, "interval_s": 0.5},
 }
 VPC_GROUP = "vpc-flow-logs"
@@ -57,15 +57,16 @@ def write_backlog(path: Path, events: int, seed: int) -> int:
 
 
 def write_distinct(path: Path, distinct: int) -> int:
-    """``distinct`` lines ``<epoch s> <value>`` in one minute, every value different, in
-    no particular order; the file's size."""
+    """``distinct`` lines ``<epoch s> <value>`` in one minute, every value different (a
+    latency in ms with three decimals, so a double is needed to hold it), in no particular
+    order; the file's size."""
     from bench.generate import EPOCH_S
 
     step = 104_729  # a prime: i -> i * step mod n visits every residue once (n not a multiple)
     n = distinct if distinct % step else distinct + 1
     with open(path, "w", encoding="ascii", newline="\n") as fh:
         for start in range(0, distinct, 10_000):
-            fh.write("".join(f"{EPOCH_S + i % 60} {(i * step) % n / 8}\n"
+            fh.write("".join(f"{EPOCH_S + i % 60} {(i * step) % n / 1000}\n"
                              for i in range(start, min(start + 10_000, distinct))))
     return path.stat().st_size
 
