@@ -143,6 +143,9 @@ def _numpy() -> tuple[Any, Any]:
 class Datapoint:
     """The aggregate of one metric, one dimension set, one unit, over one minute (§8.4).
 
+    Made empty and fed with :meth:`add`, or given whole: ``values`` (value -> count) and
+    the statistics as keyword arguments, which are taken as they are.
+
     Attributes:
         namespace, metric_name, unit: from the metric transformation (unit ``"None"``
             when not set).
@@ -174,16 +177,21 @@ class Datapoint:
         dimensions: tuple[tuple[str, str], ...],
         unit: str,
         timestamp: int,
+        values: dict[float, int] | None = None,
+        sum: float = 0.0,
+        sample_count: int = 0,
+        minimum: float = float("inf"),
+        maximum: float = float("-inf"),
     ) -> None:
         self.namespace = namespace
         self.metric_name = metric_name
         self.dimensions = dimensions
         self.unit = unit
         self.timestamp = timestamp
-        self.sum = 0.0
-        self.sample_count = 0
-        self.minimum = float("inf")
-        self.maximum = float("-inf")
+        self.sum = sum
+        self.sample_count = sample_count
+        self.minimum = minimum
+        self.maximum = maximum
         self.serial = 0
         self.saved: Any = None
         self._small: dict[float, int] | None = {}  # value -> count, until there are too many
@@ -194,6 +202,10 @@ class Datapoint:
         self._tracked = False  # take_changes() returned every value once: it tracks changes since
         self._pending: list[Any] = []  # raw values folded in since take_changes() last ran
         self._mark = 0  # the buffer's first entries take_changes() already returned
+        if values:  # given whole, with the statistics (a record of another origin)
+            self._small = dict(values)
+            if len(values) > SMALL_VALUES:
+                self._to_arrays()
 
     @classmethod
     def restored(

@@ -280,6 +280,19 @@ def test_a_save_cut_short_at_any_byte_leaves_the_save_before(tmp_path):
     assert again.load()["stats"]["events_read"] == 4 and again.warnings == []
 
 
+def test_the_state_of_a_source_no_longer_configured_is_dropped(tmp_path):
+    """Every save holds every source's aggregator; one a later save lacks (its source left
+    the configuration) is not carried on."""
+    writer = CheckpointWriter(tmp_path / "ck")
+    a, b = _mixed(7), _mixed(8)
+    writer.write(checkpoint.capture({}, {}, {"a": a.checkpoint_changes(True), "b": b.checkpoint_changes(True)}, [],
+                                    Stats()))
+    assert set(read_checkpoint(tmp_path / "ck")["aggregators"]) == {"a", "b"}
+    a.add(KEY, M0 + 250_000, 1.0)
+    writer.write(checkpoint.capture({}, {}, {"a": a.checkpoint_changes()}, [], Stats()))
+    assert set(read_checkpoint(tmp_path / "ck")["aggregators"]) == {"a"}
+
+
 def test_a_failed_write_is_raised_and_the_next_save_starts_a_new_file(tmp_path):
     path = tmp_path / "ck"
     agg = _mixed(6)

@@ -252,10 +252,13 @@ class _Fold:
         self.sources, self.evaluators, self.sinks, self.stats = (
             record.sources, record.evaluators, record.sinks, record.stats,
         )
+        # every save holds every aggregator of the run: one that is missing belongs to a
+        # source no longer configured, and goes
+        self.aggregators = {name: self.aggregators.get(name, {"points": {}}) for name in record.aggregators}
         if record.base:
-            self.aggregators = {}
+            self.aggregators = {name: {"points": {}} for name in record.aggregators}
         for name, a in record.aggregators.items():
-            agg = self.aggregators.setdefault(name, {"points": {}})
+            agg = self.aggregators[name]
             agg.update(watermarks=a.watermarks, late_clocks=a.late_clocks, next_serial=a.next_serial, sealed=a.sealed)
             points: dict[int, _Point] = agg["points"]
             for p in a.points:
