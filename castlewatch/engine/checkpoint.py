@@ -195,6 +195,8 @@ def _point_record(change: PointChange) -> PointRecord:
         values, counts = parts[0]
     elif not parts:
         values, counts = vs.EMPTY_VALUES, None
+    elif all(c is None for _, c in parts):  # raw contributions only
+        values, counts = vs.fold(np.concatenate([v for v, _ in parts]))
     else:
         values = np.concatenate([v for v, _ in parts])
         counts = np.concatenate([np.ones(len(v), np.int64) if c is None else c for v, c in parts])
