@@ -6,7 +6,8 @@ Install the peers with ``pip install -e '.[bench]'``.
 Modules: :mod:`bench.generate` (seeded stream generators), :mod:`bench.naive` (the
 naive baseline), :mod:`bench.peers` (aws-json-term-matcher, moto), :mod:`bench.workloads`
 (what is measured, and the targets), :mod:`bench.runner` (timing, floors,
-correctness guard), :mod:`bench.report` (table, JSON, Markdown, chart).
+correctness guard), :mod:`bench.checkpoint` (the daemon's checkpoint cost against
+replay), :mod:`bench.report` (table, JSON, Markdown, chart).
 
 The JSON document (``--json``, :func:`run_suite`'s return value) has:
 
@@ -23,6 +24,9 @@ The JSON document (``--json``, :func:`run_suite`'s return value) has:
   counts and, for a count, an ``example`` event);
 - ``compile``: ``median_ms``, ``min_ms``, ``max_ms``, ``per_pattern_ms``, ``target``;
 - ``rss``: ``events``, ``peak_mb``, ``after_import_mb``, ``full_size``, ``target``;
+- ``checkpoint`` (:mod:`bench.checkpoint`): ``backlog`` (``events``, ``replay`` and
+  ``daemon`` child results, ``agrees``), ``distinct`` (``values``, ``daemon``), ``ratios``
+  (``daemon_vs_replay``), ``target``;
 - ``targets``: every target with ``status`` ``met``/``missed``/``not checked``/``not measured``;
 - ``agreement``: ``ok`` and every disagreement, tagged with its ``workload``.
 """

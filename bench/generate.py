@@ -25,6 +25,7 @@ import datetime as _dt
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -317,11 +318,13 @@ def cloudtrail_events(n: int, seed: int = 1) -> Iterator[str]:
 _PORTS = (443, 443, 443, 80, 22, 3389, 53, 123, 5432, 3306, 6379, 8080)
 
 
-def vpc_flow_lines(n: int, seed: int = 1) -> Iterator[str]:
+def vpc_flow_lines(n: int, seed: int = 1, events_per_step: int = 50) -> Iterator[str]:
     """``n`` VPC Flow Logs v2 records (default format), about 20 % REJECT, in time order.
 
     Fields: version account-id interface-id srcaddr dstaddr srcport dstport protocol
-    packets bytes start end action log-status.
+    packets bytes start end action log-status. The start time moves on by 0-2 s every
+    ``events_per_step`` records (so about ``events_per_step`` records per second of
+    event time).
     """
     rng = random.Random(f"vpc:{seed}")
     random_ = rng.random
@@ -330,7 +333,7 @@ def vpc_flow_lines(n: int, seed: int = 1) -> Iterator[str]:
     accounts = _ACCOUNTS
     start = EPOCH_S
     for i in range(n):
-        if i % 50 == 0:
+        if i % events_per_step == 0:
             start += randrange(0, 3)
         account = accounts[i % 3]
         eni = enis[randrange(64)]
@@ -400,16 +403,19 @@ def app_log_lines(n: int, seed: int = 1) -> Iterator[str]:
         )
 
 
-GENERATORS: dict[str, Callable[[int, int], Iterator[str]]] = {
+GENERATORS: dict[str, Callable[..., Iterator[str]]] = {
     "cloudtrail": cloudtrail_events,
     "vpc": vpc_flow_lines,
     "app": app_log_lines,
 }
 
 
-def write_stream(path: str | Path, stream: str, n: int, seed: int = 1) -> int:
-    """Write ``n`` events of ``stream`` to ``path``, one per line; returns the file size in bytes."""
-    lines = GENERATORS[stream](n, seed)
+def write_stream(path: str | Path, stream: str, n: int, seed: int = 1, **options: Any) -> int:
+    """Write ``n`` events of ``stream`` to ``path``, one per line; returns the file size in bytes.
+
+    ``options`` go to the stream's generator (``events_per_step`` for ``vpc``).
+    """
+    lines = GENERATORS[stream](n, seed, **options)
     size = 0
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         chunk: list[str] = []

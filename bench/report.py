@@ -138,6 +138,7 @@ def summary_lines(results: dict) -> list[str]:
                 f"({rss['after_import_mb']:.0f} MB after imports): {rss['target']['status']}"
                 + (f" ({rss['target']['note']})" if rss["target"].get("note") else " (target < 200 MB at 10M events)")
             )
+    lines += checkpoint_lines(results.get("checkpoint"))
     lines.append(f"this process's peak RSS: {results['process_peak_rss_mb']:.0f} MB")
     streams = ", ".join(f"{k} {s['events']:,} events ({s['bytes'] / 1e6:.1f} MB, {s['avg_event_bytes']:.0f} B/event)"
                         for k, s in results["streams"].items())
@@ -157,6 +158,43 @@ def summary_lines(results: dict) -> list[str]:
         f"{results.get('matcher_backend', 'python')}, {results['date']}, "
         f"{results['seconds']:.0f} s"
     )
+    return lines
+
+
+def checkpoint_lines(c: dict | None) -> list[str]:
+    """The checkpoint cost (:mod:`bench.checkpoint`) in a few lines."""
+    if not c:
+        return []
+    b, d = c["backlog"], c["distinct"]
+    replay, daemon = b["replay"], b["daemon"]
+    if "error" in replay or "error" in daemon:
+        return [f"checkpoint cost: not measured ({(replay.get('error') or daemon.get('error'))[-200:]})"]
+    writer = daemon.get("writer") or {}
+    t = c["target"]
+    lines = [
+        f"checkpoint cost: a daemon catching up a {b['minutes']}-minute VPC backlog of {b['events']:,} events "
+        f"(allowed lateness {b['allowed_lateness_s']} s, a checkpoint every {b['interval_s']:g} s) read "
+        f"{rate(daemon['ev_s'])} ev/s, {c['ratios']['daemon_vs_replay']:.0%} of replay's {rate(replay['ev_s'])} "
+        f"(same datapoints: {'yes' if b['agrees'] else 'NO'}): {t['status']} ({t['target']})"
+        + (f" ({t['note']})" if t.get("note") else ""),
+        f"  {daemon['saves']} saves held the event loop {daemon['save_loop_s']['mean'] * 1e3:.1f} ms on average "
+        f"(max {daemon['save_loop_s']['max'] * 1e3:.1f} ms)"
+        + (f", their writes took {writer['write_s'] / max(1, writer['writes']) * 1e3:.0f} ms on average in a thread "
+           f"(max {writer['write_s_max'] * 1e3:.0f} ms, {writer['compactions']} compactions)" if writer else "")
+        + f"; checkpoint file at most {daemon['checkpoint_bytes_max'] / 1e6:.1f} MB; longest event-loop stall "
+        f"{daemon['loop_stall_max_s'] * 1e3:.0f} ms; stop to exit {daemon['exit_s']:.2f} s; peak RSS "
+        f"{daemon['peak_rss_mb']:.0f} MB (replay {replay['peak_rss_mb']:.0f} MB)",
+    ]
+    dd = d["daemon"]
+    if "error" in dd:
+        lines.append(f"  one minute with {d['values']:,} distinct values: not measured ({dd['error'][-200:]})")
+    else:
+        lines.append(
+            f"  one minute with {d['values']:,} distinct values, daemon with checkpoints: peak RSS "
+            f"{dd['peak_rss_mb']:.0f} MB ({dd.get('peak_rss_reading_mb', dd['peak_rss_mb']):.0f} MB while reading, "
+            f"{dd['after_import_mb']:.0f} MB after imports), checkpoint {dd['checkpoint_bytes_max'] / 1e6:.1f} MB, "
+            f"{rate(dd['ev_s'])} ev/s, {dd.get('values_written', 0):,} values written"
+        )
     return lines
 
 

@@ -46,6 +46,7 @@ from castlewatch.engine.runner import Engine, run_async
 from castlewatch.grammar import literals
 
 from bench import generate
+from bench.checkpoint import checkpoint_cost
 from bench.naive import NaivePack, NaivePattern, metric_value
 from bench.peers import AWS_JSON, MOTO, make_peer, version
 from bench.workloads import WORKLOADS, Workload, cis_patterns, select_filters
@@ -694,10 +695,15 @@ class Suite:
             self.results[w.name] = record
         compile_ = self.compile_times()
         rss = self.rss() if self.only is None or "rss" in self.only else None
+        checkpoint = None
+        if self.only is None or "checkpoint" in self.only:
+            checkpoint = checkpoint_cost(self.work, self.mode, self.scale, self.seed, self.progress)
         targets = [t for r in self.results.values() for t in r["targets"]]
         targets.append({"workload": "compile", **compile_["target"]})
         if rss is not None and "target" in rss:
             targets.append({"workload": "rss", **rss["target"]})
+        if checkpoint is not None:
+            targets.append({"workload": "checkpoint", **checkpoint["target"]})
         disagreements = [dict(d, workload=r["name"]) for r in self.results.values() for d in r["disagreements"]]
         return {
             "schema": SCHEMA_VERSION,
@@ -713,6 +719,7 @@ class Suite:
             "workloads": list(self.results.values()),
             "compile": compile_,
             "rss": rss,
+            "checkpoint": checkpoint,
             "process_peak_rss_mb": peak_rss_mb(),
             "targets": targets,
             "agreement": {"ok": not disagreements, "disagreements": disagreements},
@@ -762,7 +769,8 @@ def run_suite(
             removed afterwards).
         seed: the generators' seed.
         progress: called with a short status line as the suite advances.
-        only: run only these workloads (names; ``"rss"`` for the RSS check).
+        only: run only these workloads (names; ``"rss"`` for the RSS check, ``"checkpoint"``
+            for the checkpoint cost, :mod:`bench.checkpoint`).
     """
     mode = "quick" if quick else "full"
     runs = runs or MODES[mode]["runs"]

@@ -8,6 +8,8 @@ engine's internal records.  Spec: ``docs/filter-patterns.md`` §8-§9.
 from __future__ import annotations
 
 import datetime as _dt
+from array import array as _array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,39 +125,240 @@ class EventBatch:
         return [LogEvent(READ_FROM_MESSAGE, m, self.log_group) for m in self.messages]
 
 
-@dataclass(slots=True)
+#: Distinct values a datapoint keeps in a dict; beyond, in numpy arrays (:class:`Datapoint`).
+SMALL_VALUES = 64
+_BUFFER_MIN = 1024  # fold a large datapoint's buffer in at least this often
+
+
+def _numpy() -> tuple[Any, Any]:
+    """numpy and :mod:`castlewatch.values`, imported when first needed (a datapoint with more
+    than :data:`SMALL_VALUES` values, a checkpoint): commands that need neither start faster."""
+    import numpy
+
+    from castlewatch import values
+
+    return numpy, values
+
+
 class Datapoint:
     """The aggregate of one metric, one dimension set, one unit, over one minute (§8.4).
+
+    Made empty and fed with :meth:`add`, or given whole: ``values`` (value -> count) and
+    the statistics as keyword arguments, which are taken as they are.
 
     Attributes:
         namespace, metric_name, unit: from the metric transformation (unit ``"None"``
             when not set).
         dimensions: ((name, value), ...) in the transformation's order.
         timestamp: start of the minute, epoch **seconds** (UTC).
-        values: value -> number of contributions with that value.
-        sum, sample_count, minimum, maximum: statistics of the contributions.
+        sum, sample_count, minimum, maximum: statistics of the contributions; ``sum``
+            adds the contributions one by one in their order (``sum += value * count``).
+        values: value -> number of contributions with that value (a property).
+        serial, saved: the aggregator's bookkeeping for checkpoints (creation order; what
+            the last checkpoint holds), see :mod:`castlewatch.engine.checkpoint`.
+
+    The distinct values and their counts are exact. Up to :data:`SMALL_VALUES` distinct
+    values they are a dict; beyond, two sorted numpy arrays (16 bytes a value,
+    :mod:`castlewatch.values`) and a buffer of the values added since (8 bytes each),
+    folded in whenever the buffer is as long as the arrays: a minute with a million
+    distinct values takes tens of MB, not hundreds.
     """
 
-    namespace: str
-    metric_name: str
-    dimensions: tuple[tuple[str, str], ...]
-    unit: str
-    timestamp: int
-    values: dict[float, int] = field(default_factory=dict)
-    sum: float = 0.0
-    sample_count: int = 0
-    minimum: float = float("inf")
-    maximum: float = float("-inf")
+    __slots__ = (
+        "namespace", "metric_name", "dimensions", "unit", "timestamp", "sum", "sample_count", "minimum",
+        "maximum", "serial", "saved", "_small", "_values", "_counts", "_buffer", "_limit", "_tracked",
+        "_pending", "_mark",
+    )
+
+    def __init__(
+        self,
+        namespace: str,
+        metric_name: str,
+        dimensions: tuple[tuple[str, str], ...],
+        unit: str,
+        timestamp: int,
+        values: dict[float, int] | None = None,
+        sum: float = 0.0,
+        sample_count: int = 0,
+        minimum: float = float("inf"),
+        maximum: float = float("-inf"),
+    ) -> None:
+        self.namespace = namespace
+        self.metric_name = metric_name
+        self.dimensions = dimensions
+        self.unit = unit
+        self.timestamp = timestamp
+        self.sum = sum
+        self.sample_count = sample_count
+        self.minimum = minimum
+        self.maximum = maximum
+        self.serial = 0
+        self.saved: Any = None
+        self._small: dict[float, int] | None = {}  # value -> count, until there are too many
+        self._values: Any = None  # then: float64, ascending, distinct
+        self._counts: Any = None  # int64
+        self._buffer: Any = None  # array('d'): values added since the last fold, 1 each
+        self._limit = 0  # fold the buffer in at this length
+        self._tracked = False  # take_changes() returned every value once: it tracks changes since
+        self._pending: list[Any] = []  # raw values folded in since take_changes() last ran
+        self._mark = 0  # the buffer's first entries take_changes() already returned
+        if values:  # given whole, with the statistics (a record of another origin)
+            self._small = dict(values)
+            if len(values) > SMALL_VALUES:
+                self._to_arrays()
+
+    @classmethod
+    def restored(
+        cls,
+        namespace: str,
+        metric_name: str,
+        dimensions: tuple[tuple[str, str], ...],
+        unit: str,
+        timestamp: int,
+        values: Any,
+        counts: Any,
+        stats: tuple[float, int, float, float],
+    ) -> Datapoint:
+        """A datapoint as a checkpoint held it: ``values``/``counts`` distinct ascending
+        numpy arrays (float64, int64), ``stats`` (sum, sample_count, minimum, maximum).
+        Its :meth:`take_changes` then gives only what is added afterwards."""
+        point = cls(namespace, metric_name, dimensions, unit, timestamp)
+        point.sum, point.sample_count, point.minimum, point.maximum = stats
+        if len(values) <= SMALL_VALUES:
+            point._small = dict(zip(values.tolist(), counts.tolist()))
+        else:
+            point._small = None
+            point._values, point._counts = values, counts
+            point._buffer = _array("d")
+            point._limit = max(_BUFFER_MIN, len(values))
+            point._tracked = True
+        return point
 
     def add(self, value: float, count: int = 1) -> None:
         """Fold ``count`` contributions of ``value`` in."""
-        self.values[value] = self.values.get(value, 0) + count
+        small = self._small
+        if small is not None:
+            held = small.get(value)
+            if held is None:
+                small[value] = count
+                if len(small) > SMALL_VALUES:
+                    self._to_arrays()
+            else:
+                small[value] = held + count
+        elif count == 1:
+            buffer = self._buffer
+            buffer.append(value)
+            if len(buffer) >= self._limit:
+                self._fold_buffer()
+        else:
+            np, vs = _numpy()
+            self._fold_buffer()
+            one = vs.fold(np.array([value], np.float64), np.array([count], np.int64))
+            self._values, self._counts = vs.merge(self._values, self._counts, *one)
+            self._untrack()
         self.sum += value * count
         self.sample_count += count
         if value < self.minimum:
             self.minimum = value
         if value > self.maximum:
             self.maximum = value
+
+    def _to_arrays(self) -> None:
+        np, _ = _numpy()
+        small, self._small = self._small, None
+        values = np.fromiter(small.keys(), np.float64, len(small))
+        counts = np.fromiter(small.values(), np.int64, len(small))
+        order = np.argsort(values)  # distinct: no ties
+        self._values, self._counts = values[order], counts[order]
+        self._buffer = _array("d")
+        self._limit = max(_BUFFER_MIN, len(small))
+        self._untrack()
+
+    def _untrack(self) -> None:
+        """The next :meth:`take_changes` returns every value."""
+        self._tracked = False
+        self._pending = []
+        self._mark = 0
+
+    def _fold_buffer(self) -> None:
+        buffer = self._buffer
+        if not buffer:
+            return
+        np, vs = _numpy()
+        self._buffer = _array("d")  # the old one is never appended to again: arrays may view it
+        raw = np.frombuffer(buffer, np.float64)
+        if self._tracked:
+            self._pending.append(raw[self._mark :])
+            self._mark = 0
+        self._values, self._counts = vs.merge(self._values, self._counts, *vs.fold(raw))
+        self._limit = max(_BUFFER_MIN, len(self._values))
+
+    def items(self) -> list[tuple[float, int]]:
+        """(value, count) for each distinct value, ascending by value."""
+        if self._small is not None:
+            return sorted(self._small.items())
+        self._fold_buffer()
+        return list(zip(self._values.tolist(), self._counts.tolist()))
+
+    @property
+    def values(self) -> dict[float, int]:
+        """value -> number of contributions with that value (a new dict, ascending by value)."""
+        return dict(self.items())
+
+    @property
+    def distinct_values(self) -> int:
+        """How many distinct values (an upper bound while a large datapoint's buffer waits)."""
+        if self._small is not None:
+            return len(self._small)
+        return len(self._values) + len(self._buffer)
+
+    def take_changes(self, everything: bool = False) -> tuple[bool, list[tuple[Any, Any]]]:
+        """For a checkpoint: what it must fold into what it holds of this datapoint
+        (``everything``: all the values, for a new checkpoint file).
+
+        Returns ``(full, parts)``: ``parts`` are ``(values, counts)`` arrays (numpy or
+        ``array.array``; float64, and int64 or None for 1 each) to fold together with
+        :func:`castlewatch.values.fold`. ``full`` True: they are all the values (the first
+        call; a datapoint of at most :data:`SMALL_VALUES` values; after a weighted add to
+        a large one) and replace what the checkpoint held; False: the values added since
+        the previous call, in order. Cost: proportional to what is returned. The arrays
+        are never changed afterwards, so a thread may encode them while the datapoint
+        takes more values.
+        """
+        small = self._small
+        if small is not None:
+            return True, [(_array("d", small.keys()), _array("q", small.values()))]
+        np, _ = _numpy()
+        if everything:
+            self._untrack()
+        buffer = self._buffer
+        tail = np.frombuffer(buffer[self._mark :], np.float64)  # a copy: the buffer grows on
+        full = not self._tracked
+        parts = [(self._values, self._counts)] if full else [(raw, None) for raw in self._pending]
+        parts.append((tail, None))
+        self._tracked = True
+        self._pending = []
+        self._mark = len(buffer)
+        return full, parts
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Datapoint):
+            return NotImplemented
+        return self._key() == other._key() and self.items() == other.items()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def _key(self) -> tuple:
+        return (self.namespace, self.metric_name, self.dimensions, self.unit, self.timestamp, self.sum,
+                self.sample_count, self.minimum, self.maximum)
+
+    def __repr__(self) -> str:
+        return (
+            f"Datapoint(namespace={self.namespace!r}, metric_name={self.metric_name!r}, "
+            f"dimensions={self.dimensions!r}, unit={self.unit!r}, timestamp={self.timestamp!r}, "
+            f"sum={self.sum!r}, sample_count={self.sample_count!r}, minimum={self.minimum!r}, "
+            f"maximum={self.maximum!r}, distinct_values={self.distinct_values})"
+        )
 
     @property
     def iso_timestamp(self) -> str:
@@ -173,23 +376,43 @@ class Datapoint:
         encoded as ``Values`` + ``Counts`` with ``StorageResolution`` 60; CloudWatch
         sums datums of the same minute, so every statistic and percentile survives.
         """
-        items = sorted(self.values.items())
-        data = []
-        for start in range(0, len(items), max_values):
-            chunk = items[start : start + max_values]
+        return list(self.iter_metric_data(max_values))
+
+    def iter_metric_data(self, max_values: int = 150) -> Iterator[dict[str, Any]]:
+        """The datums of :meth:`metric_data` one at a time: a datapoint with a million
+        distinct values never has them all as Python objects at once."""
+        size, chunk = self._chunks()
+        for start in range(0, size, max_values):
+            values, counts = chunk(start, start + max_values)
             datum: dict[str, Any] = {"MetricName": self.metric_name}
             if self.dimensions:
                 datum["Dimensions"] = [{"Name": n, "Value": v} for n, v in self.dimensions]
             datum["Timestamp"] = self.iso_timestamp
-            datum["Values"] = [v for v, _ in chunk]
-            datum["Counts"] = [float(c) for _, c in chunk]
+            datum["Values"] = values
+            datum["Counts"] = counts
             datum["Unit"] = self.unit
             datum["StorageResolution"] = 60
-            data.append(datum)
-        return data
+            yield datum
+
+    def _chunks(self) -> tuple[int, Any]:
+        """(number of distinct values, ``chunk(start, end)``): the ascending values in that
+        range and their counts as floats, as lists; built chunk by chunk from a large
+        datapoint's arrays, never a list of all its values at once."""
+        if self._small is not None:
+            items = sorted(self._small.items())
+            return len(items), lambda a, b: ([v for v, _ in items[a:b]], [float(c) for _, c in items[a:b]])
+        self._fold_buffer()
+        values, counts = self._values, self._counts
+        return len(values), lambda a, b: (values[a:b].tolist(), counts[a:b].astype(float).tolist())
 
     def to_record(self) -> dict[str, Any]:
         """A flat record of the statistics, for CSV, Avro and tables."""
+        if self._small is not None:
+            items = sorted(self._small.items())
+            values, counts = [v for v, _ in items], [c for _, c in items]
+        else:
+            self._fold_buffer()
+            values, counts = self._values.tolist(), self._counts.tolist()
         return {
             "Namespace": self.namespace,
             "MetricName": self.metric_name,
@@ -200,8 +423,8 @@ class Datapoint:
             "Sum": self.sum,
             "Minimum": self.minimum,
             "Maximum": self.maximum,
-            "Values": sorted(self.values),
-            "Counts": [self.values[v] for v in sorted(self.values)],
+            "Values": values,
+            "Counts": counts,
         }
 
 

@@ -10,10 +10,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
+from castlewatch.engine import checkpoint
 from castlewatch.engine.aggregate import MINUTE_MS, MinuteAggregator
+from castlewatch.engine.checkpoint import CheckpointWriter
 from castlewatch.engine.config import load_config_text
 from castlewatch.engine.evaluate import LogGroupEvaluator
 from castlewatch.engine.runner import Engine
@@ -414,28 +415,53 @@ def test_engine_lateness_does_not_depend_on_batch_sizes(tmp_path, batch):
     assert outputs[0][1] > 0 and outputs[0][2] == 300
 
 
-# ---- checkpoints: snapshot / restore ----------------------------------------------------------------
+# ---- checkpoints: save / restore ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cut", [0, 1, 100, 250, 399, 400])
-def test_snapshot_restore_round_trip(cut):
-    """A run resumed from a snapshot (through JSON, as in a checkpoint file) closes exactly
-    the same datapoints and counts exactly the same late contributions."""
-    contributions = _random_contributions(11)
+def _save(writer: CheckpointWriter, agg: MinuteAggregator, stats: Stats) -> None:
+    """One save of ``agg`` alone, written now (what Engine.save_checkpoint does in a thread)."""
+    writer.write(checkpoint.capture({}, {}, {"a": agg.checkpoint_changes(writer.wants_everything)}, [], stats))
+
+
+def _restored(path: Path, stats: Stats, lateness_ms: int = 60_000) -> MinuteAggregator:
+    agg = MinuteAggregator(stats, lateness_ms)
+    agg.restore(CheckpointWriter(path).load()["aggregators"]["a"])
+    return agg
+
+
+def _wide(seed: int, n: int = 600) -> list[tuple[tuple, int, float]]:
+    """Contributions of many distinct values (large datapoints), zeros of both signs among them."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        value = rng.choice([0.0, -0.0, rng.random() * 1e6, float(rng.randint(0, 50)), -rng.random()])
+        out.append((("ns", "wide", (), "Bytes"), M0 + i * 300, value))
+    return out
+
+
+@pytest.mark.parametrize("every", [1, 7, 100])
+@pytest.mark.parametrize("cut", [0, 1, 100, 250, 399, 400, 1002])
+def test_checkpoint_round_trip(tmp_path, cut, every):
+    """A run resumed from a checkpoint file (saves every ``every`` contributions, the last
+    at ``cut``) closes exactly the same datapoints and counts exactly the same late
+    contributions as an uninterrupted run; large datapoints (hundreds of distinct values)
+    included."""
+    contributions = _random_contributions(11) + _wide(12)
     contributions += [(("ns", "m", (), "None"), M0 + 10**7, 0.1), (("ns", "m", (), "None"), M0 + 10**7, 0.2)]
     reference = _run(contributions, 5, 60_000)
 
     stats = Stats()
     first = MinuteAggregator(stats, 60_000)
+    writer = CheckpointWriter(tmp_path / "ck")
     closed: list[Datapoint] = []
     for i, (key, ts, value) in enumerate(contributions[:cut], 1):
         first.add(key, ts, value)
         if i % 5 == 0:
             closed += first.close_ready()
-    state = json.loads(orjson.dumps(first.snapshot()))
-    second = MinuteAggregator(stats, 60_000)
-    second.restore(state)
-    assert second.snapshot() == first.snapshot()
+        if i % every == 0:
+            _save(writer, first, stats)
+    _save(writer, first, stats)
+    second = _restored(tmp_path / "ck", stats)
     for i, (key, ts, value) in enumerate(contributions[cut:], cut + 1):
         second.add(key, ts, value)
         if i % 5 == 0:
@@ -445,18 +471,29 @@ def test_snapshot_restore_round_trip(cut):
     assert (resumed, stats.late_events) == reference
 
 
-def test_restored_datapoints_are_identical():
+def test_restored_datapoints_are_identical(tmp_path):
     stats = Stats()
     agg = MinuteAggregator(stats)
-    values = [13.0, 17.5, 0.1, 0.2, 0.30000000000000004, -1e300, 2.0**-30, 13.0]
+    values = [13.0, 17.5, 0.1, 0.2, 0.30000000000000004, -1e300, 2.0**-30, 13.0, -0.0, 0.0]
     for i, v in enumerate(values):
         agg.add(("ns", "m", (("A", "x"), ("B", "1.50")), "Bytes"), M0 + i, v)
+    for i in range(300):  # a large datapoint: arrays, not a dict
+        agg.add(("ns", "big", (), "None"), M0 + i, i / 7 if i % 3 else -0.0)
     agg.add(KEY, M0 + 61_000, 4.0)
-    state = json.loads(json.dumps(agg.snapshot()))
-    other = MinuteAggregator(Stats())
-    other.restore(state)
+    writer = CheckpointWriter(tmp_path / "ck")
+    _save(writer, agg, stats)
+    agg.add(("ns", "big", (), "None"), M0 + 1, 1 / 7)  # one more value, in an appended record
+    agg.add(("ns", "big", (), "None"), M0 + 2, 0.0)  # the zero stays -0.0, the first one seen
+    _save(writer, agg, stats)
+    other = _restored(tmp_path / "ck", Stats())
     assert other.watermark == agg.watermark
-    assert other.close_all() == agg.close_all()
+    ours, theirs = agg.close_all(), other.close_all()
+    assert theirs == ours
+    for a, b in zip(ours, theirs):
+        assert [(repr(v), c) for v, c in a.items()] == [(repr(v), c) for v, c in b.items()]
+        assert a.sum.hex() == b.sum.hex()
+    big = next(p for p in theirs if p.metric_name == "big")
+    assert big.items()[0] == (-0.0, 101) and repr(big.items()[0][0]) == "-0.0"
 
 
 def test_engine_checkpoint_round_trip(tmp_path):

@@ -122,6 +122,25 @@ def test_targets_and_summary_figures(results):
     assert "quick mode" in rss["target"]["note"] and rss["peak_mb"] > 0
 
 
+def test_checkpoint_cost_is_measured_and_the_daemon_agrees_with_replay(results):
+    """bench.checkpoint: the daemon catching up the backlog wrote exactly replay's datapoints,
+    saved checkpoints on the way, and the one-minute high-cardinality run wrote every value."""
+    c = results["checkpoint"]
+    backlog = c["backlog"]
+    assert backlog["agrees"] is True
+    assert backlog["replay"]["events_read"] == backlog["daemon"]["events_read"] == backlog["events"]
+    daemon = backlog["daemon"]
+    assert daemon["checkpoint_bytes_max"] > 0 and daemon["writer"]["writes"] >= 1
+    assert 0 <= daemon["save_loop_s"]["mean"] <= daemon["save_loop_s"]["max"]
+    assert c["ratios"]["daemon_vs_replay"] > 0
+    distinct = c["distinct"]
+    assert distinct["daemon"]["values_written"] == distinct["values"]
+    assert distinct["daemon"]["peak_rss_mb"] >= distinct["daemon"]["after_import_mb"] > 0
+    assert c["target"]["status"] == "not checked"  # a backlog this small measures start-up
+    assert any(t["workload"] == "checkpoint" for t in results["targets"])
+    assert any(line.startswith("checkpoint cost: a daemon catching up") for line in report.summary_lines(results))
+
+
 def test_json_document_shape(results, tmp_path):
     path = tmp_path / "bench.json"
     report.write_json(results, path)
@@ -189,7 +208,7 @@ def test_a_peer_that_is_not_installed_is_reported_as_such(tmp_path, monkeypatch)
     assert MOTO not in term["results"] and term["disagreements"] == []
     assert any("moto is not installed" in s for s in term["skipped"])
     assert any(line.startswith("not run: moto") for line in report.summary_lines(partial))
-    assert partial["rss"] is None
+    assert partial["rss"] is None and partial["checkpoint"] is None
 
 
 # ---- the parts on their own -------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from castlewatch.cli import main
+from castlewatch.engine.checkpoint import read_checkpoint
 
 WAIT_S = 20.0
 T = 1_709_629_200  # 2024-03-05T09:00:00Z
@@ -161,7 +162,7 @@ def test_run_to_a_stdout_sink_keeps_stdout_for_data(tmp_path):
             deadline = time.monotonic() + WAIT_S
             while True:
                 try:
-                    if json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 400:
+                    if read_checkpoint(checkpoint)["stats"]["events_read"] == 400:
                         break
                 except (FileNotFoundError, ValueError, KeyError):
                     pass
@@ -258,7 +259,7 @@ def test_run_waits_for_a_missing_file_with_a_warning(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         write_events(tmp_path / "later.log", 7)
-        while json.loads(checkpoint.read_bytes() or b"{}").get("stats", {}).get("events_read") != 7:
+        while _events_read(checkpoint) != 7:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -412,3 +413,11 @@ def test_input_without_events_still_validates_the_pattern(tmp_path):
     assert result.exit_code == 2
     assert "Invalid character(s) in term '*'" in result.stderr
     assert result.stdout == ""
+
+
+def _events_read(checkpoint: Path) -> int | None:
+    """Events read as of the checkpoint at ``checkpoint``, None before its first save."""
+    try:
+        return read_checkpoint(checkpoint)["stats"]["events_read"]
+    except (FileNotFoundError, ValueError):
+        return None

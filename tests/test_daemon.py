@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from castlewatch.cli import main
+from castlewatch.engine.checkpoint import read_checkpoint
 from castlewatch.sinks import parse_dimensions
 
 WAIT_S = 20.0
@@ -185,8 +186,8 @@ class Daemon:
 
     def checkpoint(self) -> dict | None:
         try:
-            return json.loads(self.checkpoint_path.read_bytes())
-        except (FileNotFoundError, ValueError):
+            return read_checkpoint(self.checkpoint_path)
+        except FileNotFoundError:
             return None
 
     def wait_for(self, what: str, predicate: Callable[[dict], bool], timeout: float = WAIT_S) -> dict:
@@ -292,7 +293,7 @@ def test_follow_append_rotate_sigterm(tmp_path, daemons):
     assert avro_totals(tmp_path / "out" / "datapoints.avro") == reference
     # the minutes still open at SIGTERM were flushed, with their contents
     assert still_open and all(got[k] == v for k, v in still_open.items())
-    final = json.loads((tmp_path / "ck.json").read_bytes())
+    final = read_checkpoint(tmp_path / "ck.json")
     assert final["stats"]["events_read"] == len(everything)
     assert final["stats"]["late_events"] == 0 and final["stats"]["malformed"] == {}
     assert open_windows(final) == {}
@@ -364,7 +365,7 @@ def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
     d = daemons(tmp_path, config, checkpoint, "sigterm")
     d.wait_events(len(lines) + len(more) - 1)
     assert d.stop(signal.SIGTERM) == 0, d.logs()  # the last line, not quiet yet, is read at SIGTERM
-    final = json.loads(checkpoint.read_bytes())
+    final = read_checkpoint(checkpoint)
     assert final["stats"]["events_read"] == len(lines) + len(more)
     reference, _ = replay_totals(tmp_path, lines + more)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
@@ -373,7 +374,7 @@ def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
     d.wait_for("the restart", lambda s: True)
     time.sleep(0.5)
     assert d.stop(signal.SIGTERM) == 0, d.logs()
-    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == len(lines) + len(more)
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] == len(lines) + len(more)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
 
 
@@ -455,7 +456,7 @@ def test_rotation_with_a_plain_path_loses_no_line(tmp_path, daemons):
     reference, _ = replay_totals(tmp_path, everything)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
     assert csv_totals(tmp_path / "out" / "datapoints.csv") == reference
-    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 125
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] == 125
 
 
 # ---- crash and restart ------------------------------------------------------------------------------
@@ -503,7 +504,7 @@ def test_sigkill_and_restart_neither_loses_nor_double_counts(tmp_path, daemons, 
     assert len(jsonl_keys(out / "datapoints.jsonl")) == len(set(jsonl_keys(out / "datapoints.jsonl")))
     assert csv_totals(out / "datapoints.csv") == reference
     assert avro_totals(out / "datapoints.avro") == reference
-    final = json.loads(checkpoint.read_bytes())
+    final = read_checkpoint(checkpoint)
     assert final["stats"]["events_read"] == len(everything)  # no event evaluated twice
     assert final["stats"]["late_events"] == 0
     assert state["stats"]["events_read"] == len(everything)
@@ -532,7 +533,43 @@ def test_sigkill_twice_then_sigterm(tmp_path, daemons):
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
     assert csv_totals(tmp_path / "out" / "datapoints.csv") == reference
     assert avro_totals(tmp_path / "out" / "datapoints.avro") == reference
-    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == len(everything)
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] == len(everything)
+
+
+def test_sigkill_during_saves_of_a_large_state(tmp_path, daemons):
+    """An hour of allowed lateness and a value metric with a distinct value per event: sixty
+    minutes stay open with hundreds of values each, and a save every 20 ms always has
+    something to write, so kills land during saves too. Killed three times at random
+    moments while reading, then stopped: exactly replay's datapoints, line for line
+    (Values, Counts and Sum to the last bit)."""
+    rng = random.Random(60)
+    lines = []
+    t = BASE
+    for i in range(30_000):
+        t += rng.randint(0, 1)
+        lines.append(json.dumps({"t": t, "level": rng.choice(["ERROR", "INFO"]), "user": f"u{i % 3}",
+                                 "latency": rng.random() * 1000}))
+    log = tmp_path / "app.log"
+    append(log, lines)
+    config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out", lateness=3600)
+    checkpoint = tmp_path / "ck.json"
+    for i in range(3):
+        d = daemons(tmp_path, config, checkpoint, f"run{i}", interval=0.02)
+        d.wait_for("the first checkpoint", lambda s: True)
+        time.sleep(rng.uniform(0.05, 0.4))
+        d.stop(signal.SIGKILL)
+    d = daemons(tmp_path, config, checkpoint, "last", interval=0.02)
+    d.wait_for("every event", lambda s: s["stats"]["events_read"] == len(lines))
+    assert d.stop(signal.SIGTERM) == 0, d.logs()
+    assert "Traceback" not in d.logs()
+    replay = write_config(tmp_path / "replay.yaml", log, tmp_path / "replay", lateness=3600)
+    result = CliRunner().invoke(main, ["replay", "--config", str(replay)])
+    assert result.exit_code == 0, result.output
+    got = sorted((tmp_path / "out" / "datapoints.jsonl").read_text().splitlines())
+    assert got == sorted((tmp_path / "replay" / "datapoints.jsonl").read_text().splitlines())
+    assert (tmp_path / "out" / "datapoints.avro").stat().st_size > 0
+    assert max(len(json.loads(line)["Values"]) for line in got) == 150  # large datapoints: several datums
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] == len(lines)
 
 
 # ---- idle daemon: the watermark follows the wall clock, not faster ------------------------------
@@ -572,7 +609,7 @@ def test_idle_watermark_does_not_run_ahead_of_the_clock(tmp_path, daemons):
     d.wait_for("the final checkpoint", lambda s: s["stats"]["events_read"] == 2)
     assert d.stop(signal.SIGTERM) == 0, d.logs()
 
-    final = json.loads((tmp_path / "ck.json").read_bytes())
+    final = read_checkpoint(tmp_path / "ck.json")
     reference, _ = replay_totals(tmp_path, [line_a, line_b], lateness=0)
     got = jsonl_totals(tmp_path / "out" / "datapoints.jsonl")
     assert (got, final["stats"]["late_events"]) == (reference, 0), (
@@ -634,7 +671,7 @@ def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, m
     assert any("source file:" in note and "stopped" in note for note in raised.value.__notes__)
     reference, _ = replay_totals(tmp_path, before)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference  # every minute written
-    state = json.loads(checkpoint.read_bytes())
+    state = read_checkpoint(checkpoint)
     assert state["stats"]["events_read"] == len(before) and open_windows(state) == {}
 
 
@@ -661,7 +698,7 @@ def test_a_source_that_raises_fails_replay_and_run_commands(tmp_path, monkeypatc
     )
     assert "Traceback" not in result.stderr
     # written at the (graceful) stop; the lines before BOOM were in the chunk that raised
-    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] == 0
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] == 0
 
 
 def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):
@@ -707,7 +744,7 @@ def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):
 
     first = asyncio.run(crash_after_the_first_batch())
     assert first == {"invalid_utf8": 4}  # those within the first 1,000 events only
-    assert json.loads(checkpoint.read_bytes())["stats"]["malformed"] == first
+    assert read_checkpoint(checkpoint)["stats"]["malformed"] == first
     assert asyncio.run(restart()) == {"invalid_utf8": 10}
 
 
@@ -734,7 +771,7 @@ def test_sigterm_with_an_idle_stdin_pipe(tmp_path):
         deadline = time.monotonic() + WAIT_S
         while True:  # the line was read (the checkpoint says so); the pipe stays open, idle
             try:
-                if json.loads((tmp_path / "ck.json").read_bytes())["stats"]["events_read"] == 1:
+                if read_checkpoint(tmp_path / "ck.json")["stats"]["events_read"] == 1:
                     break
             except (FileNotFoundError, ValueError):
                 pass

@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from castlewatch.cli import main
+from castlewatch.engine.checkpoint import read_checkpoint
 from castlewatch.engine.runner import Engine, OutputError
 from castlewatch.grammar.compiler import FilterPattern
 
@@ -186,7 +187,7 @@ def test_run_skips_an_event_whose_evaluation_raises_and_a_restart_goes_past_it(t
         return {"malformed": dict(stats.malformed), "events_read": stats.events_read}
 
     assert asyncio.run(follow(81, [])) == {"malformed": {"evaluation_error": 1}, "events_read": 81}
-    assert json.loads(checkpoint.read_bytes())["stats"]["malformed"] == {"evaluation_error": 1}
+    assert read_checkpoint(checkpoint)["stats"]["malformed"] == {"evaluation_error": 1}
     assert asyncio.run(follow(121, lines[80:])) == {"malformed": {"evaluation_error": 1}, "events_read": 121}
     reference, _ = replay_totals(tmp_path, lines)
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
@@ -292,7 +293,7 @@ def test_sigterm_while_behind_stops_promptly_and_a_restart_is_exact(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert json.loads(checkpoint.read_bytes())["stats"]["events_read"] < len(lines)  # it was behind
+    assert read_checkpoint(checkpoint)["stats"]["events_read"] < len(lines)  # it was behind
     _finish_with_a_restart(tmp_path, config, checkpoint, lines, once=False)
 
 
@@ -331,7 +332,7 @@ def _finish_with_a_restart(tmp_path: Path, config: Path, checkpoint: Path, lines
         deadline = time.monotonic() + WAIT_S * 3
         while True:
             try:
-                if json.loads(checkpoint.read_bytes())["stats"]["events_read"] == len(lines):
+                if read_checkpoint(checkpoint)["stats"]["events_read"] == len(lines):
                     break
             except (FileNotFoundError, ValueError, KeyError):
                 pass

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from castlewatch.cli import main
 from castlewatch.cli.engine_commands import demo_config_path
+from castlewatch.engine.checkpoint import read_checkpoint
 from castlewatch.engine.config import load_config
 from castlewatch.engine.runner import Engine
 from castlewatch.sinks import CSV_HEADER, parse_dimensions
@@ -670,7 +671,7 @@ sinks:
         await asyncio.wait_for(task, 20)
 
     asyncio.run(run())
-    assert json.loads((tmp_path / "ck.json").read_bytes())["stats"]["out_of_range"] == {"Bytes": 2}
+    assert read_checkpoint(tmp_path / "ck.json")["stats"]["out_of_range"] == {"Bytes": 2}
     resumed = Engine(load_config(tmp_path / "c.yaml"), checkpoint=tmp_path / "ck.json")
     for sink in resumed.sinks:
         sink.close()

@@ -16,12 +16,27 @@ events (a ``defaultValue`` filter contributes on every event), and events that
 publish nothing move no watermark (their time is never read).  Both decisions depend
 only on the sequence of events, not on how they were batched, so a run resumed from
 a checkpoint decides exactly as an uninterrupted one.
+
+For checkpoints, every datapoint gets a serial (its creation order, which is also its
+order in its minute's dict, so a restored aggregator closes datapoints in the same
+order), and :meth:`MinuteAggregator.checkpoint_changes` hands over only the datapoints
+that changed since the previous checkpoint and the serials of those closed since
+(:mod:`castlewatch.engine.checkpoint`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from castlewatch.engine.checkpoint import (
+    LATE,
+    SEALED,
+    WINDOW,
+    AggregatorChanges,
+    AggregatorState,
+    PointChange,
+    state_of_version_1,
+)
 from castlewatch.engine.evaluate import MetricKey
 from castlewatch.model import Datapoint, Stats
 
@@ -48,6 +63,8 @@ class MinuteAggregator:
         self.late: dict[Metric, dict[tuple[MetricKey, int], Datapoint]] = {}  # late contributions, open
         self.sealed: list[Datapoint] = []  # late datapoints ready to publish
         self.late_clocks: dict[Metric, int] = {}  # metric -> latest late contribution time, ms
+        self.next_serial = 1  # Datapoint.serial of the next datapoint made (creation order)
+        self.closed: list[int] = []  # serials of checkpointed datapoints closed since the last checkpoint
 
     @property
     def watermark(self) -> int:
@@ -74,6 +91,8 @@ class MinuteAggregator:
             point = late.get((key, minute))
             if point is None:
                 point = late[key, minute] = Datapoint(key[0], key[1], key[2], key[3], minute // 1000)
+                point.serial = self.next_serial
+                self.next_serial += 1
             point.add(value)
             return
         window = self.windows.get(minute)
@@ -83,6 +102,8 @@ class MinuteAggregator:
         if point is None:
             namespace, name, dimensions, unit = key
             point = window[key] = Datapoint(namespace, name, dimensions, unit, minute // 1000)
+            point.serial = self.next_serial
+            self.next_serial += 1
         point.add(value)
 
     def _seal(self, metric: Metric) -> None:
@@ -101,7 +122,13 @@ class MinuteAggregator:
                 out.append(window.pop(key))
             if not window:
                 del self.windows[minute]
+        if out:
+            self._forget(out)
         return out
+
+    def _forget(self, points: list[Datapoint]) -> None:
+        """Note the checkpointed ones among ``points`` (closed) for the next checkpoint."""
+        self.closed += [p.serial for p in points if p.saved is not None]
 
     def close_all(self) -> list[Datapoint]:
         """Remove and return every open datapoint (end of a replay, shutdown), late ones too."""
@@ -110,6 +137,7 @@ class MinuteAggregator:
         out, self.sealed = self.sealed, []
         out += [p for m in sorted(self.windows) for p in self.windows[m].values()]
         self.windows.clear()
+        self._forget(out)
         return out
 
     def advance(self, watermark_ms: int, since: dict[Metric, int] | None = None) -> None:
@@ -127,45 +155,76 @@ class MinuteAggregator:
 
     # -- checkpoints --
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-able state: watermarks, open windows, late datapoints (values kept exactly)."""
-        return {
-            "watermark": self.watermark,
-            "watermarks": [[ns, name, wm] for (ns, name), wm in self.watermarks.items()],
-            "windows": [_point_state(p) for window in self.windows.values() for p in window.values()],
-            "late": [_point_state(p) for late in self.late.values() for p in late.values()],
-            "sealed": [_point_state(p) for p in self.sealed],
-            "late_clocks": [[ns, name, t] for (ns, name), t in self.late_clocks.items()],
-        }
+    def checkpoint_changes(self, everything: bool = False) -> AggregatorChanges:
+        """What changed since the previous call, for a checkpoint (see
+        :mod:`castlewatch.engine.checkpoint`): the datapoints whose count or place changed
+        (their new values only), those closed since, watermarks and late clocks.
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Load a :meth:`snapshot`."""
-        self.watermarks = {(ns, name): wm for ns, name, wm in state["watermarks"]}
-        self.windows = {}
-        for item in state["windows"]:
-            key, point = _point_of(item)
-            self.windows.setdefault(item["minute"], {})[key] = point
-        self.late = {}
-        for item in state.get("late", []):  # absent from checkpoints of older versions
-            key, point = _point_of(item)
-            self.late.setdefault(key[:2], {})[key, item["minute"]] = point
-        self.sealed = [_point_of(item)[1] for item in state.get("sealed", [])]
-        self.late_clocks = {(ns, name): t for ns, name, t in state.get("late_clocks", [])}
+        ``everything``: every open datapoint with all its values (a new checkpoint file).
+        Cost: one look at each open datapoint plus the values that changed; values are
+        not copied (``Datapoint.take_changes``).
+        """
+        changes: list[PointChange] = []
+        for where, points in (
+            (WINDOW, [p for window in self.windows.values() for p in window.values()]),
+            (LATE, [p for late in self.late.values() for p in late.values()]),
+            (SEALED, self.sealed),
+        ):
+            for p in points:
+                saved = p.saved
+                if everything or saved is None or saved[0] != p.sample_count or saved[1] != where:
+                    full, parts = p.take_changes(everything)
+                    key = (p.namespace, p.metric_name, p.dimensions, p.unit, p.timestamp)
+                    changes.append(PointChange(p.serial, where, full, parts, (p.sum, p.sample_count, p.minimum, p.maximum),
+                                               key if everything or saved is None else None))
+                    p.saved = (p.sample_count, where)
+        closed, self.closed = ([] if everything else self.closed), []
+        return AggregatorChanges(
+            [(ns, name, wm) for (ns, name), wm in self.watermarks.items()],
+            [(ns, name, t) for (ns, name), t in self.late_clocks.items()],
+            self.next_serial,
+            changes,
+            closed,
+            [p.serial for p in self.sealed],
+        )
 
+    def restore(self, state: AggregatorState | dict[str, Any]) -> None:
+        """Load a checkpoint's state of this aggregator (a version 1 snapshot dict too).
 
-def _point_state(p: Datapoint) -> dict[str, Any]:
-    return {
-        "minute": p.timestamp * 1000,
-        "key": [p.namespace, p.metric_name, [list(d) for d in p.dimensions], p.unit],
-        "values": [[v, c] for v, c in p.values.items()],
-        "stats": [p.sum, p.sample_count, p.minimum, p.maximum],
-    }
-
-
-def _point_of(item: dict[str, Any]) -> tuple[MetricKey, Datapoint]:
-    namespace, name, dims, unit = item["key"]
-    key: MetricKey = (namespace, name, tuple((n, v) for n, v in dims), unit)
-    point = Datapoint(namespace, name, key[2], unit, item["minute"] // 1000)
-    point.values = {value: count for value, count in item["values"]}
-    point.sum, point.sample_count, point.minimum, point.maximum = item["stats"]
-    return key, point
+        Raises:
+            ValueError, KeyError, TypeError: a state that is not of the shape checkpoints hold.
+        """
+        if isinstance(state, dict):
+            state = state_of_version_1(state)
+        self.watermarks = {(ns, name): wm for ns, name, wm in state.watermarks}
+        self.late_clocks = {(ns, name): t for ns, name, t in state.late_clocks}
+        self.windows, self.late, self.closed = {}, {}, []
+        sealed: dict[int, Datapoint] = {}
+        serial = 0
+        for item in state.points:
+            if item.serial <= serial or item.serial >= state.next_serial:
+                raise ValueError(f"datapoint serial {item.serial} out of order")
+            serial = item.serial
+            namespace, name, dimensions, unit, minute_s = item.key
+            key: MetricKey = (namespace, name, dimensions, unit)
+            point = Datapoint.restored(namespace, name, dimensions, unit, minute_s, item.values, item.counts, item.stats)
+            point.serial, point.saved = item.serial, (point.sample_count, item.where)
+            minute = minute_s * 1000
+            if item.where == WINDOW:
+                window = self.windows.setdefault(minute, {})
+                if key in window:
+                    raise ValueError(f"two open datapoints for {key} at {minute}")
+                window[key] = point
+            elif item.where == LATE:
+                late = self.late.setdefault(key[:2], {})
+                if (key, minute) in late:
+                    raise ValueError(f"two late datapoints for {key} at {minute}")
+                late[key, minute] = point
+            elif item.where == SEALED:
+                sealed[item.serial] = point
+            else:
+                raise ValueError(f"datapoint {item.serial} is in no known place ({item.where!r})")
+        if sorted(state.sealed) != sorted(sealed):
+            raise ValueError("the sealed datapoints' order names other datapoints")
+        self.sealed = [sealed[s] for s in state.sealed]
+        self.next_serial = state.next_serial

@@ -6,13 +6,17 @@
   the sinks.
 - ``run(stop)``: the daemon; follows the sources, with a bounded queue between the
   source tasks and the evaluation (backpressure, bounded memory), and writes a
-  checkpoint every ``checkpoint_interval_s`` seconds and at shutdown.
+  checkpoint ``checkpoint_interval_s`` seconds after the previous one was written,
+  and at shutdown.
 
 Exactly-once across crashes: a checkpoint holds, together and written atomically,
 each source's position after the last evaluated batch, the open windows after it,
 and each file sink's size after the datapoints closed so far were flushed.  A
 restart truncates the sinks back to those sizes, restores the windows and resumes
-the sources, so its output equals an uninterrupted run's.
+the sources, so its output equals an uninterrupted run's.  A save writes only what
+changed since the previous one, in a thread, while the run goes on
+(:mod:`castlewatch.engine.checkpoint`: the format, and why a crash during a save is
+safe).
 
 Each source has its own aggregator, and in it each metric its own watermark: two
 log groups replayed from different periods, or two filters of one log group, don't
@@ -48,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import operator
 import os
@@ -58,14 +61,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from castlewatch.engine import checkpoint as _checkpoint
 from castlewatch.engine.aggregate import MinuteAggregator
+from castlewatch.engine.checkpoint import CheckpointError
+from castlewatch.engine.checkpoint import check_writable as _check_writable
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.evaluate import EventEvaluationError, LogGroupEvaluator
 from castlewatch.engine.sources import open_source
 from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import open_sink
 
-CHECKPOINT_VERSION = 1
 #: Evaluation errors reported one by one on stderr; later ones are counted only.
 REPORTED_EVALUATION_ERRORS = 10
 #: The longest ``run`` waits for its source tasks to end once it has cancelled them.
@@ -74,10 +79,6 @@ STOP_TIMEOUT_S = 10.0
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 log = logging.getLogger("castlewatch.engine")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used with this configuration."""
 
 
 class OutputError(OSError):
@@ -107,31 +108,6 @@ class OutputError(OSError):
         return f"cannot write the {self.what} {self.filename}: {self.strerror}" + (f" ({code})" if code else "")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file whole.
-
-    Raises:
-        OutputError: the file could not be written (the old one, if any, is left whole
-            and the temporary file removed).
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OutputError("checkpoint", path, err) from err
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class Engine:
     """One configured metric job.
 
@@ -148,11 +124,14 @@ class Engine:
             stdin source without a stdin).
 
     Attributes:
-        warnings: things worth saying before the run: filters' caveats, and sources
-            that match no file (yet).
+        warnings: things worth saying before the run: filters' caveats, sources that
+            match no file (yet), a checkpoint whose last save was cut short or that is
+            migrated from version 1.
         bad_timestamps: source name -> events of this run counted ``bad_timestamp``
             (not checkpointed); with an empty ``aggregators[name].watermarks`` (nothing
             published) it tells a source whose timestamp resolved in no event.
+        checkpoints: the :class:`~castlewatch.engine.checkpoint.CheckpointWriter`
+            (its ``report``: what the saves cost).
     """
 
     def __init__(
@@ -207,6 +186,7 @@ class Engine:
                 ) from None
         self.warnings = [w for e in self.evaluators.values() for w in e.warnings]
         self.warnings += [w for w in (s.warning() for s in self.sources) if w]
+        self.warnings += self.checkpoints.warnings
         if state:
             _restore_stats(self.stats, state["stats"])
         sink_positions = state.get("sinks") or [None] * len(config.sinks)
@@ -360,7 +340,6 @@ class Engine:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
         running = len(producers)
-        last_checkpoint = time.monotonic()
         # per source: (wall time of its last batch, its metrics' watermarks then)
         last_event = {name: (time.monotonic(), dict(agg.watermarks)) for name, agg in self.aggregators.items()}
         idle_s = max(self.config.allowed_lateness_s, 1.0)
@@ -388,10 +367,10 @@ class Engine:
                     if now - since >= idle_s and aggregator.windows:
                         aggregator.advance(int((now - since) * 1000), since=watermarks)
                         self._write(aggregator.close_ready())
-                if now - last_checkpoint >= checkpoint_interval_s:
-                    await self.save_checkpoint()
-                    last_checkpoint = now
+                if self.checkpoints.due(checkpoint_interval_s):  # measured from the end of the last save
+                    await self.save_checkpoint(wait=False)
             await _stop(producers)
+            await self.checkpoints.idle()  # a save being written: its memory is freed before the last minutes
             self.close_all_windows()
             await self.save_checkpoint()
             self._close_sinks()
@@ -400,6 +379,8 @@ class Engine:
             # is written; the sources are stopped without waiting on the queue.
             stop.set()
             await _stop(producers)
+            with contextlib.suppress(Exception):  # a save being written finishes (or its tail is ignored)
+                await self.checkpoints.idle()
             self._close_sinks(quietly=True)
             raise
         if failure is not None:
@@ -424,47 +405,48 @@ class Engine:
 
     # -- checkpoints --
 
-    async def save_checkpoint(self) -> None:
-        """Flush the sinks, then record positions, windows and sink sizes atomically."""
+    async def save_checkpoint(self, wait: bool = True) -> None:
+        """Flush the sinks, then record positions, windows and sink sizes atomically.
+
+        Waits for the previous save's write first. On the event loop only what changed
+        since the previous save is taken; a thread writes it
+        (:mod:`castlewatch.engine.checkpoint`). ``wait`` False: return once it is taken,
+        and let the write go on while the run evaluates more batches.
+
+        Raises:
+            OutputError: a sink or the checkpoint (this save's or the previous one's
+                write) could not be written.
+        """
+        writer = self.checkpoints
+        await self._settle()
         sink_positions = [await asyncio.to_thread(sink.flush) for sink in self.sinks]
         if self.checkpoint is None:
+            writer.start(None)
             return
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "sources": self.positions,
-            "aggregators": {name: agg.snapshot() for name, agg in self.aggregators.items()},
-            "evaluators": {name: ev.snapshot() for name, ev in self.evaluators.items()},
-            "sinks": sink_positions,
-            "stats": _stats_state(self.stats),
-        }
-        data = json.dumps(state).encode()
-        await asyncio.to_thread(write_atomically, self.checkpoint, data)
+        everything = writer.wants_everything
+        writer.start(_checkpoint.capture(
+            self.positions,
+            {name: ev.snapshot() for name, ev in self.evaluators.items()},
+            {name: agg.checkpoint_changes(everything) for name, agg in self.aggregators.items()},
+            sink_positions,
+            self.stats,
+        ))
+        if wait:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the checkpoint write in progress; its ``OSError`` as an :class:`OutputError`."""
+        try:
+            await self.checkpoints.settle()
+        except OutputError:
+            raise
+        except OSError as err:
+            raise OutputError("checkpoint", self.checkpoint or "", err) from err
 
     def _load_checkpoint(self) -> dict[str, Any]:
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return {}
-        try:
-            data = self.checkpoint.read_bytes()
-        except OSError as err:
-            raise CheckpointError(f"checkpoint {self.checkpoint} cannot be read: {err.strerror or err}") from None
-        try:
-            state = json.loads(data)
-        except ValueError as err:
-            raise CheckpointError(f"checkpoint {self.checkpoint} is not valid JSON: {err}") from None
-        if not isinstance(state, dict):
-            raise CheckpointError(
-                f"checkpoint {self.checkpoint} is not a castlewatch checkpoint (not a JSON object); "
-                "move it away to start afresh"
-            )
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"checkpoint {self.checkpoint} has version {state.get('version')!r}")
-        problem = _checkpoint_shape_problem(state)
-        if problem:
-            raise CheckpointError(
-                f"checkpoint {self.checkpoint} is not of the shape castlewatch writes: {problem}; "
-                "move it away to start afresh"
-            )
-        if len(state.get("sinks") or []) != len(self.config.sinks):
+        self.checkpoints = _checkpoint.CheckpointWriter(self.checkpoint)
+        state = self.checkpoints.load()
+        if state and len(state.get("sinks") or []) != len(self.config.sinks):
             raise CheckpointError(
                 f"checkpoint {self.checkpoint} was written for {len(state.get('sinks') or [])} sinks, "
                 f"the configuration has {len(self.config.sinks)}; move the checkpoint away to start afresh"
@@ -524,81 +506,9 @@ def _source_name(spec) -> str:
     return f"{spec.type}:{spec.path or '-'}"
 
 
-def _stats_state(stats: Stats) -> dict[str, Any]:
-    return {
-        "events_read": stats.events_read,
-        "malformed": stats.malformed,
-        "not_json": stats.not_json,
-        "late_events": stats.late_events,
-        "matched": stats.matched,
-        "datapoints_written": stats.datapoints_written,
-        "datums_written": stats.datums_written,
-        "disabled_filters": stats.disabled_filters,
-        "out_of_range": stats.out_of_range,
-    }
-
-
 def _restore_stats(stats: Stats, state: dict[str, Any]) -> None:
     for name, value in state.items():
         setattr(stats, name, value)
-
-
-# Checkpointed Stats fields: name -> (type, type of the values for a dict, or None).
-_STATS_FIELDS: dict[str, tuple[type, type | None]] = {
-    "events_read": (int, None),
-    "malformed": (dict, int),
-    "not_json": (dict, int),
-    "late_events": (int, None),
-    "matched": (dict, int),
-    "datapoints_written": (int, None),
-    "datums_written": (int, None),
-    "disabled_filters": (dict, str),
-    "out_of_range": (dict, int),
-}
-
-
-def _checkpoint_shape_problem(state: dict[str, Any]) -> str | None:
-    """What is wrong with the outline of a checkpoint (the parts the runner reads itself;
-    sources, aggregators and evaluators check their own states), or None."""
-    for key in ("sinks", "stats"):
-        if key not in state:
-            return f"it has no {key!r}"
-    for key, kind in (("sources", dict), ("aggregators", dict), ("evaluators", dict), ("sinks", list), ("stats", dict)):
-        if key in state and not isinstance(state[key], kind):
-            return f"{key!r} is not a JSON {'object' if kind is dict else 'array'}"
-    for key in ("aggregators", "evaluators"):
-        for name, value in state.get(key, {}).items():
-            if not isinstance(value, dict):
-                return f"{key}[{name!r}] is not a JSON object"
-    for name, value in state["stats"].items():
-        if name not in _STATS_FIELDS:
-            return f"stats has an unknown counter {name!r}"
-        kind, item = _STATS_FIELDS[name]
-        if kind is int:
-            if type(value) is not int or value < 0:
-                return f"stats[{name!r}] is not a count"
-        elif not isinstance(value, dict) or not all(
-            isinstance(k, str) and type(v) is item and (item is not int or v >= 0) for k, v in value.items()
-        ):
-            return f"stats[{name!r}] is not an object of {'counts' if item is int else 'strings'}"
-    return None
-
-
-def _check_writable(path: Path) -> None:
-    """CheckpointError unless a checkpoint can be written at ``path``: its directory exists
-    and takes a new file (tried with the temporary file :func:`write_atomically` uses)."""
-    directory = path.parent
-    if not directory.is_dir():
-        raise CheckpointError(f"cannot write the checkpoint {path}: the directory {directory} does not exist")
-    if path.is_dir():
-        raise CheckpointError(f"cannot write the checkpoint {path}: it is a directory")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as err:
-        raise CheckpointError(f"cannot write the checkpoint {path}: {err.strerror or err}") from None
 
 
 def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:

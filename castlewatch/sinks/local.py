@@ -376,7 +376,7 @@ def _jsonl_bytes(datapoints: list[Datapoint]) -> bytes:
         if dp.sample_count <= 0:
             continue
         ns = dp.namespace
-        for datum in dp.metric_data():
+        for datum in dp.iter_metric_data():
             parts.append(dumps({"Namespace": ns, **datum}, option=nl))
     return b"".join(parts)
 
@@ -453,7 +453,7 @@ def avro_schema() -> dict[str, Any]:
 
 
 def _avro_record(dp: Datapoint) -> dict[str, Any]:
-    items = sorted(dp.values.items())
+    items = dp.items()
     return {
         "Namespace": dp.namespace,
         "MetricName": dp.metric_name,
