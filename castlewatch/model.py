@@ -367,7 +367,8 @@ class Datapoint:
 
     def datum_count(self, max_values: int = 150) -> int:
         """How many PutMetricData datums :meth:`metric_data` gives (0 without contributions)."""
-        return -(-len(self.values) // max_values)
+        size, _ = self._chunks()
+        return -(-size // max_values)
 
     def metric_data(self, max_values: int = 150) -> list[dict[str, Any]]:
         """PutMetricData ``MetricDatum`` dicts for this datapoint (spec §9).

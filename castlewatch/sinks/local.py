@@ -72,6 +72,7 @@ import io
 import os
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -353,7 +354,9 @@ class _FileSink(_DurableFileSink):
                 f"({head.decode('utf-8').strip()}); written by another castlewatch version? cannot append"
             )
 
-    def _encode(self, datapoints: list[Datapoint]) -> bytes:  # pragma: no cover - abstract
+    def _encode(self, datapoints: list[Datapoint]) -> Iterable[bytes]:  # pragma: no cover - abstract
+        """The bytes to append for ``datapoints``, in pieces written one after the other
+        (so a minute of many datums is never held twice in memory)."""
         raise NotImplementedError
 
     def write(self, datapoints: list[Datapoint]) -> None:
@@ -362,23 +365,21 @@ class _FileSink(_DurableFileSink):
         Raises:
             SinkError: the sink is closed.
         """
-        fh = self._file()
-        data = self._encode(datapoints)
-        if data:
-            fh.write(data)
+        write = self._file().write
+        for piece in self._encode(datapoints):
+            write(piece)
 
 
-def _jsonl_bytes(datapoints: list[Datapoint]) -> bytes:
+def _jsonl_lines(datapoints: list[Datapoint]) -> Iterator[bytes]:
+    """One JSON Lines line (newline included) per MetricDatum of ``datapoints``."""
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
-    parts = []
     for dp in datapoints:
         if dp.sample_count <= 0:
             continue
         ns = dp.namespace
         for datum in dp.iter_metric_data():
-            parts.append(dumps({"Namespace": ns, **datum}, option=nl))
-    return b"".join(parts)
+            yield dumps({"Namespace": ns, **datum}, option=nl)
 
 
 class JsonLinesSink(_FileSink):
@@ -389,8 +390,8 @@ class JsonLinesSink(_FileSink):
     the line shape and the ``aws cloudwatch put-metric-data`` command.
     """
 
-    def _encode(self, datapoints: list[Datapoint]) -> bytes:
-        return _jsonl_bytes(datapoints)
+    def _encode(self, datapoints: list[Datapoint]) -> Iterator[bytes]:
+        return _jsonl_lines(datapoints)
 
 
 class CsvSink(_FileSink):
@@ -417,7 +418,7 @@ class CsvSink(_FileSink):
         self._csv.writerow(CSV_HEADER)
         return self._take()
 
-    def _encode(self, datapoints: list[Datapoint]) -> bytes:
+    def _encode(self, datapoints: list[Datapoint]) -> tuple[bytes]:
         writerow = self._csv.writerow
         for dp in datapoints:
             if dp.sample_count <= 0:
@@ -435,7 +436,7 @@ class CsvSink(_FileSink):
                     float(dp.maximum),
                 )
             )
-        return self._take()
+        return (self._take(),)
 
 
 @cache
@@ -533,10 +534,12 @@ class StdoutSink:
 
     def write(self, datapoints: list[Datapoint]) -> None:
         """Print one line per MetricDatum and flush stdout."""
-        data = _jsonl_bytes(datapoints)
-        if data:
-            out = sys.stdout
-            out.write(data.decode("utf-8"))
+        out = sys.stdout
+        wrote = False
+        for line in _jsonl_lines(datapoints):
+            out.write(line.decode("utf-8"))
+            wrote = True
+        if wrote:
             out.flush()
 
     def flush(self) -> None:
