@@ -1,0 +1,271 @@
+"""AWS clients for castlewatch: one place that builds them, limits their rate and retries.
+
+Every call castlewatch makes to AWS (CloudWatch Logs, CloudWatch) goes through an
+aiobotocore client made by :func:`client` and, for calls that may be throttled, through
+:func:`call` with a :class:`RateLimiter` and a :class:`RetryPolicy`.
+
+- **Where to connect** (:class:`AwsTarget`): ``region``, ``profile`` and ``endpoint_url``
+  given by a flag or the config win; what is left unset is resolved by botocore exactly
+  as the AWS CLI does (environment ``AWS_REGION`` / ``AWS_DEFAULT_REGION``,
+  ``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``, then
+  ``~/.aws/config``).
+- **Credentials** come from the standard AWS chain only; castlewatch never reads, stores
+  or prints them. :func:`describe_error` gives a client error's code and message, which
+  AWS never fills with credentials.
+- **Emulators** (an ``endpoint_url``: LocalStack, moto): ``inject_host_prefix=False`` (no
+  ``streaming-logs.``-style host prefixes the emulator cannot resolve) and botocore's own
+  retries off, since :func:`call` retries with castlewatch's policy.
+- **Retries**: throttling and 5xx answers, dropped connections and timeouts are retried
+  with exponential backoff and full jitter (the AWS Architecture Blog's "Exponential
+  Backoff And Jitter"); any other error (AccessDenied, a missing log group, a validation
+  error) is raised at once, never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = [
+    "AwsTarget",
+    "RateLimiter",
+    "RetryPolicy",
+    "call",
+    "client",
+    "describe_error",
+    "error_code",
+    "is_retriable",
+    "outcome_unknown",
+]
+
+T = TypeVar("T")
+
+#: Error codes AWS answers when a caller goes too fast (CloudWatch Logs, CloudWatch, STS).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServiceFault",
+        "InternalServerError",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsTarget:
+    """Where AWS calls go. ``None`` fields are resolved by botocore as the AWS CLI does.
+
+    Attributes:
+        region: e.g. ``us-east-1``.
+        profile: a profile of ``~/.aws/config`` / ``~/.aws/credentials``.
+        endpoint_url: e.g. ``http://127.0.0.1:4566`` (LocalStack) or a moto server; set
+            means an emulator: see the module docstring.
+    """
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    def merged(self, other: "AwsTarget") -> "AwsTarget":
+        """This target with ``other``'s set fields winning (a flag over the config)."""
+        return AwsTarget(
+            region=other.region or self.region,
+            profile=other.profile or self.profile,
+            endpoint_url=other.endpoint_url or self.endpoint_url,
+        )
+
+
+def client(service: str, target: AwsTarget, *, read_timeout_s: float = 30.0) -> AbstractAsyncContextManager[Any]:
+    """An aiobotocore client for ``service`` (``"logs"``, ``"cloudwatch"``), to use as
+    ``async with client("logs", target) as logs: ...``.
+
+    Args:
+        service: the botocore service name.
+        target: region, profile, endpoint (unset parts from the standard AWS chain).
+        read_timeout_s: seconds to wait for an answer before the call fails (a timeout
+            is retried by :func:`call`; for a call that changes state its outcome is then
+            unknown, see :func:`outcome_unknown`).
+
+    Raises:
+        botocore.exceptions.ProfileNotFound: ``target.profile`` is not configured.
+        botocore.exceptions.NoRegionError: no region anywhere (flag, config, environment).
+    """
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+
+    session = AioSession(profile=target.profile) if target.profile else AioSession()
+    options: dict[str, Any] = {"read_timeout": read_timeout_s, "connect_timeout": 10}
+    if target.endpoint_url:
+        options.update(inject_host_prefix=False, retries={"total_max_attempts": 1})
+    else:
+        options.update(retries={"total_max_attempts": 1})  # call() retries, with its own policy
+    return session.create_client(
+        service,
+        region_name=target.region,
+        endpoint_url=target.endpoint_url,
+        config=AioConfig(**options),
+    )
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``"ThrottlingException"``), else ``""``."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _http_status(error: BaseException) -> int:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 0
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an AWS error: ``Code: message`` for a client error, the exception's
+    type and text otherwise. Never includes credentials (AWS answers hold none)."""
+    code = error_code(error)
+    if code:
+        message = getattr(error, "response", {}).get("Error", {}).get("Message", "")
+        return f"{code}: {message}" if message else code
+    return f"{type(error).__name__}: {error}"
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import aiohttp
+    from botocore import exceptions as bx
+
+    return (
+        bx.EndpointConnectionError,
+        bx.ConnectionClosedError,
+        bx.ReadTimeoutError,
+        bx.ConnectTimeoutError,
+        bx.ConnectionError,
+        aiohttp.ClientError,
+        asyncio.TimeoutError,
+        ConnectionError,
+    )
+
+
+def is_retriable(error: BaseException) -> bool:
+    """Whether trying again may succeed: throttling, a 5xx answer, a dropped connection
+    or a timeout. AccessDenied, a missing resource or an invalid request are not."""
+    code = error_code(error)
+    if code:
+        return code in THROTTLING_CODES or _http_status(error) >= 500
+    return isinstance(error, _connection_errors())
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether a failed call may have taken effect anyway: the request may have reached
+    AWS but its answer never came back (a read timeout, a connection closed while
+    waiting). A call that changes state and ends so may have been applied."""
+    from botocore import exceptions as bx
+
+    if error_code(error):
+        return False
+    return isinstance(error, (bx.ReadTimeoutError, bx.ConnectionClosedError, asyncio.TimeoutError)) or (
+        type(error).__name__ in ("ServerDisconnectedError", "ClientPayloadError")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: the n-th retry waits a random time in
+    ``[0, min(max_delay_s, base_delay_s * 2**n)]`` seconds.
+
+    Attributes:
+        max_attempts: calls in all, the first included (``None``: no limit, for a daemon
+            that must outlast an outage).
+        base_delay_s, max_delay_s: seconds.
+    """
+
+    max_attempts: int | None = 8
+    base_delay_s: float = 0.2
+    max_delay_s: float = 20.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        return random.uniform(0.0, min(self.max_delay_s, self.base_delay_s * (2.0**min(retry, 30))))
+
+
+class RateLimiter:
+    """At most ``rate`` calls per second on average, ``burst`` at once: a token bucket
+    shared by every caller of one API quota (e.g. FilterLogEvents' per-account TPS).
+
+    Args:
+        rate: calls per second (> 0).
+        burst: calls that may go at once after a quiet time (>= 1).
+    """
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"a rate limit needs rate > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until a call may go, then take its token."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+async def call(
+    operation: Callable[..., Awaitable[T]],
+    /,
+    *,
+    limiter: RateLimiter | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    **kwargs: Any,
+) -> T:
+    """``await operation(**kwargs)`` under ``limiter``, retried per ``policy`` while the
+    error :func:`is_retriable`.
+
+    Args:
+        operation: a client method, e.g. ``logs.filter_log_events``.
+        on_retry: called with the error and the delay (s) before each retry (logging,
+            counters).
+
+    Raises:
+        the last error, once it is not retriable or the attempts are used up.
+    """
+    attempt = 0
+    while True:
+        if limiter is not None:
+            await limiter.acquire()
+        try:
+            return await operation(**kwargs)
+        except Exception as error:
+            attempt += 1
+            if not is_retriable(error) or (policy.max_attempts is not None and attempt >= policy.max_attempts):
+                raise
+            wait = policy.delay(attempt - 1)
+            if on_retry is not None:
+                on_retry(error, wait)
+            await asyncio.sleep(wait)

@@ -1,0 +1,96 @@
+"""castlewatch.aws against a real moto server, through a fault proxy: what is retried,
+what is raised at once, what has an unknown outcome, and the rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aws_emulator import Fault, FaultProxy
+
+from castlewatch.aws import AwsTarget, RateLimiter, RetryPolicy, call, client, describe_error, outcome_unknown
+
+FAST = RetryPolicy(max_attempts=5, base_delay_s=0.001, max_delay_s=0.01)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_throttling_5xx_and_dropped_connections_are_retried(moto):
+    async def main(proxy: FaultProxy) -> list[str]:
+        async with client("logs", AwsTarget(region="us-east-1", endpoint_url=proxy.url)) as logs:
+            await logs.create_log_group(logGroupName="g")
+            proxy.inject("FilterLogEvents", Fault("throttle"), Fault("error", status=503), Fault("drop"))
+            retries: list[str] = []
+            answer = await call(
+                logs.filter_log_events, logGroupName="g", policy=FAST, on_retry=lambda e, w: retries.append(describe_error(e))
+            )
+            assert answer["events"] == []
+            return retries
+
+    with FaultProxy(moto) as proxy:
+        retries = run(main(proxy))
+        assert proxy.seen["FilterLogEvents"] == 4 and proxy.forwarded["FilterLogEvents"] == 1
+    assert retries[0] == "ThrottlingException: Rate exceeded"
+    assert retries[1].startswith("503")
+    assert retries[2].startswith("ConnectionClosedError")
+
+
+def test_a_missing_log_group_is_raised_at_once_not_retried(moto):
+    async def main(proxy: FaultProxy) -> str:
+        async with client("logs", AwsTarget(region="us-east-1", endpoint_url=proxy.url)) as logs:
+            with pytest.raises(Exception) as caught:
+                await call(logs.filter_log_events, logGroupName="missing", policy=FAST)
+            return describe_error(caught.value)
+
+    with FaultProxy(moto) as proxy:
+        assert run(main(proxy)) == "ResourceNotFoundException: The specified log group does not exist."
+        assert proxy.seen["FilterLogEvents"] == 1
+
+
+def test_attempts_are_bounded(moto):
+    async def main(proxy: FaultProxy) -> None:
+        async with client("logs", AwsTarget(region="us-east-1", endpoint_url=proxy.url)) as logs:
+            proxy.inject("DescribeLogGroups", *[Fault("throttle")] * 10)
+            with pytest.raises(Exception, match="Rate exceeded"):
+                await call(logs.describe_log_groups, policy=RetryPolicy(max_attempts=3, base_delay_s=0.001))
+
+    with FaultProxy(moto) as proxy:
+        run(main(proxy))
+        assert proxy.seen["DescribeLogGroups"] == 3
+
+
+def test_an_answer_lost_after_the_request_was_applied_is_an_unknown_outcome(moto):
+    async def main(proxy: FaultProxy) -> tuple[bool, bool]:
+        target = AwsTarget(region="us-east-1", endpoint_url=proxy.url)
+        async with client("cloudwatch", target, read_timeout_s=0.5) as cloudwatch:
+            datum = [{"MetricName": "m", "Value": 1.0}]
+            proxy.inject("PutMetricData", Fault("drop_after"), Fault("delay", seconds=2))
+            outcomes = []
+            for _ in range(2):
+                with pytest.raises(Exception) as caught:
+                    await call(cloudwatch.put_metric_data, Namespace="n", MetricData=datum, policy=RetryPolicy(1))
+                outcomes.append(outcome_unknown(caught.value))
+            return tuple(outcomes)
+
+    with FaultProxy(moto) as proxy:
+        assert run(main(proxy)) == (True, True)
+        assert proxy.forwarded["PutMetricData"] >= 1  # moto applied the first one
+
+
+def test_the_rate_limiter_spaces_calls():
+    async def main() -> float:
+        limiter = RateLimiter(rate=20, burst=1)
+        start = time.monotonic()
+        for _ in range(5):
+            await limiter.acquire()
+        return time.monotonic() - start
+
+    assert run(main()) >= 0.15  # 4 waits of 50 ms after the first call: it never lets them all go at once
+
+
+def test_a_rate_limit_needs_a_positive_rate():
+    with pytest.raises(ValueError, match="rate > 0"):
+        RateLimiter(rate=0)
