@@ -629,16 +629,16 @@ def _load(config: Path):
 
 def _break_source_at(monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
     """Make the lines parser raise (a bug) when it meets a line containing ``marker``."""
-    from castlewatch.engine import sources
+    from castlewatch.engine import formats
 
-    real = sources.StreamParser._lines
+    real = formats.StreamParser._lines
 
     def lines(self, lines, base, end):
         if any(marker.encode() in line for line in lines):
             raise RuntimeError("bug in a source")
         return real(self, lines, base, end)
 
-    monkeypatch.setattr(sources.StreamParser, "_lines", lines)
+    monkeypatch.setattr(formats.StreamParser, "_lines", lines)
 
 
 def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, monkeypatch):

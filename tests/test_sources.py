@@ -17,8 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from castlewatch.engine import sources
-from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, open_source
+from castlewatch.engine.sources import MAX_EVENT_BYTES, Source, SourceSpec, file_state, files, open_source
 from castlewatch.model import READ_FROM_MESSAGE, EventBatch, LogEvent, Stats
 
 _BOM = b"\xef\xbb\xbf"
@@ -117,18 +116,18 @@ class Follower:
 
 
 def test_names_and_invalid_specs(tmp_path: Path) -> None:
-    assert Source(file_spec(tmp_path / "a.log"), Stats()).name == f"file:{tmp_path / 'a.log'}"
-    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).name == "stdin:-"
+    assert open_source(file_spec(tmp_path / "a.log"), Stats()).name == f"file:{tmp_path / 'a.log'}"
+    assert open_source(SourceSpec(type="stdin", log_group=GROUP), Stats()).name == "stdin:-"
     with pytest.raises(ValueError, match="needs a path"):
-        Source(SourceSpec(type="file", log_group=GROUP), Stats())
+        open_source(SourceSpec(type="file", log_group=GROUP), Stats())
     with pytest.raises(ValueError, match="format"):
-        Source(SourceSpec(type="file", log_group=GROUP, path="x", format="csv"), Stats())  # type: ignore[arg-type]
+        open_source(SourceSpec(type="file", log_group=GROUP, path="x", format="csv"), Stats())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="type"):
-        Source(SourceSpec(type="s3", log_group=GROUP, path="x"), Stats())  # type: ignore[arg-type]
+        open_source(SourceSpec(type="s3", log_group=GROUP, path="x"), Stats())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
-        Source(file_spec("x"), Stats(), batch_size=0)
+        open_source(file_spec("x"), Stats(), batch_size=0)
     with pytest.raises(ValueError, match="positions"):
-        Source(file_spec("x"), Stats(), positions={"x.log": 3})
+        open_source(file_spec("x"), Stats(), positions={"x.log": 3})
 
 
 # ------------------------------------------------------------------------------------------
@@ -562,7 +561,7 @@ def test_follow_appends_and_partial_line(tmp_path: Path) -> None:
     path.write_text("one\n")
 
     async def main() -> None:
-        async with Follower(Source(file_spec(path), Stats())) as follower:
+        async with Follower(open_source(file_spec(path), Stats())) as follower:
             await follower.wait_for("one")
             with path.open("ab") as f:
                 f.write(b"two\r\nthr")
@@ -585,7 +584,7 @@ def test_follow_stops_promptly_and_resumes_exactly(tmp_path: Path) -> None:
     path.write_text("1\n2\n")
 
     async def first_run() -> tuple[dict, list[str]]:
-        source = Source(file_spec(path), Stats())
+        source = open_source(file_spec(path), Stats())
         async with Follower(source) as follower:
             await follower.wait_for("2")
             with path.open("a") as f:
@@ -605,7 +604,7 @@ def test_follow_stops_promptly_and_resumes_exactly(tmp_path: Path) -> None:
         f.write("ial\n4\n")
 
     async def second_run() -> list[str]:
-        async with Follower(Source(file_spec(path), Stats(), positions=checkpoint)) as follower:
+        async with Follower(open_source(file_spec(path), Stats(), positions=checkpoint)) as follower:
             return await follower.wait_for("4")
 
     assert asyncio.run(second_run()) == ["ial", "4"]
@@ -617,7 +616,7 @@ def test_follow_stopped_mid_file_keeps_the_rest_for_the_next_run(tmp_path: Path)
     path.write_text("".join(f"{i}\n" for i in range(100)) + "tail")
 
     async def first_run() -> tuple[dict, list[str]]:
-        source = Source(file_spec(path), Stats(), batch_size=10)
+        source = open_source(file_spec(path), Stats(), batch_size=10)
         async with Follower(source, stop_after=30) as follower:
             await asyncio.wait_for(follower.task, WAIT_S)
         return source.positions(), follower.messages
@@ -635,7 +634,7 @@ def test_follow_partial_last_line_once_the_file_is_quiet(tmp_path: Path) -> None
     path.write_text("one\ntwo")
 
     async def main() -> tuple[list[str], dict]:
-        source = Source(file_spec(path), Stats())
+        source = open_source(file_spec(path), Stats())
         source.partial_line_quiet_s = 0.3
         async with Follower(source) as follower:
             await follower.wait_for("one")
@@ -661,7 +660,7 @@ def test_follow_a_file_quiet_before_the_start_gives_its_partial_line_at_once(tmp
     os.utime(path, (time.time() - 60, time.time() - 60))
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(path), Stats())) as follower:
+        async with Follower(open_source(file_spec(path), Stats())) as follower:
             return await follower.wait_for("b")  # within WAIT_S, not after PARTIAL_LINE_QUIET_S
 
     assert asyncio.run(main()) == ["a", "b"]
@@ -682,7 +681,7 @@ def test_follow_json_document_unfinished_at_the_end_is_read_as_replay_reads_it(t
 
     async def main() -> tuple[list[LogEvent], dict]:
         stats = Stats()
-        source = Source(file_spec(path, fmt), stats)
+        source = open_source(file_spec(path, fmt), stats)
         source.partial_line_quiet_s = 0.2
         async with Follower(source) as follower:
             deadline = time.monotonic() + WAIT_S
@@ -703,7 +702,7 @@ def test_follow_rotation_rename_and_new_file(tmp_path: Path) -> None:
     path.write_text("1\n")
 
     async def main() -> list[str]:
-        source = Source(file_spec(path), Stats())
+        source = open_source(file_spec(path), Stats())
         source.rotated_quiet_s = 0.5
         source.partial_line_quiet_s = 0.2
         async with Follower(source) as follower:
@@ -748,7 +747,7 @@ def test_follow_rotated_file_across_a_restart(tmp_path: Path) -> None:
     try:
 
         async def first_run() -> tuple[dict, list[str]]:
-            source = Source(file_spec(path), Stats())
+            source = open_source(file_spec(path), Stats())
             async with Follower(source) as follower:
                 await follower.wait_for("1")
                 path.rename(tmp_path / "app.log.1")
@@ -765,7 +764,7 @@ def test_follow_rotated_file_across_a_restart(tmp_path: Path) -> None:
         old.flush()
 
         async def second_run() -> list[str]:
-            async with Follower(Source(file_spec(path), Stats(), positions=checkpoint)) as follower:
+            async with Follower(open_source(file_spec(path), Stats(), positions=checkpoint)) as follower:
                 await follower.wait_for("4")
                 await follower.rounds()
                 old.write("5\n")  # after the restart
@@ -783,7 +782,7 @@ def test_follow_truncation(tmp_path: Path) -> None:
     path.write_text("first\nsecond\n")
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(path), Stats())) as follower:
+        async with Follower(open_source(file_spec(path), Stats())) as follower:
             await follower.wait_for("second")
             with path.open("r+") as f:  # copytruncate: same inode, size 0
                 f.truncate(0)
@@ -802,7 +801,7 @@ def test_follow_truncation_then_rewritten_longer(tmp_path: Path) -> None:
     path.write_text("old 1\nold 2\n")
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(path), Stats())) as follower:
+        async with Follower(open_source(file_spec(path), Stats())) as follower:
             await follower.wait_for("old 2")
             # Between two looks: truncated, then written past the old offset.
             with path.open("r+") as f:
@@ -819,7 +818,7 @@ def test_follow_new_files_for_the_glob(tmp_path: Path) -> None:
     (tmp_path / "a.log").write_text("a1\n")
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(tmp_path / "*.log"), Stats())) as follower:
+        async with Follower(open_source(file_spec(tmp_path / "*.log"), Stats())) as follower:
             await follower.wait_for("a1")
             (tmp_path / "b.log").write_text("b1\n")
             (tmp_path / "ignored.txt").write_text("no\n")
@@ -842,7 +841,7 @@ def test_follow_gzip_being_written_is_read_when_complete(tmp_path: Path) -> None
 
     async def main() -> list[str]:
         stats = Stats()
-        async with Follower(Source(file_spec(tmp_path / "*.gz"), stats)) as follower:
+        async with Follower(open_source(file_spec(tmp_path / "*.gz"), stats)) as follower:
             await follower.rounds()
             with path.open("ab") as f:
                 f.write(whole[200:])
@@ -861,7 +860,7 @@ def test_follow_cloudwatch_document_written_in_pieces(tmp_path: Path) -> None:
 
     async def main() -> list[LogEvent]:
         stats = Stats()
-        async with Follower(Source(file_spec(path, "cloudwatch_events"), stats)) as follower:
+        async with Follower(open_source(file_spec(path, "cloudwatch_events"), stats)) as follower:
             await follower.rounds()
             assert follower.messages == []
             with path.open("a") as f:
@@ -894,7 +893,7 @@ def test_stdin_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
 
     threading.Thread(target=writer).start()
     stats = Stats()
-    source = Source(SourceSpec(type="stdin", log_group=GROUP), stats)
+    source = open_source(SourceSpec(type="stdin", log_group=GROUP), stats)
 
     async def main() -> list[EventBatch]:
         return [b async for b in source.batches(follow=True, stop=asyncio.Event())]
@@ -915,7 +914,7 @@ def test_stdin_stop_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> list[str]:
         got: list[str] = []
         stop = asyncio.Event()
-        source = Source(SourceSpec(type="stdin", log_group=GROUP), Stats())
+        source = open_source(SourceSpec(type="stdin", log_group=GROUP), Stats())
 
         async def run() -> None:
             async for batch in source.batches(follow=True, stop=stop):
@@ -942,11 +941,11 @@ def test_stdin_cloudwatch_document_in_a_subprocess(tmp_path: Path) -> None:
     script = """
 import asyncio, json, sys
 from castlewatch.model import Stats
-from castlewatch.engine.sources import Source, SourceSpec
+from castlewatch.engine.sources import SourceSpec, open_source
 
 async def main():
     stats = Stats()
-    source = Source(SourceSpec(type="stdin", log_group="g", format="cloudwatch_events"), stats)
+    source = open_source(SourceSpec(type="stdin", log_group="g", format="cloudwatch_events"), stats)
     out = []
     async for batch in source.batches(follow=False, stop=asyncio.Event()):
         out += [[e.timestamp, e.message, e.log_stream] for e in batch.log_events()]
@@ -998,7 +997,7 @@ def test_follow_restarts_lose_and_repeat_nothing(tmp_path: Path) -> None:
     for run in range(6):
 
         async def one_run() -> dict:
-            source = Source(file_spec(path), Stats(), positions=checkpoint, batch_size=2)
+            source = open_source(file_spec(path), Stats(), positions=checkpoint, batch_size=2)
             async with Follower(source, stop_after=7) as follower:
                 write([f"r{run}-{i}" for i in range(40)])
                 await asyncio.wait_for(follower.task, WAIT_S)
@@ -1120,7 +1119,7 @@ def test_follow_json_line_that_starts_a_document_which_never_is_one(tmp_path: Pa
 
     async def main() -> tuple[list[LogEvent], dict]:
         stats = Stats()
-        async with Follower(Source(file_spec(path, "cloudwatch_events"), stats)) as follower:
+        async with Follower(open_source(file_spec(path, "cloudwatch_events"), stats)) as follower:
             await follower.rounds()
             with path.open("a") as f:
                 f.write("".join(json.dumps(e) + "\n" for e in CW_LINES[:2]))
@@ -1139,13 +1138,13 @@ def test_follow_json_line_that_starts_a_document_which_never_is_one(tmp_path: Pa
 def test_follow_json_document_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A document that stays a valid start of one and never ends (an array of numbers): given
     # up once over MAX_DOCUMENT_BYTES, read line by line, and what comes after it is read.
-    monkeypatch.setattr(sources, "MAX_DOCUMENT_BYTES", 4096)
+    monkeypatch.setattr(files, "MAX_DOCUMENT_BYTES", 4096)
     path = tmp_path / "events.json"
     path.write_text("[\n")
 
     async def main() -> tuple[list[str], dict, int]:
         stats = Stats()
-        source = Source(file_spec(path, "cloudwatch_events"), stats)
+        source = open_source(file_spec(path, "cloudwatch_events"), stats)
         async with Follower(source) as follower:
             with path.open("a") as f:
                 for _ in range(2000):  # 10,000 bytes
@@ -1188,7 +1187,7 @@ def test_follow_file_rewritten_in_place(tmp_path: Path, rewrite: str) -> None:
     path.write_text("1700000000 first\n")
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(path), Stats())) as follower:
+        async with Follower(open_source(file_spec(path), Stats())) as follower:
             await follower.wait_for("1700000000 first")
             await follower.rounds()
             if rewrite == "same-size":
@@ -1220,7 +1219,7 @@ def test_follow_rewrite_check_is_one_small_read_per_look(tmp_path: Path, monkeyp
     looks = [0]
 
     async def main() -> None:
-        source = Source(file_spec(path), Stats())
+        source = open_source(file_spec(path), Stats())
         scan = source._scan
 
         def counted_scan(*args, **kwargs):
@@ -1237,7 +1236,7 @@ def test_follow_rewrite_check_is_one_small_read_per_look(tmp_path: Path, monkeyp
             monkeypatch.undo()
 
     asyncio.run(main())
-    assert reads and all(read == (sources.HEAD_BYTES, 5001 - sources.HEAD_BYTES) for read in reads)
+    assert reads and all(read == (file_state.HEAD_BYTES, 5001 - file_state.HEAD_BYTES) for read in reads)
     assert len(reads) <= looks[0]  # one small read per look, nothing else
 
 
@@ -1275,17 +1274,17 @@ def test_literal_path_with_glob_characters(tmp_path: Path) -> None:
 def test_directory_fifo_and_missing_paths(tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     with pytest.raises(ValueError, match="is a directory, not a file.*glob"):
-        Source(file_spec(tmp_path / "logs"), Stats())
+        open_source(file_spec(tmp_path / "logs"), Stats())
     os.mkfifo(tmp_path / "pipe.log")
     with pytest.raises(ValueError, match=r"named pipe \(FIFO\).*type: stdin"):
-        Source(file_spec(tmp_path / "pipe.log"), Stats())
+        open_source(file_spec(tmp_path / "pipe.log"), Stats())
     # Globs skip what is not a file, as before; warnings name sources that read nothing.
-    assert Source(file_spec(tmp_path / "*"), Stats()).warning() is not None
-    assert "no file matches the glob" in Source(file_spec(tmp_path / "*.txt"), Stats()).warning()
-    assert "no such file" in Source(file_spec(tmp_path / "missing.log"), Stats()).warning()
+    assert open_source(file_spec(tmp_path / "*"), Stats()).warning() is not None
+    assert "no file matches the glob" in open_source(file_spec(tmp_path / "*.txt"), Stats()).warning()
+    assert "no such file" in open_source(file_spec(tmp_path / "missing.log"), Stats()).warning()
     (tmp_path / "a.txt").write_text("a\n")
-    assert Source(file_spec(tmp_path / "*.txt"), Stats()).warning() is None
-    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).warning() is None
+    assert open_source(file_spec(tmp_path / "*.txt"), Stats()).warning() is None
+    assert open_source(SourceSpec(type="stdin", log_group=GROUP), Stats()).warning() is None
 
 
 def test_follow_literal_path_that_becomes_a_directory_is_counted(tmp_path: Path) -> None:
@@ -1294,7 +1293,7 @@ def test_follow_literal_path_that_becomes_a_directory_is_counted(tmp_path: Path)
 
     async def main() -> dict:
         stats = Stats()
-        async with Follower(Source(file_spec(path), stats)) as follower:
+        async with Follower(open_source(file_spec(path), stats)) as follower:
             await follower.wait_for("one")
             path.unlink()
             path.mkdir()
@@ -1307,7 +1306,7 @@ def test_follow_literal_path_that_becomes_a_directory_is_counted(tmp_path: Path)
 def test_stdin_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", None)
     with pytest.raises(ValueError, match="stdin source needs a standard input"):
-        Source(SourceSpec(type="stdin", log_group=GROUP), Stats())
+        open_source(SourceSpec(type="stdin", log_group=GROUP), Stats())
 
 
 def test_follow_stopped_takes_a_file_that_is_one_partial_line(tmp_path: Path) -> None:
@@ -1315,7 +1314,7 @@ def test_follow_stopped_takes_a_file_that_is_one_partial_line(tmp_path: Path) ->
     path.write_text("")
 
     async def main() -> tuple[list[str], dict]:
-        source = Source(file_spec(path), Stats())
+        source = open_source(file_spec(path), Stats())
         async with Follower(source) as follower:
             await follower.rounds()
             path.write_text("only")
@@ -1333,7 +1332,7 @@ def test_a_glob_names_a_fifo_it_skips_once(tmp_path: Path, caplog: pytest.LogCap
     (tmp_path / "dir.log").mkdir()  # a directory matching a glob is no news
 
     async def main() -> list[str]:
-        async with Follower(Source(file_spec(tmp_path / "*.log"), Stats())) as follower:
+        async with Follower(open_source(file_spec(tmp_path / "*.log"), Stats())) as follower:
             await follower.wait_for("a")
             await follower.rounds(5)
             return follower.messages
@@ -1357,7 +1356,7 @@ def test_locate_gives_the_byte_offset_of_an_events_line(tmp_path: Path, gz: bool
     raw = b"\xef\xbb\xbfa\r\n\n\nb\n\xff bad\nc\r\n" + b"".join(b"line %d\n" % i for i in range(20)) + b"last"
     path = tmp_path / ("app.log.gz" if gz else "app.log")
     path.write_bytes(gzip.compress(raw) if gz else raw)
-    source = Source(file_spec(path), Stats(), batch_size=4)
+    source = open_source(file_spec(path), Stats(), batch_size=4)
 
     async def main() -> list[EventBatch]:
         return [b async for b in source.batches(follow=False, stop=asyncio.Event())]
@@ -1380,7 +1379,7 @@ def test_locate_resumed_and_stdin(tmp_path: Path) -> None:
     path.write_text("one\ntwo\nthree\n")
     first, source = read_all(file_spec(path), batch_size=1)
     checkpoint = first[0].position  # after "one"
-    rest_source = Source(file_spec(path), Stats(), positions=checkpoint)
+    rest_source = open_source(file_spec(path), Stats(), positions=checkpoint)
 
     async def main() -> list[EventBatch]:
         return [b async for b in rest_source.batches(follow=False, stop=asyncio.Event())]
@@ -1388,4 +1387,4 @@ def test_locate_resumed_and_stdin(tmp_path: Path) -> None:
     (batch,) = asyncio.run(main())
     assert batch.messages == ["two", "three"]
     assert rest_source.locate(checkpoint, batch.position, 1, "three") == f"{path} byte 8"
-    assert Source(SourceSpec(type="stdin", log_group=GROUP), Stats()).locate(None, {}, 0, "x") is None
+    assert open_source(SourceSpec(type="stdin", log_group=GROUP), Stats()).locate(None, {}, 0, "x") is None

@@ -67,7 +67,7 @@ from castlewatch.engine.checkpoint import CheckpointError
 from castlewatch.engine.checkpoint import check_writable as _check_writable
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.evaluate import EventEvaluationError, LogGroupEvaluator
-from castlewatch.engine.sources import open_source
+from castlewatch.engine.sources import open_source, source_name, split_source
 from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import open_sink
 
@@ -158,21 +158,22 @@ class Engine:
         self.evaluators: dict[str, LogGroupEvaluator] = {}
         self.aggregators: dict[str, MinuteAggregator] = {}
         self.positions: dict[str, Any] = dict(state.get("sources", {}))
-        for spec in config.sources:
-            positions = self.positions.get(_source_name(spec))
+        for spec in (part for entry in config.sources for part in split_source(entry)):
+            positions = self.positions.get(source_name(spec))
             try:
                 # Counts travel in the batches (EventBatch.malformed), added in process().
                 source = open_source(spec, None, positions=positions)
             except ValueError as err:
                 if positions and str(err).startswith("positions"):  # the checkpoint's, not the spec's
-                    raise CheckpointError(f"checkpoint {self.checkpoint}: source {_source_name(spec)}: {err}") from None
+                    raise CheckpointError(f"checkpoint {self.checkpoint}: source {source_name(spec)}: {err}") from None
                 raise
             name = source.name
             if name in self.evaluators:
                 raise ValueError(f"two sources read {name}; give each file or glob to one source only")
             self.sources.append(source)
             self._sources_by_name[name] = source
-            self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, spec.timestamp)
+            timestamp = getattr(spec, "timestamp", None)  # lines sources: where an event's time is
+            self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, timestamp)
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
             try:
                 if name in state.get("evaluators", {}):
@@ -500,10 +501,6 @@ class _SourceFailed:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
-
-
-def _source_name(spec) -> str:
-    return f"{spec.type}:{spec.path or '-'}"
 
 
 def _restore_stats(stats: Stats, state: dict[str, Any]) -> None:
