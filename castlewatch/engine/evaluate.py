@@ -209,6 +209,26 @@ class _Reference:
         return lambda doc, fields, values: _NOTHING
 
 
+def check_supported(f: MetricFilter) -> None:
+    """Refuse a valid metric filter castlewatch cannot evaluate exactly (§8.3).
+
+    Raises:
+        UnsupportedMetricFilterError: ``fieldSelectionCriteria`` (its selection language
+            is not specified well enough), ``emitSystemFieldDimensions`` (the account
+            and region of the log group are not known locally).
+    """
+    if f.field_selection_criteria:
+        raise UnsupportedMetricFilterError(
+            f"metric filter '{f.filter_name}': fieldSelectionCriteria is not supported by castlewatch "
+            "(its selection language is not specified well enough to evaluate exactly)"
+        )
+    if f.emit_system_field_dimensions:
+        raise UnsupportedMetricFilterError(
+            f"metric filter '{f.filter_name}': emitSystemFieldDimensions needs the account and region "
+            "of the log group, which a local engine does not have; remove it"
+        )
+
+
 class _CompiledFilter:
     """One metric filter, ready to run: pattern, value, dimensions, default (§8.3)."""
 
@@ -218,16 +238,7 @@ class _CompiledFilter:
     )
 
     def __init__(self, f: MetricFilter) -> None:
-        if f.field_selection_criteria:
-            raise UnsupportedMetricFilterError(
-                f"metric filter '{f.filter_name}': fieldSelectionCriteria is not supported by castlewatch "
-                "(its selection language is not specified well enough to evaluate exactly)"
-            )
-        if f.emit_system_field_dimensions:
-            raise UnsupportedMetricFilterError(
-                f"metric filter '{f.filter_name}': emitSystemFieldDimensions needs the account and region "
-                "of the log group, which a local engine does not have; remove it"
-            )
+        check_supported(f)
         t = f.metric_transformations[0]
         self.name = f.filter_name
         self.pattern: FilterPattern = compile_pattern(f.filter_pattern)

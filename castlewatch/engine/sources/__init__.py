@@ -10,7 +10,8 @@ checkpoint key of each, and :func:`open_source` for the source itself.
 Kinds (the ``type`` of a ``sources`` entry), one module each:
 
 - ``file``: :mod:`.files` (files and globs, read once or followed like ``tail -F``);
-- ``stdin``: :mod:`.stdin`.
+- ``stdin``: :mod:`.stdin`;
+- ``cloudwatch_logs``: :mod:`.cloudwatch_logs` (CloudWatch Logs log groups, FilterLogEvents).
 
 How bytes become events (the ``format`` of file and stdin sources):
 :mod:`castlewatch.engine.formats`.
@@ -27,6 +28,7 @@ from typing import Any
 
 from castlewatch.engine.formats import MAX_DOCUMENT_BYTES, MAX_EVENT_BYTES
 from castlewatch.engine.sources.base import CHUNK_BYTES, Source, SourceSpec
+from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSource
 from castlewatch.engine.sources.files import POLL_INTERVAL_S, FileSource
 from castlewatch.engine.sources.stdin import StdinSource
 from castlewatch.model import Stats
@@ -50,6 +52,7 @@ __all__ = [
 SOURCE_KINDS: dict[str, type[Source]] = {
     "file": FileSource,
     "stdin": StdinSource,
+    "cloudwatch_logs": CloudWatchLogsSource,
 }
 
 
