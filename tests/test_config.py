@@ -223,8 +223,8 @@ def test_missing_top_level_key() -> None:
         ("{type: stdin, log_group: cloudtrail, format: line, timestamp: ingestion}", "sources[0].format",
          "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'line'; did you mean 'lines'?"),
         ("{type: fille, log_group: cloudtrail}", "sources[0].type",
-         "expected one of file, stdin, got 'fille'; did you mean 'file'?"),
-        ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, got 'kafka'"),
+         "expected one of file, stdin, cloudwatch_logs, got 'fille'; did you mean 'file'?"),
+        ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, cloudwatch_logs, got 'kafka'"),
         ("{type: file, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
          "a file source needs a path (file or glob), got None"),
         ("{type: stdin, path: x.log, log_group: cloudtrail, timestamp: ingestion}", "sources[0].path",
@@ -338,7 +338,8 @@ def test_empty_and_malformed_files(tmp_path: Path) -> None:
 
 def test_metric_filters_value_shape() -> None:
     assert config_error(config_text(filters="metric_filters: ERROR\n"), "metric_filters").reason == (
-        "expected a list of metric filters (describe-metric-filters shape) or {file: PATH}, got 'ERROR'"
+        "expected a list of metric filters (describe-metric-filters shape), {file: PATH} and {discover: true} "
+        "entries, or {file: PATH}, got 'ERROR'"
     )
     assert config_error(config_text(filters="metric_filters: {path: x.json}\n"), "metric_filters.path").reason == (
         "unknown key; allowed here: file, parameters"
@@ -436,7 +437,7 @@ def test_errors_give_the_line_and_column_of_the_key(
 
 def test_error_position_without_a_file() -> None:
     error = config_error(BLOCK.replace("type: stdin", "type: stdout"), "sources[0].type")
-    assert str(error) == "line 7, column 5: sources[0].type: expected one of file, stdin, got 'stdout'"
+    assert str(error) == "line 7, column 5: sources[0].type: expected one of file, stdin, cloudwatch_logs, got 'stdout'"
 
 
 def test_error_position_in_a_merged_mapping() -> None:

@@ -10,8 +10,10 @@ A configuration has exactly these top-level keys (``allowed_lateness_s`` optiona
           - {metricName: ConsoleSignInFailures, metricNamespace: CloudTrailMetrics, metricValue: "1"}
     # ... or a file: describe-metric-filters JSON, or a CloudFormation template
     # metric_filters: {file: cfn/alarms.yaml, parameters: {Env: prod}}
+    # ... or a list mixing filters, {file: PATH, parameters: ...} and {discover: true}
+    # (the filters provisioned on the cloudwatch_logs sources' log groups)
     sources:
-      - type: file                 # file | stdin
+      - type: file                 # file | stdin | cloudwatch_logs
         path: logs/*.json.gz       # file or glob; relative to this file's directory
         log_group: cloudtrail
         format: cloudtrail_archive # lines (default) | cloudwatch_events | cloudtrail_archive
@@ -19,6 +21,13 @@ A configuration has exactly these top-level keys (``allowed_lateness_s`` optiona
         path: vpc/*.log
         log_group: vpc-flow-logs
         timestamp: {field: $11, format: epoch_s}   # required for `lines`
+      - type: cloudwatch_logs
+        log_group_names: [CloudTrail/DefaultGroup]  # or log_group_name_prefix: /aws/lambda/
+        region: us-east-1          # optional; endpoint_url: http://127.0.0.1:4566 (LocalStack, moto)
+        start_time: 2h             # ISO 8601, or 5m, 2h, 3d before now; default now
+        end_time: 2026-12-06T12:00:00Z               # optional
+        poll_interval_s: 5
+        lookback_s: 300
     sinks:
       - {type: jsonl, path: out/datapoints.jsonl}  # jsonl | csv | avro | stdout
     allowed_lateness_s: 60
@@ -39,7 +48,12 @@ Decisions:
   minute, so there is no default.  Other formats carry their own time and take no
   ``timestamp``.
 - Every source's log group must have at least one metric filter (otherwise nothing
-  would ever be published from it).
+  would ever be published from it).  With ``{discover: true}``, or a
+  ``log_group_name_prefix``, that is checked once the log groups and their provisioned
+  filters are known (:func:`resolve_config`, before the run).
+- A cloudwatch_logs source's ``start_time`` and ``end_time`` take ISO 8601 or a time
+  before now as ``aws logs tail --since`` does (``5m``, ``2h``, ``3d``), resolved when
+  the file is loaded; no bare numbers (seconds or milliseconds would be a guess).
 - Relative paths (sources, sinks, ``metric_filters.file``) are resolved against the
   configuration file's directory; globs are kept, to be expanded by the source.
 - ``metric_filters: {file: ...}`` may carry ``parameters`` for a CloudFormation
@@ -67,9 +81,10 @@ the errors of :mod:`castlewatch.metric_filters`.  :data:`CONFIG_ERRORS` is the
 tuple to catch.
 """
 
-from castlewatch.engine.config.load import load_config, load_config_text, parse_timestamp
+from castlewatch.engine.config.load import load_config, load_config_text, parse_time, parse_timestamp
 from castlewatch.engine.config.model import CONFIG_ERRORS, ConfigError, EngineConfig, SourceConfig
 from castlewatch.engine.config.paths import check_checkpoint_path, with_sinks_in
+from castlewatch.engine.config.resolve import resolve_config
 from castlewatch.engine.evaluate import TimestampSpec
 
 __all__ = [
@@ -81,6 +96,8 @@ __all__ = [
     "load_config",
     "load_config_text",
     "check_checkpoint_path",
+    "parse_time",
     "parse_timestamp",
+    "resolve_config",
     "with_sinks_in",
 ]

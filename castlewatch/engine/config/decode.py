@@ -158,7 +158,8 @@ def _schema_at(schema: Any, parts: list[str | int]) -> tuple[Any, str]:
     kind, description = _unannotated(schema)
     for part in parts:
         if isinstance(part, int):
-            kind = next((get_args(o)[0] for o in _options(kind) if get_origin(o) is list), Any)
+            options = [_unannotated(o)[0] for o in _options(kind)]
+            kind = next((get_args(o)[0] for o in options if get_origin(o) is list), Any)
         else:
             struct = _struct(kind)
             kind = get_type_hints(struct, include_extras=True).get(part, Any) if struct else Any
@@ -167,8 +168,11 @@ def _schema_at(schema: Any, parts: list[str | int]) -> tuple[Any, str]:
 
 
 def _unannotated(kind: Any) -> tuple[Any, str]:
+    """``kind`` without ``Annotated``, and its description: an optional value's
+    (``Annotated[str, Meta(...)] | None``) is that of its one described option."""
     if get_origin(kind) is not Annotated:
-        return kind, ""
+        described = [d for o in _options(kind) if get_origin(o) is Annotated and (d := _unannotated(o)[1])]
+        return kind, described[0] if len(described) == 1 else ""
     base, *metadata = get_args(kind)
     return base, next((m.description for m in metadata if isinstance(m, msgspec.Meta) and m.description), "")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,9 @@ from castlewatch.engine.config.model import ConfigError, EngineConfig, SourceCon
 from castlewatch.engine.config.paths import check_paths, check_sources_disjoint
 from castlewatch.engine.config.schema import (
     SELECTOR_SHAPE,
+    TIME_SHAPE,
+    CloudWatchLogsSourceEntry,
+    DiscoverEntry,
     Document,
     MetricFiltersFile,
     SinkEntry,
@@ -22,11 +28,23 @@ from castlewatch.engine.config.schema import (
     TimestampField,
 )
 from castlewatch.engine.evaluate import TimestampSpec
-from castlewatch.metric_filters import MetricFilterLoadError, load_metric_filters, parse_reference
-from castlewatch.model import MetricFilter
+from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSpec
+from castlewatch.metric_filters import (
+    MetricFilterLoadError,
+    load_metric_filters,
+    parse_reference,
+    validate_metric_filters,
+)
+from castlewatch.metric_filters.describe import decode_filter
+from castlewatch.model import MetricFilter, iso8601_ms
 from castlewatch.sinks.local import SinkSpec
 
 _PARAMETER_SCALARS = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MS = datetime.timedelta(milliseconds=1)
+# `aws logs tail --since`: a number and one unit
+_RELATIVE_TIME = re.compile(r"(\d+)([smhdw])")
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 def load_config(path: str | os.PathLike) -> EngineConfig:
@@ -77,6 +95,41 @@ def parse_timestamp(value: Any, where: str = "timestamp", source: str | os.PathL
     return _timestamp(decode(value, Timestamp, where=where, source=source), where, source)
 
 
+def parse_time(value: Any, now_ms: int, where: str = "start_time", source: str | os.PathLike | None = None) -> int:
+    """A cloudwatch_logs source's ``start_time`` / ``end_time`` as epoch milliseconds.
+
+    ISO 8601 (``2026-12-06T12:00:00Z``, with an offset, or a date; UTC when it has none;
+    YAML's own timestamps too) or a time before ``now_ms`` as ``aws logs tail --since``
+    takes it: a number and one unit of ``s``, ``m``, ``h``, ``d``, ``w`` (``5m``, ``2h``,
+    ``3d``).
+
+    Raises:
+        ConfigError: anything else (a bare number among them: seconds or milliseconds
+            would be a guess), or a time before 1970, naming ``where``.
+    """
+    ms = None
+    if isinstance(value, datetime.datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
+        ms = (moment - _EPOCH) // _MS
+    elif isinstance(value, datetime.date):
+        ms = (datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc) - _EPOCH) // _MS
+    elif isinstance(value, str):
+        relative = _RELATIVE_TIME.fullmatch(value.strip())
+        if relative:
+            ms = now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)]
+        else:
+            ms = iso8601_ms(value.strip())
+    if ms is None:
+        raise ConfigError(f"expected {TIME_SHAPE}, got {value!r}", source=source, location=where)
+    if ms < 0:
+        raise ConfigError(f"CloudWatch Logs times start in 1970, got {value!r}", source=source, location=where)
+    return ms
+
+
+def _iso(ms: int) -> str:
+    return (_EPOCH + ms * _MS).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _timestamp(value: str | TimestampField, where: str, source: str | os.PathLike | None) -> TimestampSpec:
     if value == "ingestion":
         return TimestampSpec("ingestion")
@@ -112,33 +165,109 @@ class _Loader:
         if data is None:
             raise self.fail("", "the configuration is empty; it needs metric_filters, sources and sinks")
         document = decode(data, Document, source=self.source)
-        filters = self.metric_filters(document.metric_filters)
+        filters, discover = self.metric_filters(document.metric_filters)
         groups = {f.log_group_name for f in filters}
-        sources = [self.source_entry(entry, f"sources[{i}]", groups) for i, entry in enumerate(document.sources)]
+        sources = [
+            self.source_item(item, f"sources[{i}]", groups, bool(discover)) for i, item in enumerate(document.sources)
+        ]
+        if discover and not any(isinstance(s, CloudWatchLogsSpec) for s in sources):
+            raise self.fail(
+                discover,
+                "discover reads the metric filters of the cloudwatch_logs sources' log groups, and there is none",
+            )
         check_sources_disjoint(sources, self.fail)
         sinks = [self.sink_entry(entry, f"sinks[{i}]") for i, entry in enumerate(document.sinks)]
         check_paths(sources, sinks, self.fail)
         path = Path(self.source) if self.source is not None else None
-        return EngineConfig(tuple(filters), tuple(sources), tuple(sinks), document.allowed_lateness_s, path)
+        return EngineConfig(
+            tuple(filters),
+            tuple(sources),
+            tuple(sinks),
+            document.allowed_lateness_s,
+            discover_metric_filters=bool(discover),
+            path=path,
+        )
 
-    def metric_filters(self, value: list[Any] | MetricFiltersFile) -> list[MetricFilter]:
-        if isinstance(value, list):
-            try:
-                return load_metric_filters(value, where="metric_filters")
-            except MetricFilterLoadError as error:  # name the configuration file
-                if error.source is not None:
-                    raise
-                raise type(error)(error.reason, source=self.source, location=error.location) from None
+    def metric_filters(self, value: list[Any] | MetricFiltersFile) -> tuple[list[MetricFilter], str | None]:
+        """The filters, validated together, and where ``{discover: true}`` is (or None)."""
+        if isinstance(value, MetricFiltersFile):
+            return self.filters_file(value, "metric_filters"), None
+        filters: list[MetricFilter] = []
+        discover: str | None = None
+        for i, item in enumerate(value):
+            where = f"metric_filters[{i}]"
+            if isinstance(item, Mapping) and "file" in item:
+                filters += self.filters_file(decode(item, MetricFiltersFile, where=where, source=self.source), where)
+            elif isinstance(item, Mapping) and "discover" in item:
+                entry = decode(item, DiscoverEntry, where=where, source=self.source)
+                if not entry.discover:
+                    raise self.fail(f"{where}.discover", "discover: false discovers nothing; remove the entry")
+                if discover is not None:
+                    raise self.fail(where, f"discover is already given at {discover}; remove one")
+                discover = where
+            else:  # an inline filter, in the describe-metric-filters shape
+                filters.append(decode_filter(item, where, self.source))
+        validate_metric_filters(filters)  # together: names unique and quotas per log group
+        return filters, discover
+
+    def filters_file(self, value: MetricFiltersFile, where: str) -> list[MetricFilter]:
         for name, given in (value.parameters or {}).items():
             values = given if isinstance(given, list) else [given]
             if given is None or not all(isinstance(v, _PARAMETER_SCALARS) for v in values):
                 null = "; CloudFormation has no null parameter value, write '' for an empty one"
                 raise self.fail(
-                    f"metric_filters.parameters.{name}",
+                    f"{where}.parameters.{name}",
                     f"expected a string (or a number, true/false, or a list of those), got {given!r}"
                     + (null if given is None else ""),
                 )
         return load_metric_filters(self.resolve(value.file), parameters=value.parameters)
+
+    def source_item(self, item: Any, where: str, groups: set[str], discover: bool) -> Any:
+        """One ``sources`` entry, decoded by its ``type``."""
+        if isinstance(item, Mapping) and item.get("type") == "cloudwatch_logs":
+            entry = decode(item, CloudWatchLogsSourceEntry, where=where, source=self.source)
+            return self.cloudwatch_entry(entry, where, groups, discover)
+        return self.source_entry(decode(item, SourceEntry, where=where, source=self.source), where, groups)
+
+    def cloudwatch_entry(
+        self, entry: CloudWatchLogsSourceEntry, where: str, groups: set[str], discover: bool
+    ) -> CloudWatchLogsSpec:
+        names, prefix = entry.log_group_names, entry.log_group_name_prefix
+        if (names is UNSET) == (prefix is UNSET):
+            both = names is not UNSET
+            raise self.fail(
+                where,
+                "a cloudwatch_logs source takes log_group_names or log_group_name_prefix, not both"
+                if both
+                else "a cloudwatch_logs source needs log_group_names (a list of log groups) or log_group_name_prefix",
+            )
+        for j, name in enumerate(names or ()):
+            if name in names[:j]:
+                raise self.fail(f"{where}.log_group_names[{j}]", f"log group {name!r} is named twice; remove one")
+            if not discover and name not in groups:
+                raise self.fail(
+                    f"{where}.log_group_names[{j}]",
+                    f"no metric filter is defined for log group {name!r}, so nothing would be published "
+                    f"(log groups with filters: {', '.join(sorted(groups)) or 'none'}; "
+                    "or add {discover: true} to metric_filters)",
+                )
+        now = time.time_ns() // 1_000_000
+        start = now
+        if entry.start_time is not None:
+            start = parse_time(entry.start_time, now, f"{where}.start_time", self.source)
+        end = None if entry.end_time is None else parse_time(entry.end_time, now, f"{where}.end_time", self.source)
+        if end is not None and end <= start:
+            raise self.fail(f"{where}.end_time", f"end_time {_iso(end)} is not after start_time {_iso(start)}")
+        return CloudWatchLogsSpec(
+            log_group_names=tuple(names or ()),
+            log_group_name_prefix=None if prefix is UNSET else prefix,
+            region=entry.region,
+            endpoint_url=entry.endpoint_url,
+            start_ms=start,
+            end_ms=end,
+            poll_interval_s=entry.poll_interval_s,
+            lookback_s=entry.lookback_s,
+        )
 
     def source_entry(self, entry: SourceEntry, where: str, groups: set[str]) -> SourceConfig:
         path = entry.path

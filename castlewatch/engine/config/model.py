@@ -9,6 +9,7 @@ from typing import Literal
 
 from castlewatch.engine.evaluate import TimestampSpec
 from castlewatch.engine.sources import SourceSpec
+from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSpec
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.metric_filters import MetricFilterLoadError
 from castlewatch.model import MetricFilter
@@ -96,18 +97,25 @@ class EngineConfig:
     Attributes:
         metric_filters: every filter, valid (§8.1, §8.2) and within the per-log-group
             limits (§1), in file order.
-        sources: the sources, in file order.
+        sources: the sources, in file order: :class:`SourceConfig` (file, stdin) and
+            :class:`~castlewatch.engine.sources.cloudwatch_logs.CloudWatchLogsSpec`.
         sinks: the sinks (:class:`~castlewatch.sinks.local.SinkSpec`), paths absolute.
         allowed_lateness_s: how long a minute stays open after the watermark passes it
             (seconds).
+        discover_metric_filters: ``metric_filters`` has ``{discover: true}`` and the
+            filters provisioned on the cloudwatch_logs log groups are still to be read
+            (:func:`~castlewatch.engine.config.resolve_config` reads them and clears it).
         path: the configuration file, or None.
+        discovered_log_groups: log group name -> endpoint_url its metric filters were discovered from (None: AWS).
     """
 
     metric_filters: tuple[MetricFilter, ...]
-    sources: tuple[SourceConfig, ...]
+    sources: tuple[SourceConfig | CloudWatchLogsSpec, ...]
     sinks: tuple[SinkSpec, ...]
     allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
+    discover_metric_filters: bool = False
     path: Path | None = field(default=None, compare=False)
+    discovered_log_groups: dict[str, str | None] = field(default_factory=dict)
 
     def filters_for(self, log_group: str) -> list[MetricFilter]:
         """The metric filters of ``log_group``, in file order."""

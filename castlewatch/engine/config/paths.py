@@ -133,19 +133,33 @@ def glob_would_match(pattern: str, path: str) -> bool:
 
 
 def check_sources_disjoint(sources: list[SourceConfig], fail: Callable[[str, str], ConfigError]) -> None:
-    """Refuse two sources of one log group reading one file, and two stdin sources.
+    """Refuse two sources of one log group reading one file, two stdin sources, and two
+    cloudwatch_logs sources naming one log group.
 
     Globs are expanded now, as the sources will expand them; a file that appears
-    later is not checked (see :mod:`castlewatch.engine.config`).
+    later is not checked (see :mod:`castlewatch.engine.config`); nor are log groups a
+    ``log_group_name_prefix`` matches (:func:`~castlewatch.engine.config.resolve_config`
+    checks them).
     """
     stdin: int | None = None
     read: dict[tuple[int, int], tuple[int, str]] = {}  # file identity -> (source index, path)
+    log_groups: dict[str, int] = {}  # cloudwatch_logs log group -> source index
     for i, source in enumerate(sources):
         where = f"sources[{i}]"
         if source.type == "stdin":
             if stdin is not None:
                 raise fail(where, f"stdin is already read by sources[{stdin}]; only one source can read it")
             stdin = i
+            continue
+        if source.type == "cloudwatch_logs":
+            for j, name in enumerate(source.log_group_names):
+                if name in log_groups:
+                    raise fail(
+                        f"{where}.log_group_names[{j}]",
+                        f"log group {name!r} is already read by sources[{log_groups[name]}]: each of its events "
+                        "would be counted twice; remove one",
+                    )
+                log_groups[name] = i
             continue
         assert source.path is not None
         for j, other in enumerate(sources[:i]):

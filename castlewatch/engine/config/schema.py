@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from castlewatch.engine.config.model import DEFAULT_ALLOWED_LATENESS_S
+from castlewatch.engine.sources.cloudwatch_logs import DEFAULT_LOOKBACK_S, DEFAULT_POLL_INTERVAL_S
 from castlewatch.metric_filters import LOG_GROUP_NAME_RE
 from castlewatch.sinks.local import SinkType
 
@@ -39,10 +40,14 @@ class TimestampField(_Mapping):
 Timestamp = Annotated[Literal["ingestion"] | TimestampField, Meta(description=TIMESTAMP_SHAPE)]
 
 
-class SourceEntry(_Mapping, kw_only=True):
-    """One entry of ``sources`` (``timestamp`` is UNSET when not given, unlike ``null``)."""
+SourceType = Literal["file", "stdin", "cloudwatch_logs"]
 
-    type: Literal["file", "stdin"]
+
+class SourceEntry(_Mapping, kw_only=True):
+    """One ``file`` or ``stdin`` entry of ``sources`` (``timestamp`` is UNSET when not given,
+    unlike ``null``); ``cloudwatch_logs`` entries are :class:`CloudWatchLogsSourceEntry`."""
+
+    type: SourceType
     path: Annotated[str | None, Meta(description="a file path or glob")] = None
     log_group: Annotated[
         str,
@@ -57,6 +62,54 @@ class SourceEntry(_Mapping, kw_only=True):
     timestamp: Annotated[
         Literal["ingestion"] | TimestampField | UnsetType, Meta(description=TIMESTAMP_SHAPE)
     ] = UNSET
+
+
+LogGroupName = Annotated[
+    str,
+    Meta(
+        pattern=rf"\A(?:{LOG_GROUP_NAME_RE.pattern})\Z",
+        max_length=512,
+        description="a log group name (1-512 of letters, digits and . - _ / #)",
+    ),
+]
+TIME_SHAPE = "an ISO 8601 time such as 2026-12-06T12:00:00Z, or a time before now such as 5m, 2h, 3d"
+
+
+class CloudWatchLogsSourceEntry(_Mapping, kw_only=True):
+    """One ``type: cloudwatch_logs`` entry of ``sources``: log groups read with FilterLogEvents.
+
+    ``start_time`` and ``end_time`` are checked after decoding: YAML reads an unquoted
+    ``2026-12-06T12:00:00Z`` as a datetime, which a msgspec union with ``str`` cannot
+    hold. Exactly one of ``log_group_names`` and ``log_group_name_prefix`` is checked
+    after decoding too.
+    """
+
+    type: Literal["cloudwatch_logs"]
+    log_group_names: Annotated[
+        list[LogGroupName], Meta(min_length=1, description="a non-empty list of log group names")
+    ] | UnsetType = UNSET
+    log_group_name_prefix: Annotated[
+        str,
+        Meta(
+            pattern=rf"\A(?:{LOG_GROUP_NAME_RE.pattern})\Z",
+            max_length=512,
+            description="the start of log group names (1-512 of letters, digits and . - _ / #)",
+        ),
+    ] | UnsetType = UNSET
+    region: Annotated[
+        str, Meta(pattern=r"\A[a-z0-9-]+\Z", description="an AWS Region such as us-east-1")
+    ] | None = None
+    endpoint_url: Annotated[
+        str, Meta(pattern=r"\Ahttps?://\S+\Z", description="an http:// or https:// URL such as http://127.0.0.1:4566")
+    ] | None = None
+    start_time: Annotated[Any, Meta(description=TIME_SHAPE)] = None
+    end_time: Annotated[Any, Meta(description=TIME_SHAPE)] = None
+    poll_interval_s: Annotated[
+        float, Meta(gt=0, le=86_400, description="a number of seconds > 0 (at most a day)")
+    ] = DEFAULT_POLL_INTERVAL_S
+    lookback_s: Annotated[
+        float, Meta(ge=0, le=14 * 86_400, description="a number of seconds >= 0 (at most 14 days)")
+    ] = DEFAULT_LOOKBACK_S
 
 
 class SinkEntry(_Mapping):
@@ -77,14 +130,32 @@ class MetricFiltersFile(_Mapping):
     parameters: Annotated[dict[Any, Any] | None, Meta(description="a mapping of parameter names to values")] = None
 
 
+class DiscoverEntry(_Mapping):
+    """``{discover: true}`` in ``metric_filters``: the metric filters provisioned on the
+    cloudwatch_logs sources' log groups (DescribeMetricFilters), read before the run."""
+
+    discover: Annotated[
+        bool, Meta(description="true: read the metric filters provisioned on the cloudwatch_logs log groups")
+    ]
+
+
 class Document(_Mapping):
-    """The whole configuration file."""
+    """The whole configuration file.
+
+    ``metric_filters`` list items are metric filters, :class:`MetricFiltersFile` (a
+    mapping with ``file``) or :class:`DiscoverEntry` (a mapping with ``discover``);
+    ``sources`` items are :class:`SourceEntry` or, by their ``type``,
+    :class:`CloudWatchLogsSourceEntry`: both decoded item by item.
+    """
 
     metric_filters: Annotated[
         list[Any] | MetricFiltersFile,
-        Meta(description="a list of metric filters (describe-metric-filters shape) or {file: PATH}"),
+        Meta(
+            description="a list of metric filters (describe-metric-filters shape), {file: PATH} and "
+            "{discover: true} entries, or {file: PATH}"
+        ),
     ]
-    sources: Annotated[list[SourceEntry], Meta(min_length=1, description="a non-empty list of sources")]
+    sources: Annotated[list[Any], Meta(min_length=1, description="a non-empty list of sources")]
     sinks: Annotated[
         list[SinkEntry], Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]")
     ]
