@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, with_sinks_in
+from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, resolve_config, with_sinks_in
 from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
 from castlewatch.engine.sources import open_source
+from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsError
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
 from castlewatch.cli.summary import print_summary, shared_filter_names, summary_table
@@ -32,6 +33,12 @@ EXIT_NO_TIMESTAMP = 65
 EXIT_OUTPUT_FAILED = 74
 #: ``replay`` and ``run`` stopped by a castlewatch bug.
 EXIT_RUN_FAILED = 1
+#: ``replay`` and ``run``: CloudWatch Logs kept failing (throttling, 5xx, no connection)
+#: after a replay's retries, or refused a call for another reason: sysexits' EX_UNAVAILABLE.
+EXIT_AWS_UNAVAILABLE = 69
+#: ``replay`` and ``run``: CloudWatch Logs denied a call (AccessDenied, no or invalid
+#: credentials): sysexits' EX_NOPERM.
+EXIT_AWS_DENIED = 77
 
 EXIT_STATUSES = f"""\b
 Exit status:
@@ -40,11 +47,17 @@ Exit status:
   2   invalid options, configuration or checkpoint
   {EXIT_NO_TIMESTAMP}  replay: a lines source's timestamp gave no usable time in any
       event that was to publish (the field or the format is wrong)
-  {EXIT_NO_INPUT}  replay: a file source matches no file; nothing was replayed
+  {EXIT_NO_INPUT}  replay: a file source matches no file; nothing was replayed;
+      replay and run: a cloudwatch_logs log group does not exist (or no log
+      group name starts with its prefix)
+  {EXIT_AWS_UNAVAILABLE}  CloudWatch Logs kept failing (replay: after its retries) or refused a
+      call, named in one line
   {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
       file size limit, I/O error), named in one line: free space and run
       again; run resumes from its last checkpoint, and its output is then
       exactly that of an uninterrupted run
+  {EXIT_AWS_DENIED}  CloudWatch Logs denied a call (AccessDenied, no or invalid credentials);
+      run: its checkpoint holds the last good state
 """
 
 
@@ -71,6 +84,12 @@ def _run_or_fail(main, checkpoint: str | None = None):
         return run_async(main)
     except click.ClickException:  # a configuration error found on the way (already one line)
         raise
+    except CloudWatchLogsError as err:
+        if checkpoint is None:
+            then = "the replay stopped"
+        else:
+            then = f"the run stopped; once fixed, run again: it resumes from the checkpoint {checkpoint}, exactly"
+        raise RunFailed(f"{err}; {then}", _aws_exit_status(err)) from None
     except OutputError as err:
         if checkpoint is None:
             then = "run the replay again once the file can be written"
@@ -82,6 +101,35 @@ def _run_or_fail(main, checkpoint: str | None = None):
         why = f"{type(err).__name__}: {err}" + "".join(f" ({n})" for n in notes)
         kept = "" if checkpoint is None else f"; the checkpoint {checkpoint} holds the last good state"
         raise RunFailed(f"the run stopped on a castlewatch bug: {why}{kept}", EXIT_RUN_FAILED) from None
+
+
+def _aws_exit_status(error: CloudWatchLogsError) -> int:
+    """The exit status for a CloudWatch Logs failure, by its kind."""
+    return {"not_found": EXIT_NO_INPUT, "denied": EXIT_AWS_DENIED, "config": ConfigError.exit_code}.get(
+        error.kind, EXIT_AWS_UNAVAILABLE
+    )
+
+
+def _resolve(config: EngineConfig) -> EngineConfig:
+    """``config`` with its cloudwatch_logs log groups (and ``{discover: true}`` filters)
+    read from CloudWatch Logs (:func:`~castlewatch.engine.config.resolve_config`), before
+    any sink is opened; its warnings on stderr. A config without them: as it is.
+
+    Raises:
+        RunFailed: CloudWatch Logs failed (exit by :func:`_aws_exit_status`).
+        ConfigError: a log group without metric filters, a discovered filter refused.
+    """
+    if not any(spec.type == "cloudwatch_logs" for spec in config.sources):
+        return config
+    try:
+        resolved, warnings = run_async(resolve_config(config))
+    except CloudWatchLogsError as err:
+        raise RunFailed(str(err), _aws_exit_status(err)) from None
+    except (InvalidParameterError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return resolved
 
 
 class Seconds(click.ParamType):
@@ -173,12 +221,14 @@ def replay_command(config: str | None, out: str | None) -> None:
     """Process every source to its end, flush every minute, print a summary on stderr.
 
     Exit status: 0 when done; 2 for an invalid configuration; 66 when a source matches
-    no file (nothing is replayed, no output is touched); 65 when a source's timestamp
-    gave no usable time in any of its events that were to publish (the summary and
-    the other sources' datapoints are written first).
+    no file or a log group does not exist (nothing is replayed, no output is touched);
+    65 when a source's timestamp gave no usable time in any of its events that were to
+    publish (the summary and the other sources' datapoints are written first); 69 or 77
+    when CloudWatch Logs kept failing or denied a call.
     """
     loaded = _load(config, out)
     _check_sources_exist(loaded)
+    loaded = _resolve(loaded)
     console = Console(stderr=True)
     started = time.perf_counter()
     if console.is_terminal:
@@ -286,6 +336,7 @@ def run_command(config: str | None, out: str | None, checkpoint: str | None, che
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create the checkpoint's directory {Path(checkpoint).parent}: {err.strerror or err}") from None
+    loaded = _resolve(loaded)
     console = Console(stderr=True)
     started = time.perf_counter()
 
