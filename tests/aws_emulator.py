@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 import urllib.request
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -76,6 +77,8 @@ class Fault:
 
     ``kind``:
         ``"throttle"``: answer 400 with the protocol's throttling error, not forwarded;
+        ``"deny"``: answer 400 with the protocol's AccessDenied error, not forwarded;
+        ``"answer"``: answer 200 with ``body`` (JSON protocols), not forwarded;
         ``"error"``: answer ``status`` (default 500) with an empty body, not forwarded;
         ``"drop"``: close the connection without an answer, not forwarded;
         ``"drop_after"``: forward to moto (it applies the request), then close the
@@ -86,6 +89,7 @@ class Fault:
     kind: str
     status: int = 500
     seconds: float = 0.0
+    body: bytes = b""
 
 
 def operation_of(headers, body: bytes, path: str = "") -> str:
@@ -116,19 +120,38 @@ def _cbor_text_map(items: dict[str, str]) -> bytes:
     return out
 
 
-def _throttle_response(headers) -> tuple[int, dict[str, str], bytes]:
+def _error_response(
+    headers, code: str, message: str, json_code: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A 400 answer with error ``code`` in the request's protocol (``json_code`` for the JSON ones)."""
     content_type = headers.get("Content-Type", "")
     if "json" in content_type:
-        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        body = json.dumps({"__type": json_code or code, "message": message}).encode()
         return 400, {"Content-Type": content_type}, body
     if "cbor" in content_type:
-        body = _cbor_text_map({"__type": "Throttling", "message": "Rate exceeded"})
+        body = _cbor_text_map({"__type": code, "message": message})
         return 400, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}, body
     body = (
-        b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>'
-        b"<Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-    )
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+    ).encode()
     return 400, {"Content-Type": "text/xml"}, body
+
+
+def _throttle_response(headers) -> tuple[int, dict[str, str], bytes]:
+    return _error_response(headers, "Throttling", "Rate exceeded", "ThrottlingException")
+
+
+#: What AWS says to a caller without the permission (the message names no credentials).
+DENIED_MESSAGE = "User: arn:aws:iam::123456789012:user/tester is not authorized to perform this action"
+
+
+def _page(body: bytes, key: str, size: int) -> tuple[bytes, int]:
+    """A JSON request with its (proxy-made) ``nextToken`` taken out, and the page it asks for."""
+    request = json.loads(body or b"{}")
+    token = request.pop("nextToken", None)
+    page = int(token.removeprefix("page-")) if token else 0
+    return json.dumps(request).encode(), page
 
 
 class FaultProxy:
@@ -136,8 +159,11 @@ class FaultProxy:
 
     Use as a context manager; ``url`` is where clients connect. ``inject(op, *faults)``
     queues faults for the next requests of operation ``op`` (``"*"``: any operation);
-    ``seen[op]`` counts the requests that reached the proxy per operation, and
-    ``forwarded[op]`` those moto received.
+    ``seen[op]`` counts the requests that reached the proxy per operation,
+    ``forwarded[op]`` those moto received, ``times[op]`` the monotonic time each request
+    reached the proxy. ``paginate(op, key, size)`` makes the proxy page a JSON operation's
+    answer list ``key`` by ``size`` items with its own ``nextToken`` s, as AWS does
+    (moto answers DescribeMetricFilters in one page whatever its ``limit``).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -145,6 +171,8 @@ class FaultProxy:
         self.url = ""
         self.seen: dict[str, int] = defaultdict(int)
         self.forwarded: dict[str, int] = defaultdict(int)
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self._pages: dict[str, tuple[str, int]] = {}
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,6 +184,11 @@ class FaultProxy:
         """Queue ``faults`` for the next requests of ``operation`` (or ``"*"``)."""
         with self._lock:
             self._faults[operation].extend(faults)
+
+    def paginate(self, operation: str, key: str, size: int) -> None:
+        """Answer ``operation`` in pages of ``size`` items of its list ``key``."""
+        with self._lock:
+            self._pages[operation] = (key, size)
 
     def clear(self) -> None:
         """Drop every queued fault."""
@@ -198,10 +231,21 @@ class FaultProxy:
             operation = operation_of(request.headers, body, request.path)
             with self._lock:
                 self.seen[operation] += 1
+                self.times[operation].append(time.monotonic())
+                paging = self._pages.get(operation)
             fault = self._next_fault(operation)
             if fault is not None and fault.kind == "throttle":
                 status, headers, payload = _throttle_response(request.headers)
                 return web.Response(status=status, headers=headers, body=payload)
+            if fault is not None and fault.kind == "deny":
+                status, headers, payload = _error_response(request.headers, "AccessDeniedException", DENIED_MESSAGE)
+                return web.Response(status=status, headers=headers, body=payload)
+            if fault is not None and fault.kind == "answer":
+                content_type = {"Content-Type": request.headers["Content-Type"]}
+                return web.Response(status=200, headers=content_type, body=fault.body)
+            page = 0
+            if paging is not None:
+                body, page = _page(body, paging[0], paging[1])
             if fault is not None and fault.kind == "error":
                 return web.Response(status=fault.status, body=b"")
             if fault is not None and fault.kind == "drop":
@@ -224,6 +268,16 @@ class FaultProxy:
                     for k, v in upstream.headers.items()
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date")
                 }
+                if paging is not None and upstream.status == 200:
+                    key, size = paging
+                    answer = json.loads(payload)
+                    items = answer.get(key) or []
+                    answer[key] = items[page * size : (page + 1) * size]
+                    answer.pop("nextToken", None)
+                    if (page + 1) * size < len(items):
+                        answer["nextToken"] = f"page-{page + 1}"
+                    payload = json.dumps(answer).encode()
+                    out_headers = {k: v for k, v in out_headers.items() if not k.lower().startswith("x-amz-crc32")}
                 return web.Response(status=upstream.status, headers=out_headers, body=payload)
 
         app = web.Application(client_max_size=64 << 20)
