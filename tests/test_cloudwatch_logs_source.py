@@ -368,6 +368,7 @@ def test_throttling_5xx_dropped_and_slow_answers_lose_and_double_nothing(moto, t
     with FaultProxy(moto) as proxy:
         proxy.inject(
             "FilterLogEvents",
+            Fault("delay"), Fault("throttle"), Fault("delay"),  # (the first calls check that the log groups exist)
             Fault("throttle"), Fault("error", status=500), Fault("drop"), Fault("drop_after"),
             Fault("delay", seconds=0.5), Fault("error", status=503), Fault("throttle"), Fault("drop_after"),
         )
@@ -435,7 +436,7 @@ def test_a_missing_log_group_is_one_line_and_exit_66(moto, tmp_path):
     result = replay(config)
     assert result.exit_code == 66
     assert result.stderr.splitlines() == [
-        f"Error: log group 'app/nope' does not exist (endpoint {moto}; DescribeLogGroups)"
+        f"Error: log group 'app/nope' does not exist (endpoint {moto}; FilterLogEvents)"
     ]
     assert not (config.parent / "datapoints.jsonl").exists()  # nothing replayed, no output touched
 
@@ -458,13 +459,14 @@ def test_a_log_group_deleted_under_a_run_stops_it_with_exit_66(moto, tmp_path, d
                     f"once fixed, run again: it resumes from the checkpoint {tmp_path / 'ck'}, exactly")
 
 
-def test_access_denied_is_one_line_and_exit_77_not_a_retry_loop(moto, tmp_path):
+@pytest.mark.parametrize("allowed", [0, 2])  # denied when checked before the run, or when read
+def test_access_denied_is_one_line_and_exit_77_not_a_retry_loop(moto, tmp_path, allowed):
     setup_groups(moto, n=5)
     with FaultProxy(moto) as proxy:
         config = cw_config(tmp_path, proxy.url, start="1h")
-        proxy.inject("FilterLogEvents", Fault("deny"))
+        proxy.inject("FilterLogEvents", *[Fault("delay")] * allowed, Fault("deny"))
         result = replay(config)
-        assert proxy.seen["FilterLogEvents"] == 1  # not retried
+        assert proxy.seen["FilterLogEvents"] == allowed + 1  # not retried
     assert result.exit_code == 77
     (line,) = result.stderr.splitlines()
     assert line.startswith(
@@ -474,14 +476,16 @@ def test_access_denied_is_one_line_and_exit_77_not_a_retry_loop(moto, tmp_path):
     assert "logs:FilterLogEvents" in line and "testing" not in line  # the fake credentials never shown
 
 
-def test_access_denied_before_the_run_and_no_credentials(moto, tmp_path, monkeypatch):
+def test_access_denied_listing_log_groups_and_no_credentials(moto, tmp_path, monkeypatch):
     setup_groups(moto, n=5)
     with FaultProxy(moto) as proxy:
-        config = cw_config(tmp_path, proxy.url, start="1h")
+        config = cw_config(tmp_path, proxy.url, start="1h", source="log_group_name_prefix: app/")
         proxy.inject("DescribeLogGroups", Fault("deny"))
         result = replay(config)
     assert result.exit_code == 77 and len(result.stderr.splitlines()) == 1
-    assert "denied DescribeLogGroups on log group 'app/one'" in result.stderr
+    assert f"Error: CloudWatch Logs denied DescribeLogGroups (endpoint {proxy.url}): AccessDeniedException" in (
+        result.stderr
+    )
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -495,7 +499,7 @@ def test_a_replay_whose_calls_keep_failing_exits_69(moto, tmp_path, monkeypatch)
     monkeypatch.setattr(cloudwatch_logs, "REPLAY_RETRY_POLICY", RetryPolicy(3, 0.001, 0.01))
     with FaultProxy(moto) as proxy:
         config = cw_config(tmp_path, proxy.url, start="1h")
-        proxy.inject("FilterLogEvents", *[Fault("error", status=503)] * 3)
+        proxy.inject("FilterLogEvents", Fault("delay"), Fault("delay"), *[Fault("error", status=503)] * 3)
         result = replay(config)
     assert result.exit_code == 69, result.output
     assert result.stderr.splitlines() == [

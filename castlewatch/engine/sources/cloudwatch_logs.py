@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 import weakref
@@ -100,7 +101,7 @@ REPLAY_RETRY_POLICY = RetryPolicy()
 #: Retries of a call while following: without end (a daemon outlasts an outage), at most
 #: 20 s apart.
 FOLLOW_RETRY_POLICY = RetryPolicy(max_attempts=None)
-#: At most one "retrying" warning per source in this many seconds.
+#: At most one "retrying" warning per AWS target in this many seconds.
 RETRY_WARNING_EVERY_S = 30.0
 #: Error codes that mean the credentials may not do this (or there are none that work).
 DENIED_CODES = frozenset(
@@ -233,6 +234,7 @@ class LogsAccount:
         self._context: Any = None
         self._users = 0
         self._lock = asyncio.Lock()
+        self._warned_at = -RETRY_WARNING_EVERY_S
 
     @contextlib.asynccontextmanager
     async def logs(self) -> AsyncIterator[Any]:
@@ -269,21 +271,39 @@ class LogsAccount:
         name: str,
         log_group: str | None,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
         on_retry: Callable[[BaseException, float], None] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """``operation(**kwargs)`` under the rate limit, retried per ``policy``.
+        """``operation(**kwargs)`` under the rate limit, retried per ``policy`` (default
+        :data:`REPLAY_RETRY_POLICY`); ``on_retry`` (default: a warning at most every
+        :data:`RETRY_WARNING_EVERY_S`) is called before each retry.
 
         Raises:
             CloudWatchLogsError: it failed for good (see :func:`failure`).
         """
+        if on_retry is None:
+            on_retry = functools.partial(self.warn_retry, name, log_group)
         try:
-            return await call(operation, limiter=self.limiter, policy=policy, on_retry=on_retry, **kwargs)
+            return await call(
+                operation, limiter=self.limiter, policy=policy or REPLAY_RETRY_POLICY, on_retry=on_retry, **kwargs
+            )
         except Exception as error:
             if isinstance(error, CloudWatchLogsError) or not _is_aws_error(error):
                 raise
             raise failure(error, name, log_group, self.where(getattr(operation, "__self__", None))) from None
+
+
+    def warn_retry(self, name: str, log_group: str | None, error: BaseException, wait: float) -> None:
+        """Say that a call is retried, at most every :data:`RETRY_WARNING_EVERY_S` per target."""
+        now = time.monotonic()
+        if now - self._warned_at >= RETRY_WARNING_EVERY_S:
+            self._warned_at = now
+            on = f" on log group {log_group!r}" if log_group else ""
+            log.warning(
+                f"castlewatch: CloudWatch Logs {name}{on}: {describe_error(error)}; "
+                f"retrying with backoff and jitter (next in {wait:.1f} s)"
+            )
 
 
 _ACCOUNTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AwsTarget, LogsAccount]] = (
@@ -312,7 +332,8 @@ def _is_aws_error(error: BaseException) -> bool:
 async def resolve_log_groups(spec: CloudWatchLogsSpec) -> list[str]:
     """The log groups ``spec`` reads, sorted: those whose name starts with its
     ``log_group_name_prefix`` (DescribeLogGroups, every page, ``nextToken`` followed while
-    present), or its ``log_group_names`` each checked to exist (:func:`check_log_group`).
+    present), or its ``log_group_names`` each checked to exist and be readable
+    (:func:`check_log_group`).
 
     Raises:
         CloudWatchLogsError: a named log group does not exist (``not_found``), or a call
@@ -338,17 +359,13 @@ async def resolve_log_groups(spec: CloudWatchLogsSpec) -> list[str]:
 
 
 async def check_log_group(account: LogsAccount, logs: Any, name: str) -> None:
-    """CloudWatchLogsError (``not_found``) unless log group ``name`` exists: one
-    DescribeLogGroups call with it as the prefix (the results are sorted by name, so it
-    comes first if it exists)."""
-    answer = await account.call(
-        logs.describe_log_groups, "DescribeLogGroups", name, logGroupNamePrefix=name, limit=1
+    """CloudWatchLogsError unless log group ``name`` exists and may be read: one
+    FilterLogEvents call over a millisecond, with the permission the source needs anyway
+    (``not_found``: "The specified log group does not exist"; ``denied``)."""
+    now = _now_ms()
+    await account.call(
+        logs.filter_log_events, "FilterLogEvents", name, logGroupName=name, startTime=now, endTime=now, limit=1
     )
-    groups = answer.get("logGroups") or ()
-    if not groups or groups[0].get("logGroupName") != name:
-        raise CloudWatchLogsError(
-            f"log group {name!r} does not exist ({account.where(logs)}; DescribeLogGroups)", "not_found", name
-        )
 
 
 async def describe_metric_filters(spec: CloudWatchLogsSpec, log_group: str) -> list[dict[str, Any]]:
@@ -419,7 +436,7 @@ class CloudWatchLogsSource(Source):
         self.retry_policy: RetryPolicy | None = None
         self.retries = 0
         self._lookback_ms = int(spec.lookback_s * 1000)
-        self._warned_at = -RETRY_WARNING_EVERY_S
+        self._account: LogsAccount | None = None
         self._cursor, self._high, self._read_to, self._chunks = _restore(positions, spec.start_ms)
         self._seen = {pairs[i + 1]: pairs[i] for pairs in self._chunks for i in range(0, len(pairs), 2)}
         self._last: dict[str, Any] = self._position(self._chunks)
@@ -460,7 +477,7 @@ class CloudWatchLogsSource(Source):
         spec = self.spec
         end = spec.end_ms if spec.end_ms is not None or follow else _now_ms() + 1
         policy = self.retry_policy or (FOLLOW_RETRY_POLICY if follow else REPLAY_RETRY_POLICY)
-        account = logs_account(spec.target)
+        account = self._account = logs_account(spec.target)
         async with account.logs() as logs:
             while not stop.is_set():
                 now = _now_ms()
@@ -596,13 +613,8 @@ class CloudWatchLogsSource(Source):
 
     def _on_retry(self, error: BaseException, wait: float) -> None:
         self.retries += 1
-        now = time.monotonic()
-        if now - self._warned_at >= RETRY_WARNING_EVERY_S:
-            self._warned_at = now
-            log.warning(
-                f"castlewatch: CloudWatch Logs FilterLogEvents on log group {self.group!r}: {describe_error(error)}; "
-                f"retrying with backoff and jitter (next in {wait:.1f} s)"
-            )
+        if self._account is not None:
+            self._account.warn_retry("FilterLogEvents", self.group, error, wait)
 
 
 def _restore(positions: Any, start_ms: int) -> tuple[int, int | None, int | None, list[list[Any]]]:
