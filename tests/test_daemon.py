@@ -203,6 +203,16 @@ class Daemon:
                 pytest.fail(f"timed out after {timeout} s waiting for {what}; checkpoint {state}:\n{self.logs()}")
             time.sleep(0.05)
 
+    def wait_started(self, timeout: float = WAIT_S) -> None:
+        """Wait for the daemon's ``start`` record (its signal handlers are installed by then)."""
+        deadline = time.monotonic() + timeout
+        while b'"event": "start"' not in self.stderr_path.read_bytes():
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited ({self.proc.returncode}) before it started:\n{self.logs()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for the daemon to start:\n{self.logs()}")
+            time.sleep(0.05)
+
     def wait_events(self, n: int) -> dict:
         return self.wait_for(f"{n} events read", lambda s: s["stats"]["events_read"] >= n)
 
@@ -371,7 +381,7 @@ def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
     assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
 
     d = daemons(tmp_path, config, checkpoint, "again")  # nothing new: nothing read twice
-    d.wait_for("the restart", lambda s: True)
+    d.wait_started()  # the checkpoint is there already: wait for the daemon itself
     time.sleep(0.5)
     assert d.stop(signal.SIGTERM) == 0, d.logs()
     assert read_checkpoint(checkpoint)["stats"]["events_read"] == len(lines) + len(more)
