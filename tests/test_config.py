@@ -26,7 +26,7 @@ from castlewatch.metric_filters import (
     MetricFilterLoadError,
 )
 from castlewatch.model import MetricFilter, MetricTransformation
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 DATA = Path(__file__).parent / "data"
 

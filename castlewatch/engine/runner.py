@@ -193,7 +193,7 @@ class Engine:
         self.sinks = []
         for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
             try:
-                self.sinks.append(_NamedSink(open_sink(spec, pos), spec.path or spec.type))
+                self.sinks.append(_NamedSink(open_sink(spec, pos), spec.where))
             except ValueError as err:
                 if pos is None:
                     raise

@@ -24,7 +24,7 @@ from castlewatch.engine.config.schema import (
 from castlewatch.engine.evaluate import TimestampSpec
 from castlewatch.metric_filters import MetricFilterLoadError, load_metric_filters, parse_reference
 from castlewatch.model import MetricFilter
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 _PARAMETER_SCALARS = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
 

@@ -12,7 +12,7 @@ from castlewatch.engine.sources import SourceSpec
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.metric_filters import MetricFilterLoadError
 from castlewatch.model import MetricFilter
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 DEFAULT_ALLOWED_LATENESS_S = 60.0
 
@@ -97,7 +97,7 @@ class EngineConfig:
         metric_filters: every filter, valid (§8.1, §8.2) and within the per-log-group
             limits (§1), in file order.
         sources: the sources, in file order.
-        sinks: the sinks (:class:`~castlewatch.sinks.local.SinkSpec`), paths absolute.
+        sinks: the sinks (:class:`~castlewatch.sinks.SinkSpec`), paths absolute.
         allowed_lateness_s: how long a minute stays open after the watermark passes it
             (seconds).
         path: the configuration file, or None.

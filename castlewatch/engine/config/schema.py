@@ -17,7 +17,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from castlewatch.engine.config.model import DEFAULT_ALLOWED_LATENESS_S
 from castlewatch.metric_filters import LOG_GROUP_NAME_RE
-from castlewatch.sinks.local import SinkType
+from castlewatch.sinks import SINK_TYPES
 
 TIMESTAMP_SHAPE = "'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"
 SELECTOR_SHAPE = (
@@ -62,7 +62,7 @@ class SourceEntry(_Mapping, kw_only=True):
 class SinkEntry(_Mapping):
     """One entry of ``sinks``."""
 
-    type: SinkType
+    type: Literal[SINK_TYPES]  # type: ignore[valid-type]  # the registry's types
     path: Annotated[str | None, Meta(description="a file path")] = None
 
 
