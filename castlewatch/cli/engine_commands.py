@@ -338,6 +338,7 @@ def _counters(stats: Stats) -> dict:
         "late_events": stats.late_events,
         "malformed": stats.malformed,
         "out_of_range": stats.out_of_range,
+        "bad_dimension_values": stats.bad_dimension_values,
         "disabled_filters": sorted(stats.disabled_filters),
     }
 

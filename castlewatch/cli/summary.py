@@ -69,6 +69,8 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
         table.add_row(f"not JSON for: {name}", str(count), style="dim")
     for name, count in sorted(stats.out_of_range.items()):
         table.add_row(f"value beyond ±2^360, not published: {name}", str(count), style="yellow")
+    for name, count in sorted(stats.bad_dimension_values.items()):
+        table.add_row(f"dimension value CloudWatch refuses, not published: {name}", str(count), style="yellow")
     for sink in config.sinks:
         table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
     return table

@@ -576,6 +576,7 @@ _STATS_FIELDS: dict[str, tuple[type, type | None]] = {
     "datums_written": (int, None),
     "disabled_filters": (dict, str),
     "out_of_range": (dict, int),
+    "bad_dimension_values": (dict, int),
 }
 
 
