@@ -471,6 +471,16 @@ class Stats:
         bad_dimension_values: filter name -> matching events with a dimension value
             PutMetricData refuses (not ASCII, whitespace only, over 1,024 characters;
             spec §8.3, §9): they publish nothing.
+        published: datums a service (CloudWatch) accepted, over every such sink.
+        refused: reason -> datums not published because CloudWatch refuses them
+            (``too_old``: over two weeks old; ``too_far_ahead``: over two hours ahead;
+            ``bad_dimension_value``), never sent to fail their request; ``rejected``:
+            datums CloudWatch answered with a validation error.
+        unknown_outcomes: requests whose outcome was unknown (a timeout, a connection
+            dropped after sending, a crash while in flight) and that were sent again: their
+            datums may be counted twice in CloudWatch.
+        unpublished: datums not yet accepted when the counters were taken (kept in the
+            sink's spool until they are).
     """
 
     events_read: int = 0
@@ -483,6 +493,10 @@ class Stats:
     disabled_filters: dict[str, str] = field(default_factory=dict)
     out_of_range: dict[str, int] = field(default_factory=dict)
     bad_dimension_values: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    unknown_outcomes: int = 0
+    unpublished: int = 0
 
     def count_malformed(self, reason: str, n: int = 1) -> None:
         """Count ``n`` events skipped for ``reason``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import threading
@@ -76,11 +77,14 @@ class Fault:
 
     ``kind``:
         ``"throttle"``: answer 400 with the protocol's throttling error, not forwarded;
+        ``"invalid"``: answer 400 with the protocol's ``InvalidParameterValue`` error (a
+        request CloudWatch finds invalid), not forwarded;
         ``"error"``: answer ``status`` (default 500) with an empty body, not forwarded;
         ``"drop"``: close the connection without an answer, not forwarded;
         ``"drop_after"``: forward to moto (it applies the request), then close the
         connection without the answer: the client cannot know the outcome;
-        ``"delay"``: wait ``seconds``, then forward.
+        ``"delay"``: wait ``seconds``, then forward, unless the client has gone meanwhile
+        (timed out, killed): then nothing reaches moto.
     """
 
     kind: str
@@ -116,19 +120,24 @@ def _cbor_text_map(items: dict[str, str]) -> bytes:
     return out
 
 
-def _throttle_response(headers) -> tuple[int, dict[str, str], bytes]:
+def _error_response(headers, json_type: str, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """A 400 error in the request's protocol: ``json_type`` for AWS JSON, ``code`` otherwise."""
     content_type = headers.get("Content-Type", "")
     if "json" in content_type:
-        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        body = json.dumps({"__type": json_type, "message": message}).encode()
         return 400, {"Content-Type": content_type}, body
     if "cbor" in content_type:
-        body = _cbor_text_map({"__type": "Throttling", "message": "Rate exceeded"})
+        body = _cbor_text_map({"__type": code, "message": message})
         return 400, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}, body
     body = (
-        b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>'
-        b"<Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-    )
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+    ).encode()
     return 400, {"Content-Type": "text/xml"}, body
+
+
+def _throttle_response(headers) -> tuple[int, dict[str, str], bytes]:
+    return _error_response(headers, "ThrottlingException", "Throttling", "Rate exceeded")
 
 
 class FaultProxy:
@@ -137,7 +146,9 @@ class FaultProxy:
     Use as a context manager; ``url`` is where clients connect. ``inject(op, *faults)``
     queues faults for the next requests of operation ``op`` (``"*"``: any operation);
     ``seen[op]`` counts the requests that reached the proxy per operation, and
-    ``forwarded[op]`` those moto received.
+    ``forwarded[op]`` those moto received; ``bodies[op]`` are the requests' bodies as sent
+    (a gzip body decompressed), in order; ``delayed[op]`` counts the requests a ``delay``
+    fault has started holding.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -145,6 +156,8 @@ class FaultProxy:
         self.url = ""
         self.seen: dict[str, int] = defaultdict(int)
         self.forwarded: dict[str, int] = defaultdict(int)
+        self.bodies: dict[str, list[bytes]] = defaultdict(list)
+        self.delayed: dict[str, int] = defaultdict(int)
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -195,12 +208,20 @@ class FaultProxy:
 
         async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.read()
-            operation = operation_of(request.headers, body, request.path)
+            plain = gzip.decompress(body) if request.headers.get("Content-Encoding") == "gzip" else body
+            operation = operation_of(request.headers, plain, request.path)
             with self._lock:
                 self.seen[operation] += 1
+                self.bodies[operation].append(plain)
             fault = self._next_fault(operation)
             if fault is not None and fault.kind == "throttle":
                 status, headers, payload = _throttle_response(request.headers)
+                return web.Response(status=status, headers=headers, body=payload)
+            if fault is not None and fault.kind == "invalid":
+                status, headers, payload = _error_response(
+                    request.headers, "InvalidParameterValueException", "InvalidParameterValue",
+                    "The value for parameter MetricData.member.1 is invalid.",
+                )
                 return web.Response(status=status, headers=headers, body=payload)
             if fault is not None and fault.kind == "error":
                 return web.Response(status=fault.status, body=b"")
@@ -208,7 +229,11 @@ class FaultProxy:
                 request.transport.close()
                 raise asyncio.CancelledError
             if fault is not None and fault.kind == "delay":
+                with self._lock:
+                    self.delayed[operation] += 1
                 await asyncio.sleep(fault.seconds)
+                if request.transport is None or request.transport.is_closing():
+                    raise asyncio.CancelledError  # the client is gone: nothing is forwarded
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with session.request(
                 request.method, self.upstream + request.path_qs, headers=headers, data=body
@@ -228,7 +253,10 @@ class FaultProxy:
 
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: a gzip request body (botocore compresses PutMetricData bodies of
+        # 10 KB and more) is forwarded as sent, with its Content-Encoding
+        # shutdown_timeout: a request still held by a delay fault does not hold up the exit
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -20,6 +20,7 @@ from castlewatch.engine.runner import Engine, OutputError, install_signal_handle
 from castlewatch.engine.sources import open_source
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
+from castlewatch.sinks import PublishError
 from castlewatch.cli.summary import print_summary, shared_filter_names, summary_table
 
 #: ``replay``: a source matches no file (sysexits' EX_NOINPUT); nothing was replayed.
@@ -32,6 +33,9 @@ EXIT_NO_TIMESTAMP = 65
 EXIT_OUTPUT_FAILED = 74
 #: ``replay`` and ``run`` stopped by a castlewatch bug.
 EXIT_RUN_FAILED = 1
+#: ``replay``: a sink's service (CloudWatch) did not accept every datapoint; ``run``: it
+#: refused them for good (AccessDenied, ...): sysexits' EX_UNAVAILABLE.
+EXIT_UNPUBLISHED = 69
 
 EXIT_STATUSES = f"""\b
 Exit status:
@@ -41,6 +45,9 @@ Exit status:
   {EXIT_NO_TIMESTAMP}  replay: a lines source's timestamp gave no usable time in any
       event that was to publish (the field or the format is wrong)
   {EXIT_NO_INPUT}  replay: a file source matches no file; nothing was replayed
+  {EXIT_UNPUBLISHED}  replay: CloudWatch did not accept every datapoint in time (those not
+      published are kept in a file, named in one line); run: CloudWatch refused
+      them for good (AccessDenied, ...): run again once fixed, it resumes
   {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
       file size limit, I/O error), named in one line: free space and run
       again; run resumes from its last checkpoint, and its output is then
@@ -71,6 +78,9 @@ def _run_or_fail(main, checkpoint: str | None = None):
         return run_async(main)
     except click.ClickException:  # a configuration error found on the way (already one line)
         raise
+    except PublishError as err:
+        then = "" if checkpoint is None else f"; once fixed, run again: it resumes from the checkpoint {checkpoint}"
+        raise RunFailed(f"{err}{then}", EXIT_UNPUBLISHED) from None
     except OutputError as err:
         if checkpoint is None:
             then = "run the replay again once the file can be written"
@@ -175,7 +185,8 @@ def replay_command(config: str | None, out: str | None) -> None:
     Exit status: 0 when done; 2 for an invalid configuration; 66 when a source matches
     no file (nothing is replayed, no output is touched); 65 when a source's timestamp
     gave no usable time in any of its events that were to publish (the summary and
-    the other sources' datapoints are written first).
+    the other sources' datapoints are written first); 69 when CloudWatch did not
+    accept every datapoint (those not published are kept in a file it names).
     """
     loaded = _load(config, out)
     _check_sources_exist(loaded)
@@ -197,14 +208,28 @@ def replay_command(config: str | None, out: str | None) -> None:
 
         with progress:
             engine = _engine(loaded, None, show)
-            stats = _run_or_fail(engine.replay())
+            failed = _replay_or_fail(engine)
     else:
         engine = _engine(loaded, None)
-        stats = _run_or_fail(engine.replay())
-    print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
+        failed = _replay_or_fail(engine)
+    print_summary(summary_table(engine.stats, loaded, time.perf_counter() - started), console)
+    if failed is not None:
+        raise failed
     problems = _sources_without_time(engine)
     if problems:
         raise RunFailed("\n  ".join(problems), EXIT_NO_TIMESTAMP)
+
+
+def _replay_or_fail(engine: Engine) -> RunFailed | None:
+    """Run the replay; a sink that could not publish everything (exit
+    :data:`EXIT_UNPUBLISHED`) is returned, so that the summary is printed before it."""
+    try:
+        _run_or_fail(engine.replay())
+    except RunFailed as failed:
+        if failed.exit_code != EXIT_UNPUBLISHED:
+            raise
+        return failed
+    return None
 
 
 def _stdout_is_terminal() -> bool:
@@ -339,6 +364,10 @@ def _counters(stats: Stats) -> dict:
         "malformed": stats.malformed,
         "out_of_range": stats.out_of_range,
         "bad_dimension_values": stats.bad_dimension_values,
+        "published": stats.published,
+        "refused": stats.refused,
+        "unknown_outcomes": stats.unknown_outcomes,
+        "unpublished": stats.unpublished,
         "disabled_filters": sorted(stats.disabled_filters),
     }
 

@@ -13,7 +13,7 @@ publish nothing (spec §8.4) and are skipped by every sink.
 """
 
 from castlewatch.sinks.avro import AvroSink, avro_schema
-from castlewatch.sinks.base import Sink, SinkError, SinkKind
+from castlewatch.sinks.base import PublishError, Sink, SinkBase, SinkContext, SinkError, SinkKind
 from castlewatch.sinks.csv import CSV_HEADER, CsvSink, format_dimensions, parse_dimensions
 from castlewatch.sinks.jsonl import JsonLinesSink
 from castlewatch.sinks.registry import SINK_TYPES, SinkSpec, open_sink, sink_kind
@@ -24,7 +24,10 @@ __all__ = [
     "CSV_HEADER",
     "CsvSink",
     "JsonLinesSink",
+    "PublishError",
     "Sink",
+    "SinkBase",
+    "SinkContext",
     "SinkError",
     "SinkKind",
     "SinkSpec",

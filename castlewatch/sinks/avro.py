@@ -118,4 +118,4 @@ class AvroSink(DurableFileSink):
         self._writer.flush()
 
 
-KIND = SinkKind("avro", lambda spec, position: AvroSink(spec.path, position), needs_path=True)
+KIND = SinkKind("avro", lambda spec, position, context: AvroSink(spec.path, position), needs_path=True)

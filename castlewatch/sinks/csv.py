@@ -124,4 +124,4 @@ class CsvSink(FileSink):
         return (self._take(),)
 
 
-KIND = SinkKind("csv", lambda spec, position: CsvSink(spec.path, position), needs_path=True)
+KIND = SinkKind("csv", lambda spec, position, context: CsvSink(spec.path, position), needs_path=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from castlewatch.model import Datapoint
-from castlewatch.sinks.base import SinkError
+from castlewatch.sinks.base import SinkBase, SinkError
 
 
 def position_size(position: Any) -> int:
@@ -79,7 +79,7 @@ def prepare_file(path: Path, position: Any) -> int:
 # --------------------------------------------------------------------------- file sinks
 
 
-class DurableFileSink:
+class DurableFileSink(SinkBase):
     """What every file sink shares: a binary file that ``flush`` makes durable and
     measures (the checkpoint position), ``close``, and context-manager use.
     Subclasses set ``path`` and ``_fh`` and may end a block in ``_end_block``."""

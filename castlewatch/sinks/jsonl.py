@@ -61,4 +61,4 @@ class JsonLinesSink(FileSink):
         return jsonl_lines(datapoints)
 
 
-KIND = SinkKind("jsonl", lambda spec, position: JsonLinesSink(spec.path, position), needs_path=True)
+KIND = SinkKind("jsonl", lambda spec, position, context: JsonLinesSink(spec.path, position), needs_path=True)

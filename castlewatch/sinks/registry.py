@@ -13,7 +13,7 @@ from functools import cache
 from importlib import import_module
 from typing import Any
 
-from castlewatch.sinks.base import Sink, SinkError, SinkKind
+from castlewatch.sinks.base import Sink, SinkContext, SinkError, SinkKind
 
 #: type -> the module defining its ``KIND``.
 KINDS: dict[str, str] = {
@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "csv": "castlewatch.sinks.csv",
     "avro": "castlewatch.sinks.avro",
     "stdout": "castlewatch.sinks.stdout",
+    "cloudwatch": "castlewatch.sinks.cloudwatch",
 }
 
 #: The sink types a config's ``sinks: [{type: ...}]`` may name.
@@ -45,7 +46,9 @@ class SinkSpec:
     """Where datapoints go: one entry of the config's ``sinks: [{type, path}]``.
 
     Attributes:
-        type: one of :data:`SINK_TYPES` (``"jsonl"``, ``"csv"``, ``"avro"``, ``"stdout"``).
+        type: one of :data:`SINK_TYPES` (``"jsonl"``, ``"csv"``, ``"avro"``, ``"stdout"``;
+            ``"cloudwatch"`` has a spec of its own,
+            :class:`~castlewatch.sinks.cloudwatch.CloudWatchSinkSpec`).
         path: the output file; required for ``jsonl``, ``csv`` and ``avro``, ignored
             for ``stdout``. Parent directories are created when the sink is opened.
 
@@ -66,15 +69,17 @@ class SinkSpec:
         return self.path or self.type
 
 
-def open_sink(spec: SinkSpec, position: Any = None) -> Sink:
+def open_sink(spec: SinkSpec, position: Any = None, context: SinkContext | None = None) -> Sink:
     """Open the sink ``spec`` describes.
 
     Args:
-        spec: sink type and path.
+        spec: sink type and path (and the kind's own settings).
         position: ``None`` for a fresh run (the file is created, or truncated if it
             exists); or a position an earlier ``flush()`` returned (``{"size": N}``) to
             resume after a crash: the file is truncated back to it and appended to.
             Ignored for stdout.
+        context: the run opening the sink (:class:`~castlewatch.sinks.base.SinkContext`);
+            default: none (no checkpoint, no configuration).
 
     Returns:
         A :class:`~castlewatch.sinks.base.Sink` (``JsonLinesSink``, ``CsvSink``,
@@ -88,4 +93,4 @@ def open_sink(spec: SinkSpec, position: Any = None) -> Sink:
     kind = sink_kind(spec.type)
     if kind.needs_path and not spec.path:
         raise SinkError(f"sink type {spec.type!r} needs a path")
-    return kind.open(spec, position)
+    return kind.open(spec, position, context or SinkContext())

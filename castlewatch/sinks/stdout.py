@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 
 from castlewatch.model import Datapoint
-from castlewatch.sinks.base import SinkKind
+from castlewatch.sinks.base import SinkBase, SinkKind
 from castlewatch.sinks.jsonl import jsonl_lines
 
 
-class StdoutSink:
+class StdoutSink(SinkBase):
     """JSON Lines (same lines as :class:`JsonLinesSink`) on ``sys.stdout``, flushed per write.
 
     ``sys.stdout`` is looked up at each write (so redirection by the caller applies);
@@ -49,4 +49,4 @@ class StdoutSink:
         return "StdoutSink()"
 
 
-KIND = SinkKind("stdout", lambda spec, position: StdoutSink())
+KIND = SinkKind("stdout", lambda spec, position, context: StdoutSink())

@@ -101,6 +101,8 @@ class EngineConfig:
         allowed_lateness_s: how long a minute stays open after the watermark passes it
             (seconds).
         path: the configuration file, or None.
+        discovered_log_groups: log group -> the endpoint URL its metric filters were
+            discovered from (None: real AWS, which then publishes their metrics itself).
     """
 
     metric_filters: tuple[MetricFilter, ...]
@@ -108,6 +110,7 @@ class EngineConfig:
     sinks: tuple[SinkSpec, ...]
     allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
     path: Path | None = field(default=None, compare=False)
+    discovered_log_groups: dict[str, str | None] = field(default_factory=dict)
 
     def filters_for(self, log_group: str) -> list[MetricFilter]:
         """The metric filters of ``log_group``, in file order."""

@@ -59,11 +59,62 @@ class SourceEntry(_Mapping, kw_only=True):
     ] = UNSET
 
 
-class SinkEntry(_Mapping):
-    """One entry of ``sinks``."""
+class SinkKindEntry(Struct, frozen=True):
+    """An entry of ``sinks`` as first decoded: its ``type`` only; the entry is then
+    decoded again as its type's own mapping (:data:`SINK_ENTRIES`), which forbids unknown keys."""
 
     type: Literal[SINK_TYPES]  # type: ignore[valid-type]  # the registry's types
+
+
+SINK_SHAPE = "a sink mapping such as {type: jsonl, path: FILE} or {type: cloudwatch, region: REGION}"
+
+
+class SinkEntry(_Mapping):
+    """A ``jsonl``, ``csv``, ``avro`` or ``stdout`` sink (``stdout`` takes no path)."""
+
+    type: Literal["jsonl", "csv", "avro", "stdout"]
     path: Annotated[str | None, Meta(description="a file path")] = None
+
+
+_SECONDS = Meta(gt=0, le=86400 * 365, description="a positive number of seconds")
+# the pattern on the string, the description on the optional value (what error messages say)
+Region = Annotated[
+    Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None,
+    Meta(description="an AWS region such as us-east-1"),
+]
+EndpointUrl = Annotated[
+    Annotated[str, Meta(pattern=r"^https?://\S+$")] | None,
+    Meta(description="an http:// or https:// URL such as http://127.0.0.1:4566"),
+]
+_PREFIX_TEXT = "text put before every metric namespace, such as castlewatch/ (at most 200 characters, not starting with ':')"
+_PREFIX = Annotated[str, Meta(max_length=200, pattern=r"^(?:[^:].*)?$", description=_PREFIX_TEXT)]
+
+
+class CloudWatchSinkEntry(_Mapping, kw_only=True):
+    """``type: cloudwatch``: PutMetricData (:mod:`castlewatch.sinks.cloudwatch`)."""
+
+    type: Literal["cloudwatch"]
+    region: Region = None
+    endpoint_url: EndpointUrl = None
+    namespace_prefix: _PREFIX = ""
+    protocol: Literal["json", "query", "smithy-rpc-v2-cbor"] | None = None
+    spool_dir: Annotated[Annotated[str, Meta(min_length=1)] | None, Meta(description="a directory path")] = None
+    buffer_datums: Annotated[int, Meta(ge=1000, le=10**8, description="a number of datums >= 1000")] = 100_000
+    max_requests_per_s: Annotated[float, Meta(gt=0, le=10_000, description="requests per second, > 0")] = 50.0
+    timeout_s: Annotated[float, _SECONDS] = 30.0
+    retry_max_delay_s: Annotated[float, _SECONDS] = 20.0
+    replay_timeout_s: Annotated[float, _SECONDS] = 300.0
+    shutdown_timeout_s: Annotated[float, _SECONDS] = 10.0
+
+
+#: Each sink type's mapping.
+SINK_ENTRIES: dict[str, type[Struct]] = {
+    "jsonl": SinkEntry,
+    "csv": SinkEntry,
+    "avro": SinkEntry,
+    "stdout": SinkEntry,
+    "cloudwatch": CloudWatchSinkEntry,
+}
 
 
 class MetricFiltersFile(_Mapping):
@@ -86,7 +137,8 @@ class Document(_Mapping):
     ]
     sources: Annotated[list[SourceEntry], Meta(min_length=1, description="a non-empty list of sources")]
     sinks: Annotated[
-        list[SinkEntry], Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]")
+        list[Annotated[SinkKindEntry, Meta(description=SINK_SHAPE)]],
+        Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]"),
     ]
     allowed_lateness_s: Annotated[
         float, Meta(ge=0, le=sys.float_info.max, description="a number of seconds >= 0")
