@@ -1,4 +1,4 @@
-"""The ``cloudwatch`` entries of a configuration's ``sinks``:
+"""The ``cloudwatch`` and ``cloudwatch_dashboard`` entries of a configuration's ``sinks``:
 their settings, unknown keys refused, errors with the key's line and column, and the
 checks a schema cannot make (namespaces PutMetricData refuses, double counting)."""
 
@@ -12,6 +12,7 @@ import pytest
 from castlewatch.engine.config import ConfigError, load_config, load_config_text
 from castlewatch.engine.config.load import sink_problem
 from castlewatch.sinks.cloudwatch import CloudWatchSinkSpec
+from castlewatch.sinks.cloudwatch_dashboard import CloudWatchDashboardSinkSpec
 
 HEAD = """\
 metric_filters:
@@ -49,12 +50,14 @@ def test_a_cloudwatch_sink_with_every_setting():
     retry_max_delay_s: 5
     replay_timeout_s: 60
     shutdown_timeout_s: 3
+  - {type: cloudwatch_dashboard, dashboard_name: castlewatch-app, region: eu-west-1, update_interval_s: 120}
 """)
     assert config.sinks == (
         CloudWatchSinkSpec(region="eu-west-1", endpoint_url="http://127.0.0.1:4566", namespace_prefix="castlewatch/",
                            protocol="query", spool_dir="/etc/castlewatch/spool", buffer_datums=5000,
                            max_requests_per_s=20.0, timeout_s=10.0, retry_max_delay_s=5.0, replay_timeout_s=60.0,
                            shutdown_timeout_s=3.0),
+        CloudWatchDashboardSinkSpec(dashboard_name="castlewatch-app", region="eu-west-1", update_interval_s=120.0),
     )
     assert config.sinks[0].where == "CloudWatch http://127.0.0.1:4566"
 
@@ -86,6 +89,12 @@ def test_the_defaults():
          "(at most 200 characters"),
         ("  - {type: cloudwatch, buffer_datums: 10}\n", "sinks[0].buffer_datums", "expected a number of datums >= 1000"),
         ("  - {type: cloudwatch, timeout_s: 0}\n", "sinks[0].timeout_s", "expected a positive number of seconds"),
+        ("  - {type: cloudwatch_dashboard}\n", "sinks[0].dashboard_name", "required key missing"),
+        ("  - {type: cloudwatch_dashboard, dashboard_name: 'my dashboard'}\n", "sinks[0].dashboard_name",
+         "expected 1-255 of letters, digits, _ and -, got 'my dashboard'"),
+        ("  - {type: cloudwatch_dashboard, dashboard_name: d, path: x}\n", "sinks[0].path",
+         "unknown key; allowed here: type, dashboard_name, region, endpoint_url, namespace_prefix, "
+         "update_interval_s, timeout_s"),
         ("  - {type: cloudwatch_metrics}\n", "sinks[0].type", "did you mean 'cloudwatch'?"),
     ],
 )

@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "avro": "castlewatch.sinks.avro",
     "stdout": "castlewatch.sinks.stdout",
     "cloudwatch": "castlewatch.sinks.cloudwatch",
+    "cloudwatch_dashboard": "castlewatch.sinks.cloudwatch_dashboard",
 }
 
 #: The sink types a config's ``sinks: [{type: ...}]`` may name.
@@ -47,8 +48,9 @@ class SinkSpec:
 
     Attributes:
         type: one of :data:`SINK_TYPES` (``"jsonl"``, ``"csv"``, ``"avro"``, ``"stdout"``;
-            ``"cloudwatch"`` has a spec of its own,
-            :class:`~castlewatch.sinks.cloudwatch.CloudWatchSinkSpec`).
+            ``"cloudwatch"`` and ``"cloudwatch_dashboard"`` have specs of their own,
+            :class:`~castlewatch.sinks.cloudwatch.CloudWatchSinkSpec` and
+            :class:`~castlewatch.sinks.cloudwatch_dashboard.CloudWatchDashboardSinkSpec`).
         path: the output file; required for ``jsonl``, ``csv`` and ``avro``, ignored
             for ``stdout``. Parent directories are created when the sink is opened.
 

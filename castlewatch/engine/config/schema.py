@@ -107,6 +107,22 @@ class CloudWatchSinkEntry(_Mapping, kw_only=True):
     shutdown_timeout_s: Annotated[float, _SECONDS] = 10.0
 
 
+class CloudWatchDashboardSinkEntry(_Mapping, kw_only=True):
+    """``type: cloudwatch_dashboard``: PutDashboard (:mod:`castlewatch.sinks.cloudwatch_dashboard`)."""
+
+    type: Literal["cloudwatch_dashboard"]
+    dashboard_name: Annotated[
+        str, Meta(pattern=r"^[A-Za-z0-9_-]{1,255}$", description="1-255 of letters, digits, _ and -")
+    ]
+    region: Region = None
+    endpoint_url: EndpointUrl = None
+    namespace_prefix: Annotated[
+        Annotated[str, Meta(max_length=200, pattern=r"^(?:[^:].*)?$")] | None, Meta(description=_PREFIX_TEXT)
+    ] = None
+    update_interval_s: Annotated[float, _SECONDS] = 60.0
+    timeout_s: Annotated[float, _SECONDS] = 30.0
+
+
 #: Each sink type's mapping.
 SINK_ENTRIES: dict[str, type[Struct]] = {
     "jsonl": SinkEntry,
@@ -114,6 +130,7 @@ SINK_ENTRIES: dict[str, type[Struct]] = {
     "avro": SinkEntry,
     "stdout": SinkEntry,
     "cloudwatch": CloudWatchSinkEntry,
+    "cloudwatch_dashboard": CloudWatchDashboardSinkEntry,
 }
 
 
