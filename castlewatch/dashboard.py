@@ -125,7 +125,8 @@ def dashboard_body(
         widgets.extend(block)
         y += 1 + 6 * ((len(graphs) + 1) // 2)
     if left_out:
-        widgets[0]["properties"]["markdown"] += f"\n\n{left_out} graphs are left out: a dashboard holds {MAX_WIDGETS} widgets."
+        note = f"\n\n{left_out} graphs are left out: a dashboard holds {MAX_WIDGETS} widgets."
+        widgets[0]["properties"]["markdown"] += note
     return {"widgets": widgets, "start": "-PT3H", "periodOverride": "inherit"}
 
 
@@ -274,4 +275,5 @@ def _line_problems(line: Any) -> list[str]:
 def validation_messages(response: Mapping[str, Any]) -> list[str]:
     """PutDashboard's ``DashboardValidationMessages`` as lines ``DataPath: Message`` (warnings:
     the dashboard was saved, some parts may not draw)."""
-    return [f"{m.get('DataPath', '')}: {m.get('Message', '')}" for m in response.get("DashboardValidationMessages") or ()]
+    messages = response.get("DashboardValidationMessages") or ()
+    return [f"{m.get('DataPath', '')}: {m.get('Message', '')}" for m in messages]

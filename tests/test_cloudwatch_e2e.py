@@ -70,7 +70,7 @@ def test_replay_that_cannot_publish_fails_in_one_line_naming_the_file(moto, tmp_
     assert len(error) == 1
     want = jsonl_stats(tmp_path / "out" / "datapoints.jsonl", prefix="cw/")
     datums = count_lines(tmp_path / "out" / "datapoints.jsonl")
-    assert f"did not accept them (503" in error[0]
+    assert "did not accept them (503" in error[0]
     assert f"{datums} datums) were not published; they are in " in error[0]
     kept = Path(error[0].split("they are in ")[1].split(",")[0])
     assert kept.parent == tmp_path / ".castlewatch-spool"
@@ -85,11 +85,16 @@ def test_replay_that_cannot_publish_fails_in_one_line_naming_the_file(moto, tmp_
     assert cloudwatch_stats(moto, want) == want
 
 
-def test_run_through_a_long_outage_buffers_spills_and_loses_nothing(moto, tmp_path, caplog):
+def test_run_through_a_long_outage_buffers_spills_and_loses_nothing(moto, tmp_path, caplog, monkeypatch):
     """CloudWatch is down while the run goes on: the datums wait in memory (1,000 at most
-    here), then in the spool; once CloudWatch is back every one is published, once."""
+    here), then in the spool, and the outage is reported while it lasts; once CloudWatch is
+    back every one is published, once."""
+    import castlewatch.sinks.cloudwatch as cloudwatch_mod
+
+    monkeypatch.setattr(cloudwatch_mod, "REPORT_EVERY_S", 0.2)
     lines = recent_events(4000, seed=4, users=900)  # under the 1,000 dimension sets an hour (§8.4)
-    config_path = setup(tmp_path, "http://proxy", lines, extra="timeout_s: 1, buffer_datums: 1000, shutdown_timeout_s: 20")
+    extra = "timeout_s: 1, buffer_datums: 1000, shutdown_timeout_s: 20"
+    config_path = setup(tmp_path, "http://proxy", lines, extra=extra)
 
     async def main(url: str, proxy: FaultProxy) -> Engine:
         config = load_config(config_path)
@@ -99,7 +104,7 @@ def test_run_through_a_long_outage_buffers_spills_and_loses_nothing(moto, tmp_pa
         stop = asyncio.Event()
         task = asyncio.create_task(engine.run(stop, checkpoint_interval_s=0.1))
         deadline = time.monotonic() + WAIT_S
-        while engine.stats.events_read < len(lines) or proxy.seen["PutMetricData"] < 3:
+        while engine.stats.events_read < len(lines) or "has not accepted a request for" not in caplog.text:
             assert time.monotonic() < deadline and not task.done()
             await asyncio.sleep(0.05)
         proxy.clear()  # CloudWatch is back
@@ -111,6 +116,9 @@ def test_run_through_a_long_outage_buffers_spills_and_loses_nothing(moto, tmp_pa
         proxy.inject("PutMetricData", *[Fault("error", status=503)] * 100_000)
         engine = asyncio.run(main(proxy.url, proxy))
     assert "the next ones wait in the spool" in caplog.text
+    report = next(r.getMessage() for r in caplog.records if "has not accepted a request for" in r.getMessage())
+    assert "(503: Service Unavailable" in report and "datums waiting (" in report and "retrying" in report
+    assert "CloudWatch accepts requests again after" in caplog.text
     want = jsonl_stats(tmp_path / "out" / "datapoints.jsonl", prefix="cw/")
     assert engine.stats.published == count_lines(tmp_path / "out" / "datapoints.jsonl") > 1000
     assert engine.stats.unpublished == 0 and engine.stats.unknown_outcomes == 0

@@ -75,7 +75,8 @@ def some_datapoints(n_minutes: int = 3, users: int = 5, values: int = 20) -> lis
     for m in range(n_minutes):
         out.append(datapoint("Errors", NOW - 60 * m, [1] * 7))
         for u in range(users):
-            out.append(datapoint("Latency", NOW - 60 * m, range(u, u + values), (("User", f"u{u}"),), unit="Milliseconds"))
+            dims = (("User", f"u{u}"),)
+            out.append(datapoint("Latency", NOW - 60 * m, range(u, u + values), dims, unit="Milliseconds"))
     return out
 
 

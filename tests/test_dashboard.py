@@ -75,7 +75,8 @@ def test_the_body_has_a_text_widget_then_a_graph_per_metric_grouped_by_log_group
 
 def test_the_body_is_a_pure_function_of_the_configuration_and_the_values_seen():
     seen = {("App", "Requests"): [(("User", "u1"),)]}
-    assert dashboard_body(CONFIG, region="r-1", seen=seen) == dashboard_body(CONFIG, region="r-1", seen=copy.deepcopy(seen))
+    again = dashboard_body(CONFIG, region="r-1", seen=copy.deepcopy(seen))
+    assert dashboard_body(CONFIG, region="r-1", seen=seen) == again
 
 
 def test_widgets_past_the_limit_are_left_out_and_said_so():
@@ -121,7 +122,8 @@ def graph(body: dict) -> dict:
         (broken(lambda b: graph(b)["metrics"].append(["...", {"stat": "Sum"}])), 'metrics[1]: the "." shorthand'),
         (broken(lambda b: graph(b)["metrics"].append(["App", "M", "Dim"])), "metrics[1]: expected [namespace"),
         (broken(lambda b: graph(b).update(metrics=[["App", "M"]] * 501)), "501 metrics, at most 500"),
-        (broken(lambda b: graph(b)["metrics"].append(["App", "M", {"color": "red"}])), "color: 'red', expected #rrggbb"),
+        (broken(lambda b: graph(b)["metrics"].append(["App", "M", {"color": "red"}])),
+         "color: 'red', expected #rrggbb"),
         (broken(lambda b: b["widgets"].extend([b["widgets"][0]] * 500)), "widgets: 505 widgets, at most 500"),
         (broken(lambda b: b["widgets"][1].update(width=25)), "widgets[1].width: 25, expected 1-24"),
         (broken(lambda b: b["widgets"][3].update(x=13)), "widgets[3]: x + width is 25, beyond the 24-column grid"),

@@ -67,7 +67,7 @@ from castlewatch.sinks.base import PublishError, SinkBase, SinkContext, SinkErro
 from castlewatch.sinks.put_metric_data import MAX_DATUMS, MAX_REQUEST_BYTES, TOO_OLD, RequestSize, refusal_reason
 from castlewatch.sinks.registry import SinkSpec
 from castlewatch.sinks.spool import ACCEPTED, FAILED, REFUSED, REJECTED, SENDING, UNKNOWN, Counters, Entry, Ledger
-from castlewatch.sinks.spool import Spool, indices_of, ranges_of
+from castlewatch.sinks.spool import Spool, ranges_of
 
 log = logging.getLogger("castlewatch.sinks.cloudwatch")
 
@@ -581,7 +581,8 @@ class CloudWatchSink(SinkBase):
     async def _settled(self, request: _Request, indices: list[int], state: int, reason: str) -> None:
         request.done.update(indices)
         self.pending -= len(indices)
-        await self._ledger_async(Entry(state, request.at, request.next, len(request.datums), ranges_of(indices), reason))
+        entry = Entry(state, request.at, request.next, len(request.datums), ranges_of(indices), reason)
+        await self._ledger_async(entry)
 
     def _on_retry(self, error: BaseException, wait: float, indices: list[int]) -> None:
         self._in_flight = False
@@ -670,8 +671,8 @@ class CloudWatchSink(SinkBase):
                     out.write(orjson.dumps({"Namespace": body["Namespace"], "MetricData": left}) + b"\n")
                     datums += len(left)
                     for d in left:
-                        key = (d["MetricName"], d["Timestamp"], tuple((x["Name"], x["Value"]) for x in d.get("Dimensions", ())))
-                        datapoints.add((body["Namespace"], *key))
+                        dims = tuple((x["Name"], x["Value"]) for x in d.get("Dimensions", ()))
+                        datapoints.add((body["Namespace"], d["MetricName"], d["Timestamp"], dims))
                 at = nxt
             out.flush()
             os.fsync(out.fileno())

@@ -117,8 +117,10 @@ class CloudWatchDashboardSink(SinkBase):
                 self._wake.set()
 
     def flush(self) -> dict[str, Any]:
-        """The position: the dimension value sets seen, ``{"seen": [[namespace, metric, [[name, value], ...]], ...]}``."""
-        return {"seen": [[ns, name, [list(d) for d in dims]] for (ns, name), sets in self.seen.items() for dims in sets]}
+        """The position: the dimension value sets seen,
+        ``{"seen": [[namespace, metric, [[name, value], ...]], ...]}``."""
+        seen = self.seen.items()
+        return {"seen": [[ns, name, [list(d) for d in dims]] for (ns, name), sets in seen for dims in sets]}
 
     async def flush_async(self) -> dict[str, Any]:
         return self.flush()
@@ -202,7 +204,8 @@ class CloudWatchDashboardSink(SinkBase):
         except Exception as err:
             self._dirty = True  # try again at the next update
             refused = not is_retriable(err)  # DashboardInvalidInputError, AccessDenied, ...
-            self._failure = f"CloudWatch {'refused the dashboard' if refused else 'did not answer'}: {describe_error(err)}"
+            what = "refused the dashboard" if refused else "did not answer"
+            self._failure = f"CloudWatch {what}: {describe_error(err)}"
             log.error(f"castlewatch: {self.spec.where}: {self._failure}")
             return
         self._failure = None

@@ -263,7 +263,9 @@ class Ledger:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            raise SinkError(f"{self.path}: the publish ledger is missing: what CloudWatch accepted is unknown") from None
+            raise SinkError(
+                f"{self.path}: the publish ledger is missing: what CloudWatch accepted is unknown"
+            ) from None
         if not data.startswith(_MAGIC):
             raise SinkError(f"{self.path}: not a castlewatch publish ledger")
         at = len(_MAGIC)

@@ -86,7 +86,9 @@ EndpointUrl = Annotated[
     Annotated[str, Meta(pattern=r"^https?://\S+$")] | None,
     Meta(description="an http:// or https:// URL such as http://127.0.0.1:4566"),
 ]
-_PREFIX_TEXT = "text put before every metric namespace, such as castlewatch/ (at most 200 characters, not starting with ':')"
+_PREFIX_TEXT = (
+    "text put before every metric namespace, such as castlewatch/ (at most 200 characters, not starting with ':')"
+)
 _PREFIX = Annotated[str, Meta(max_length=200, pattern=r"^(?:[^:].*)?$", description=_PREFIX_TEXT)]
 
 
