@@ -218,3 +218,19 @@ def test_kill_9_while_a_request_is_in_flight_then_restart_gives_the_same_totals(
     assert sent[1] in sent[2:]
     sample = some_series(want, 10)
     assert cloudwatch_stats(moto, sample) == sample
+
+
+def test_replay_of_logs_older_than_two_weeks_publishes_the_recent_minutes_and_counts_the_rest(moto, tmp_path):
+    old = recent_events(200, seed=7, start=int(time.time()) - 20 * 86400)
+    new = recent_events(200, seed=8)
+    config = setup(tmp_path, moto, old + new)
+    result = CliRunner().invoke(main, ["replay", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    everything = jsonl_stats(tmp_path / "out" / "datapoints.jsonl", prefix="cw/")
+    cutoff = int(time.time()) - 14 * 86400
+    recent = {k: v for k, v in everything.items() if k[4] >= cutoff}
+    assert cloudwatch_stats(moto, everything) == recent
+    rows = {cells[1]: cells[2] for line in result.stderr.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")]) == 4}
+    assert rows["datums refused, not published: too_old"] == str(len(everything) - len(recent))
+    assert rows["datums published to CloudWatch"] == str(len(recent))

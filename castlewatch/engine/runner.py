@@ -11,7 +11,8 @@
 
 Exactly-once across crashes: a checkpoint holds, together and written atomically,
 each source's position after the last evaluated batch, the open windows after it,
-and each file sink's size after the datapoints closed so far were flushed.  A
+and each sink's position after the datapoints closed so far were flushed (a file
+sink's size, a CloudWatch sink's spool end).  A
 restart truncates the sinks back to those sizes, restores the windows and resumes
 the sources, so its output equals an uninterrupted run's.  A save writes only what
 changed since the previous one, in a thread, while the run goes on

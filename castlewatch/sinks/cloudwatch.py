@@ -272,7 +272,7 @@ class CloudWatchSink(SinkBase):
             request, nxt = self.spool.read(at)
             self.pending += len(request["MetricData"]) - (len(self._done) if at == self._cursor else 0)
             at = nxt
-        self._spilled = True
+        self._spilled = self._cursor < self.spool.end  # what waits is in the spool only
 
     # ---- the Sink interface (event loop) --------------------------------------------------------------
 
