@@ -356,6 +356,8 @@ class CloudWatchSink(SinkBase):
             self._wake.set()
 
     def counters(self) -> dict[str, Any]:
+        """``published``, ``refused`` (reason -> datums), ``unknown_outcomes`` (requests) and
+        ``unpublished`` (datums waiting), for ``Stats``."""
         c = self.counters_
         return {"published": c.published, "refused": dict(c.refused), "unknown_outcomes": c.unknown_outcomes,
                 "unpublished": self.pending}

@@ -123,9 +123,11 @@ class CloudWatchDashboardSink(SinkBase):
         return {"seen": [[ns, name, [list(d) for d in dims]] for (ns, name), sets in seen for dims in sets]}
 
     async def flush_async(self) -> dict[str, Any]:
+        """:meth:`flush` (nothing to write to disk)."""
         return self.flush()
 
     def close(self) -> None:
+        """Stop the updater (``aclose`` also closes the client)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -167,6 +169,7 @@ class CloudWatchDashboardSink(SinkBase):
             raise PublishError(f"{self.spec.where}: {self._failure}")
 
     async def aclose(self) -> None:
+        """Stop the updater and close the client."""
         self.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -324,4 +324,5 @@ class Ledger:
         self._fh.seek(0, os.SEEK_END)
 
     def close(self) -> None:
+        """Close the file (every entry was made durable when it was appended)."""
         self._fh.close()
