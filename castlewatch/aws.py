@@ -15,6 +15,9 @@ aiobotocore client made by :func:`client` and, for calls that may be throttled, 
 - **Emulators** (an ``endpoint_url``: LocalStack, moto): ``inject_host_prefix=False`` (no
   ``streaming-logs.``-style host prefixes the emulator cannot resolve) and botocore's own
   retries off, since :func:`call` retries with castlewatch's policy.
+- **Wire protocol**: botocore speaks CloudWatch over AWS JSON 1.0 (its choice since
+  1.42.7), and can speak Query and Smithy RPC v2 CBOR, which the service model lists too;
+  ``client(..., protocol=...)`` picks one (for an emulator or a proxy that knows only one).
 - **Retries**: throttling and 5xx answers, dropped connections and timeouts are retried
   with exponential backoff and full jitter (the AWS Architecture Blog's "Exponential
   Backoff And Jitter"); any other error (AccessDenied, a missing log group, a validation
@@ -24,6 +27,8 @@ aiobotocore client made by :func:`client` and, for calls that may be throttled, 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -39,8 +44,10 @@ __all__ = [
     "client",
     "describe_error",
     "error_code",
+    "is_denied",
     "is_retriable",
     "outcome_unknown",
+    "resolved_protocol",
 ]
 
 T = TypeVar("T")
@@ -61,6 +68,24 @@ THROTTLING_CODES = frozenset(
         "InternalFailure",
         "InternalServiceFault",
         "InternalServerError",
+    }
+)
+
+
+#: Error codes that mean the credentials may not do this (or there are none that work).
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
     }
 )
 
@@ -89,7 +114,9 @@ class AwsTarget:
         )
 
 
-def client(service: str, target: AwsTarget, *, read_timeout_s: float = 30.0) -> AbstractAsyncContextManager[Any]:
+def client(
+    service: str, target: AwsTarget, *, read_timeout_s: float = 30.0, protocol: str | None = None
+) -> AbstractAsyncContextManager[Any]:
     """An aiobotocore client for ``service`` (``"logs"``, ``"cloudwatch"``), to use as
     ``async with client("logs", target) as logs: ...``.
 
@@ -99,15 +126,20 @@ def client(service: str, target: AwsTarget, *, read_timeout_s: float = 30.0) -> 
         read_timeout_s: seconds to wait for an answer before the call fails (a timeout
             is retried by :func:`call`; for a call that changes state its outcome is then
             unknown, see :func:`outcome_unknown`).
+        protocol: the wire protocol, one of those the service model lists (CloudWatch:
+            ``json``, ``query``, ``smithy-rpc-v2-cbor``); None: botocore's choice.
 
     Raises:
         botocore.exceptions.ProfileNotFound: ``target.profile`` is not configured.
         botocore.exceptions.NoRegionError: no region anywhere (flag, config, environment).
+        ValueError: ``protocol`` is not one the service model lists.
     """
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
 
     session = AioSession(profile=target.profile) if target.profile else AioSession()
+    if protocol is not None:
+        session.register_component("data_loader", _protocol_loader(session, service, protocol))
     options: dict[str, Any] = {"read_timeout": read_timeout_s, "connect_timeout": 10}
     if target.endpoint_url:
         options.update(inject_host_prefix=False, retries={"total_max_attempts": 1})
@@ -119,6 +151,44 @@ def client(service: str, target: AwsTarget, *, read_timeout_s: float = 30.0) -> 
         endpoint_url=target.endpoint_url,
         config=AioConfig(**options),
     )
+
+
+def _protocol_loader(session: Any, service: str, protocol: str) -> Any:
+    """A botocore data loader (the session's ``data_path`` kept) whose model of ``service``
+    lists ``protocol`` only, so that botocore speaks it: the public way to change what
+    botocore loads is a loader component or a model on ``AWS_DATA_PATH``."""
+    from botocore.loaders import Loader
+
+    class ProtocolLoader(Loader):
+        def load_service_model(self, service_name, type_name, api_version=None):
+            model = super().load_service_model(service_name, type_name, api_version)
+            if service_name != service or type_name != "service-2":
+                return model
+            metadata = model["metadata"]
+            if protocol not in metadata.get("protocols", [metadata.get("protocol")]):
+                raise ValueError(
+                    f"{service} does not speak {protocol!r}; it speaks {', '.join(metadata.get('protocols', []))}"
+                )
+            return {**model, "metadata": {**metadata, "protocol": protocol, "protocols": [protocol]}}
+
+    data_path = session.get_config_variable("data_path")  # as botocore.loaders.create_loader reads it
+    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    return ProtocolLoader(extra_search_paths=extra)
+
+
+def resolved_protocol(service: str, protocol: str | None = None) -> str:
+    """The wire protocol a :func:`client` for ``service`` speaks (``protocol`` if given,
+    else botocore's choice among those the service model lists)."""
+    if protocol is not None:
+        return protocol
+    return _default_protocol(service)
+
+
+@functools.cache
+def _default_protocol(service: str) -> str:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service).resolved_protocol
 
 
 def error_code(error: BaseException) -> str:
@@ -142,8 +212,11 @@ def describe_error(error: BaseException) -> str:
     code = error_code(error)
     if code:
         message = getattr(error, "response", {}).get("Error", {}).get("Message", "")
-        return f"{code}: {message}" if message else code
-    return f"{type(error).__name__}: {error}"
+        text = f"{code}: {message}" if message else code
+    else:
+        text = f"{type(error).__name__}: {error}"
+    text = " ".join(text.split())  # one line, even for an HTML error page
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -160,6 +233,16 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
         asyncio.TimeoutError,
         ConnectionError,
     )
+
+
+def is_denied(error: BaseException) -> bool:
+    """Whether AWS refused the call for the credentials: AccessDenied, no or invalid
+    credentials (:data:`DENIED_CODES`, or botocore's ``NoCredentialsError`` family)."""
+    if error_code(error) in DENIED_CODES:
+        return True
+    from botocore import exceptions as bx
+
+    return isinstance(error, (bx.NoCredentialsError, bx.PartialCredentialsError))
 
 
 def is_retriable(error: BaseException) -> bool:
@@ -242,6 +325,7 @@ async def call(
     limiter: RateLimiter | None = None,
     policy: RetryPolicy = RetryPolicy(),
     on_retry: Callable[[BaseException, float], None] | None = None,
+    give_up_after_s: float | None = None,
     **kwargs: Any,
 ) -> T:
     """``await operation(**kwargs)`` under ``limiter``, retried per ``policy`` while the
@@ -250,12 +334,17 @@ async def call(
     Args:
         operation: a client method, e.g. ``logs.filter_log_events``.
         on_retry: called with the error and the delay (s) before each retry (logging,
-            counters).
+            counters); it may raise to stop retrying.
+        give_up_after_s: stop retrying once the next attempt would start more than this
+            many seconds after the first failure (None: as many attempts as ``policy``
+            allows).
 
     Raises:
-        the last error, once it is not retriable or the attempts are used up.
+        the last error, once it is not retriable, the attempts are used up or the time
+        is.
     """
     attempt = 0
+    first_failure = 0.0
     while True:
         if limiter is not None:
             await limiter.acquire()
@@ -263,9 +352,13 @@ async def call(
             return await operation(**kwargs)
         except Exception as error:
             attempt += 1
+            if attempt == 1:
+                first_failure = time.monotonic()
             if not is_retriable(error) or (policy.max_attempts is not None and attempt >= policy.max_attempts):
                 raise
             wait = policy.delay(attempt - 1)
+            if give_up_after_s is not None and time.monotonic() + wait - first_failure > give_up_after_s:
+                raise
             if on_retry is not None:
                 on_retry(error, wait)
             await asyncio.sleep(wait)

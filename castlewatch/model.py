@@ -130,6 +130,23 @@ SMALL_VALUES = 64
 _BUFFER_MIN = 1024  # fold a large datapoint's buffer in at least this often
 
 
+#: The longest dimension value PutMetricData takes, in characters (§9; code points, §12).
+MAX_DIMENSION_VALUE = 1024
+
+
+def dimension_value_problem(text: str) -> str | None:
+    """Why PutMetricData refuses ``text`` as a dimension value (§9), or None: ``"not ASCII"``,
+    ``"whitespace only"``, ``"over 1,024 characters"``. An empty value is not asked here
+    (it publishes nothing without being counted, §8.3)."""
+    if not text.isascii():
+        return "not ASCII"
+    if text.isspace():
+        return "whitespace only"
+    if len(text) > MAX_DIMENSION_VALUE:
+        return "over 1,024 characters"
+    return None
+
+
 def _numpy() -> tuple[Any, Any]:
     """numpy and :mod:`castlewatch.values`, imported when first needed (a datapoint with more
     than :data:`SMALL_VALUES` values, a checkpoint): commands that need neither start faster."""
@@ -451,6 +468,19 @@ class Stats:
             distinct dimension value sets, spec §8.4).
         out_of_range: filter name -> matching events whose metric value is beyond what
             PutMetricData accepts (±2^360, e.g. ``1e400``; spec §9): they publish nothing.
+        bad_dimension_values: filter name -> matching events with a dimension value
+            PutMetricData refuses (not ASCII, whitespace only, over 1,024 characters;
+            spec §8.3, §9): they publish nothing.
+        published: datums a service (CloudWatch) accepted, over every such sink.
+        refused: reason -> datums not published because CloudWatch refuses them
+            (``too_old``: over two weeks old; ``too_far_ahead``: over two hours ahead;
+            ``bad_dimension_value``), never sent to fail their request; ``rejected``:
+            datums CloudWatch answered with a validation error.
+        unknown_outcomes: requests whose outcome was unknown (a timeout, a connection
+            dropped after sending, a crash while in flight) and that were sent again: their
+            datums may be counted twice in CloudWatch.
+        unpublished: datums not yet accepted when the counters were taken (kept in the
+            sink's spool until they are).
     """
 
     events_read: int = 0
@@ -462,6 +492,11 @@ class Stats:
     datums_written: int = 0
     disabled_filters: dict[str, str] = field(default_factory=dict)
     out_of_range: dict[str, int] = field(default_factory=dict)
+    bad_dimension_values: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    unknown_outcomes: int = 0
+    unpublished: int = 0
 
     def count_malformed(self, reason: str, n: int = 1) -> None:
         """Count ``n`` events skipped for ``reason``."""

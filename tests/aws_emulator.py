@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import threading
@@ -79,11 +80,14 @@ class Fault:
         ``"throttle"``: answer 400 with the protocol's throttling error, not forwarded;
         ``"deny"``: answer 400 with the protocol's AccessDenied error, not forwarded;
         ``"answer"``: answer 200 with ``body`` (JSON protocols), not forwarded;
+        ``"invalid"``: answer 400 with the protocol's ``InvalidParameterValue`` error (a
+        request CloudWatch finds invalid), not forwarded;
         ``"error"``: answer ``status`` (default 500) with an empty body, not forwarded;
         ``"drop"``: close the connection without an answer, not forwarded;
         ``"drop_after"``: forward to moto (it applies the request), then close the
         connection without the answer: the client cannot know the outcome;
-        ``"delay"``: wait ``seconds``, then forward.
+        ``"delay"``: wait ``seconds``, then forward, unless the client has gone meanwhile
+        (timed out, killed): then nothing reaches moto.
     """
 
     kind: str
@@ -161,7 +165,9 @@ class FaultProxy:
     queues faults for the next requests of operation ``op`` (``"*"``: any operation);
     ``seen[op]`` counts the requests that reached the proxy per operation,
     ``forwarded[op]`` those moto received, ``times[op]`` the monotonic time each request
-    reached the proxy. ``paginate(op, key, size)`` makes the proxy page a JSON operation's
+    reached the proxy; ``bodies[op]`` are the requests' bodies as sent (a gzip body
+    decompressed), in order; ``delayed[op]`` counts the requests a ``delay`` fault has
+    started holding. ``paginate(op, key, size)`` makes the proxy page a JSON operation's
     answer list ``key`` by ``size`` items with its own ``nextToken`` s, as AWS does
     (moto answers DescribeMetricFilters in one page whatever its ``limit``).
     """
@@ -173,6 +179,8 @@ class FaultProxy:
         self.forwarded: dict[str, int] = defaultdict(int)
         self.times: dict[str, list[float]] = defaultdict(list)
         self._pages: dict[str, tuple[str, int]] = {}
+        self.bodies: dict[str, list[bytes]] = defaultdict(list)
+        self.delayed: dict[str, int] = defaultdict(int)
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,11 +236,13 @@ class FaultProxy:
 
         async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.read()
-            operation = operation_of(request.headers, body, request.path)
+            plain = gzip.decompress(body) if request.headers.get("Content-Encoding") == "gzip" else body
+            operation = operation_of(request.headers, plain, request.path)
             with self._lock:
                 self.seen[operation] += 1
                 self.times[operation].append(time.monotonic())
                 paging = self._pages.get(operation)
+                self.bodies[operation].append(plain)
             fault = self._next_fault(operation)
             if fault is not None and fault.kind == "throttle":
                 status, headers, payload = _throttle_response(request.headers)
@@ -243,6 +253,12 @@ class FaultProxy:
             if fault is not None and fault.kind == "answer":
                 content_type = {"Content-Type": request.headers["Content-Type"]}
                 return web.Response(status=200, headers=content_type, body=fault.body)
+            if fault is not None and fault.kind == "invalid":
+                status, headers, payload = _error_response(
+                    request.headers, "InvalidParameterValue", "The value for parameter MetricData.member.1 is invalid.",
+                    "InvalidParameterValueException",
+                )
+                return web.Response(status=status, headers=headers, body=payload)
             page = 0
             if paging is not None:
                 body, page = _page(body, paging[0], paging[1])
@@ -252,7 +268,11 @@ class FaultProxy:
                 request.transport.close()
                 raise asyncio.CancelledError
             if fault is not None and fault.kind == "delay":
+                with self._lock:
+                    self.delayed[operation] += 1
                 await asyncio.sleep(fault.seconds)
+                if request.transport is None or request.transport.is_closing():
+                    raise asyncio.CancelledError  # the client is gone: nothing is forwarded
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with session.request(
                 request.method, self.upstream + request.path_qs, headers=headers, data=body
@@ -282,7 +302,10 @@ class FaultProxy:
 
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: a gzip request body (botocore compresses PutMetricData bodies of
+        # 10 KB and more) is forwarded as sent, with its Content-Encoding
+        # shutdown_timeout: a request still held by a delay fault does not hold up the exit
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

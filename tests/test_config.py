@@ -26,7 +26,7 @@ from castlewatch.metric_filters import (
     MetricFilterLoadError,
 )
 from castlewatch.model import MetricFilter, MetricTransformation
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 DATA = Path(__file__).parent / "data"
 
@@ -301,11 +301,13 @@ def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
 @pytest.mark.parametrize(
     ("sinks", "location", "reason"),
     [
-        ("[{type: parquet, path: x}]", "sinks[0].type", "expected one of jsonl, csv, avro, stdout, got 'parquet'"),
+        ("[{type: parquet, path: x}]", "sinks[0].type",
+         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, got 'parquet'"),
         ("[{type: json, path: x}]", "sinks[0].type",
-         "expected one of jsonl, csv, avro, stdout, got 'json'; did you mean 'jsonl'?"),
+         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, got 'json'; did you mean 'jsonl'?"),
         ("[{type: csv, path: 5}]", "sinks[0].path", "expected a file path, got 5"),
-        ("[stdout]", "sinks[0]", "expected a mapping with keys type, path, got 'stdout'"),
+        ("[stdout]", "sinks[0]",
+         "expected a sink mapping such as {type: jsonl, path: FILE} or {type: cloudwatch, region: REGION}, got 'stdout'"),
         ("[{type: avro}]", "sinks[0].path", "a avro sink needs a path, got None"),
         ("[{type: stdout, path: x}]", "sinks[0].path", "a stdout sink takes no path"),
         ("[{type: jsonl, path: a.jsonl}, {type: jsonl, path: ./a.jsonl}]", "sinks[1].path",

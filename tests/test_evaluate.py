@@ -532,13 +532,27 @@ def test_event_time_outside_years_1_to_9999_is_a_bad_timestamp(ts):
     assert [t for _, t, _ in run(ev, "ERROR", ts=253_402_300_799_999)] == [253_402_300_799_999]
 
 
-def test_dimension_with_a_lone_surrogate_publishes_nothing():
-    """A ``\\ud800`` escape decodes to a lone surrogate, which no sink can write (and
-    PutMetricData wants ASCII, §9): the event publishes nothing, like an unusable value."""
+@pytest.mark.parametrize(
+    "value",
+    ['"\\ud800"', '"caf\\u00e9"', '"caf\u00e9"', '" "', '"\\t \\n"', '"' + "x" * 1025 + '"'],
+    ids=["lone-surrogate", "escaped-non-ascii", "non-ascii", "space", "whitespace", "1025-chars"],
+)
+def test_a_dimension_value_putmetricdata_refuses_publishes_nothing_and_is_counted(value):
+    """§8.3 with §9: a dimension value that is not ASCII (a lone surrogate from a ``\\ud800``
+    escape included), whitespace only or over 1,024 characters publishes nothing, and the
+    event is counted in ``Stats.bad_dimension_values``; the filter's match still counts."""
     ev, stats = evaluator(mf("{ $.k = * }", dims={"K": "$.k"}))
-    assert run(ev, '{"k": "\\ud800"}') == []
+    assert run(ev, '{"k": %s}' % value) == []
     assert stats.matched == {"f": 1}
-    assert [key[2] for key, _, _ in run(ev, '{"k": "caf\\u00e9"}')] == [(("K", "caf\u00e9"),)]
+    assert stats.bad_dimension_values == {"f": 1}
+
+
+def test_dimension_values_putmetricdata_takes_are_published():
+    ev, stats = evaluator(mf("{ $.k = * }", dims={"K": "$.k"}))
+    for value in ["x" * 1024, " a ", "\\u0001", "caf"]:
+        assert [key[2] for key, _, _ in run(ev, '{"k": "%s"}' % value)] == [(("K", json.loads(f'"{value}"')),)]
+    assert run(ev, '{"k": ""}') == []  # an empty value publishes nothing and is not counted (§8.3)
+    assert stats.bad_dimension_values == {}
 
 
 # ---- refused and silent settings -----------------------------------------------------------------

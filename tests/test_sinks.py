@@ -29,7 +29,7 @@ from castlewatch.sinks import (
     open_sink,
     parse_dimensions,
 )
-from castlewatch.sinks import local as local_mod
+from castlewatch.sinks import files as local_mod
 
 T0 = 1_704_067_260  # 2024-01-01T00:01:00Z
 T0_ISO = "2024-01-01T00:01:00Z"

@@ -21,6 +21,7 @@ from castlewatch.engine.sources import open_source
 from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsError
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
+from castlewatch.sinks import PublishError
 from castlewatch.cli.summary import print_summary, shared_filter_names, summary_table
 
 #: ``replay``: a source matches no file (sysexits' EX_NOINPUT); nothing was replayed.
@@ -33,11 +34,13 @@ EXIT_NO_TIMESTAMP = 65
 EXIT_OUTPUT_FAILED = 74
 #: ``replay`` and ``run`` stopped by a castlewatch bug.
 EXIT_RUN_FAILED = 1
-#: ``replay`` and ``run``: CloudWatch Logs kept failing (throttling, 5xx, no connection)
-#: after a replay's retries, or refused a call for another reason: sysexits' EX_UNAVAILABLE.
+#: ``replay`` and ``run``: an AWS service kept failing (throttling, 5xx, no connection) after
+#: a replay's retries, or refused a call for another reason: CloudWatch Logs reading, or
+#: CloudWatch not accepting every datapoint (those not published are kept in a file named in
+#: the error): sysexits' EX_UNAVAILABLE.
 EXIT_AWS_UNAVAILABLE = 69
-#: ``replay`` and ``run``: CloudWatch Logs denied a call (AccessDenied, no or invalid
-#: credentials): sysexits' EX_NOPERM.
+#: ``replay`` and ``run``: AWS denied a call (AccessDenied, no or invalid credentials):
+#: sysexits' EX_NOPERM.
 EXIT_AWS_DENIED = 77
 
 EXIT_STATUSES = f"""\b
@@ -50,8 +53,10 @@ Exit status:
   {EXIT_NO_INPUT}  replay: a file source matches no file; nothing was replayed;
       replay and run: a cloudwatch_logs log group does not exist (or no log
       group name starts with its prefix)
-  {EXIT_AWS_UNAVAILABLE}  CloudWatch Logs kept failing (replay: after its retries) or refused a
-      call, named in one line
+  {EXIT_AWS_UNAVAILABLE}  CloudWatch Logs or CloudWatch kept failing (replay: after its
+      retries) or refused a call, named in one line; datapoints CloudWatch did not
+      accept are kept in a file the line names (run again once fixed: run resumes)
+  {EXIT_AWS_DENIED}  AWS denied a call (AccessDenied, no or invalid credentials)
   {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
       file size limit, I/O error), named in one line: free space and run
       again; run resumes from its last checkpoint, and its output is then
@@ -70,6 +75,9 @@ class ConfigError(click.ClickException):
 class RunFailed(click.ClickException):
     """``replay`` or ``run`` could not do what it was asked: ``Error: ...`` on stderr, exit
     ``exit_code`` (one of the ``EXIT_*`` statuses of this module)."""
+
+    #: a sink could not publish every datapoint (the summary is worth printing first)
+    unpublished = False
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -90,6 +98,11 @@ def _run_or_fail(main, checkpoint: str | None = None):
         else:
             then = f"the run stopped; once fixed, run again: it resumes from the checkpoint {checkpoint}, exactly"
         raise RunFailed(f"{err}; {then}", _aws_exit_status(err)) from None
+    except PublishError as err:
+        then = "" if checkpoint is None else f"; once fixed, run again: it resumes from the checkpoint {checkpoint}"
+        failed = RunFailed(f"{err}{then}", EXIT_AWS_DENIED if err.denied else EXIT_AWS_UNAVAILABLE)
+        failed.unpublished = True
+        raise failed from None
     except OutputError as err:
         if checkpoint is None:
             then = "run the replay again once the file can be written"
@@ -223,8 +236,9 @@ def replay_command(config: str | None, out: str | None) -> None:
     Exit status: 0 when done; 2 for an invalid configuration; 66 when a source matches
     no file or a log group does not exist (nothing is replayed, no output is touched);
     65 when a source's timestamp gave no usable time in any of its events that were to
-    publish (the summary and the other sources' datapoints are written first); 69 or 77
-    when CloudWatch Logs kept failing or denied a call.
+    publish (the summary and the other sources' datapoints are written first); 69 when
+    CloudWatch Logs kept failing or CloudWatch did not accept every datapoint (those not
+    published are kept in a file it names); 77 when AWS denied a call.
     """
     loaded = _load(config, out)
     _check_sources_exist(loaded)
@@ -247,14 +261,28 @@ def replay_command(config: str | None, out: str | None) -> None:
 
         with progress:
             engine = _engine(loaded, None, show)
-            stats = _run_or_fail(engine.replay())
+            failed = _replay_or_fail(engine)
     else:
         engine = _engine(loaded, None)
-        stats = _run_or_fail(engine.replay())
-    print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
+        failed = _replay_or_fail(engine)
+    print_summary(summary_table(engine.stats, loaded, time.perf_counter() - started), console)
+    if failed is not None:
+        raise failed
     problems = _sources_without_time(engine)
     if problems:
         raise RunFailed("\n  ".join(problems), EXIT_NO_TIMESTAMP)
+
+
+def _replay_or_fail(engine: Engine) -> RunFailed | None:
+    """Run the replay; a sink that could not publish everything (``RunFailed.unpublished``)
+    is returned, so that the summary is printed before it."""
+    try:
+        _run_or_fail(engine.replay())
+    except RunFailed as failed:
+        if not failed.unpublished:
+            raise
+        return failed
+    return None
 
 
 def _stdout_is_terminal() -> bool:
@@ -389,6 +417,11 @@ def _counters(stats: Stats) -> dict:
         "late_events": stats.late_events,
         "malformed": stats.malformed,
         "out_of_range": stats.out_of_range,
+        "bad_dimension_values": stats.bad_dimension_values,
+        "published": stats.published,
+        "refused": stats.refused,
+        "unknown_outcomes": stats.unknown_outcomes,
+        "unpublished": stats.unpublished,
         "disabled_filters": sorted(stats.disabled_filters),
     }
 

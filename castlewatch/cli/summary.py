@@ -69,8 +69,19 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
         table.add_row(f"not JSON for: {name}", str(count), style="dim")
     for name, count in sorted(stats.out_of_range.items()):
         table.add_row(f"value beyond ±2^360, not published: {name}", str(count), style="yellow")
+    for name, count in sorted(stats.bad_dimension_values.items()):
+        table.add_row(f"dimension value CloudWatch refuses, not published: {name}", str(count), style="yellow")
+    if any(sink.type == "cloudwatch" for sink in config.sinks):
+        table.add_row("datums published to CloudWatch", str(stats.published))
+        for reason, count in sorted(stats.refused.items()):
+            table.add_row(f"datums refused, not published: {reason}", str(count), style="yellow")
+        if stats.unknown_outcomes:
+            table.add_row("requests of unknown outcome, sent again (may count twice)", str(stats.unknown_outcomes),
+                          style="yellow")
+        if stats.unpublished:
+            table.add_row("datums not yet published (kept in the spool)", str(stats.unpublished), style="yellow")
     for sink in config.sinks:
-        table.add_row(f"sink {sink.type}", sink.path or "stdout", style="cyan")
+        table.add_row(f"sink {sink.type}", sink.where, style="cyan")
     return table
 
 

@@ -45,7 +45,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -489,12 +489,20 @@ class CheckpointWriter:
         if task is not None:
             await task
 
-    def start(self, capture: Capture) -> None:
-        """Write ``capture`` in a thread (:meth:`settle` waits for it). Raises nothing itself."""
+    def start(self, capture: Capture | None, on_written: Callable[[], None] | None = None) -> None:
+        """Write ``capture`` in a thread (:meth:`settle` waits for it). Raises nothing itself.
+
+        ``on_written`` is called on the event loop once the write is durable (at once
+        without a checkpoint file), not if it fails.
+        """
         if self.path is None:
             self._finished = time.monotonic()
+            if on_written is not None:
+                on_written()
             return
-        self._task = asyncio.ensure_future(asyncio.to_thread(self.write, capture))
+        self._task = task = asyncio.ensure_future(asyncio.to_thread(self.write, capture))
+        if on_written is not None:
+            task.add_done_callback(lambda t: None if t.cancelled() or t.exception() is not None else on_written())
 
     @property
     def wants_everything(self) -> bool:
@@ -576,6 +584,11 @@ _STATS_FIELDS: dict[str, tuple[type, type | None]] = {
     "datums_written": (int, None),
     "disabled_filters": (dict, str),
     "out_of_range": (dict, int),
+    "bad_dimension_values": (dict, int),
+    "published": (int, None),
+    "refused": (dict, int),
+    "unknown_outcomes": (int, None),
+    "unpublished": (int, None),
 }
 
 

@@ -22,12 +22,13 @@ from castlewatch.grammar import FilterPattern, ast, compile_pattern, decode_json
 from castlewatch.grammar.compiler import MISSING, RawNumber, decode_json_event_exact, path_getter
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.metric_filters import parse_reference
-from castlewatch.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, Stats, iso8601_ms
+from castlewatch.model import MAX_DIMENSION_VALUE, READ_FROM_MESSAGE, LogEvent, MetricFilter, Stats, iso8601_ms
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
 Emit = Callable[[MetricKey, int, float], None]
 
 _NOTHING = object()  # a reference that resolves to no usable value (§8.3)
+_REFUSED = object()  # a dimension value PutMetricData refuses (§8.3, §9)
 _MAX_VALUE = 2.0**360  # PutMetricData's value range (§9)
 _MAX_INT = 2**360
 # Event times castlewatch can publish: years 1 to 9999 (what a datapoint's ISO 8601
@@ -136,15 +137,6 @@ def _numeric(node: Any) -> float | None:
     if (kind is str or kind is RawNumber) and ast.NUMBER_RE.fullmatch(node):
         return float(node)
     return None
-
-
-def _encodable(text: str) -> bool:
-    """True if ``text`` is valid Unicode for UTF-8 (no lone surrogate), as sinks need."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _dimension_text(node: Any, message: str, get: Callable[[Any], Any]) -> str | None:
@@ -367,7 +359,9 @@ class LogGroupEvaluator:
         first, its matches counted as they are found; the event's contributions are
         emitted (and its dimension sets noted, §8.4) only once every filter has run.  A
         reference value beyond PutMetricData's range (±2^360, §9, e.g. ``1e400``)
-        publishes nothing and is counted in ``Stats.out_of_range``.
+        publishes nothing and is counted in ``Stats.out_of_range``; a dimension value
+        PutMetricData refuses (not ASCII, whitespace only, over 1,024 characters; §8.3,
+        §9) publishes nothing and is counted in ``Stats.bad_dimension_values``.
 
         Raises:
             EventEvaluationError: evaluating a filter (or reading the event's time) on this
@@ -383,6 +377,7 @@ class LogGroupEvaluator:
         hits: list[str] | None = None  # filters matched (counted): taken back if the event fails
         out: list | None = None  # contributions (filter, key, value), emitted once every filter ran
         unpublished: list[str] | None = None  # filters whose value is out of PutMetricData's range
+        bad_dims: list[str] | None = None  # filters with a dimension value PutMetricData refuses
         not_json = False  # counted in stats.not_json
         filters = self.filters
         f: _CompiledFilter | None = None
@@ -445,6 +440,12 @@ class LogGroupEvaluator:
                         dims = self._resolve_dimensions(f, doc, fields, values, message)
                         if dims is None:
                             continue
+                        if dims is _REFUSED:
+                            if bad_dims is None:
+                                bad_dims = [f.name]
+                            else:
+                                bad_dims.append(f.name)
+                            continue
                         key = (key[0], key[1], dims, key[3])
                 elif f.default is not None:
                     key, value = f.key, f.default
@@ -469,6 +470,10 @@ class LogGroupEvaluator:
             out_of_range = stats.out_of_range
             for name in unpublished:
                 out_of_range[name] = out_of_range.get(name, 0) + 1
+        if bad_dims is not None:
+            bad_dimension_values = stats.bad_dimension_values
+            for name in bad_dims:
+                bad_dimension_values[name] = bad_dimension_values.get(name, 0) + 1
         if out is None:
             return True
         for f, key, value in out:
@@ -590,8 +595,8 @@ class LogGroupEvaluator:
             text = _dimension_text(node, message, ref.get) if ref.kind == "json" else (node or None)
             if text is None:
                 return None
-            if not text.isascii() and not _encodable(text):  # a lone surrogate from a \ud800 escape
-                return None
+            if not text.isascii() or len(text) > MAX_DIMENSION_VALUE or text.isspace():
+                return _REFUSED  # PutMetricData refuses it (§9): counted, §8.3
             out.append((name, text))
         return tuple(out)
 

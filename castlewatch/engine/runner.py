@@ -11,12 +11,21 @@
 
 Exactly-once across crashes: a checkpoint holds, together and written atomically,
 each source's position after the last evaluated batch, the open windows after it,
-and each file sink's size after the datapoints closed so far were flushed.  A
+and each sink's position after the datapoints closed so far were flushed (a file
+sink's size, a CloudWatch sink's spool end).  A
 restart truncates the sinks back to those sizes, restores the windows and resumes
 the sources, so its output equals an uninterrupted run's.  A save writes only what
 changed since the previous one, in a thread, while the run goes on
 (:mod:`castlewatch.engine.checkpoint`: the format, and why a crash during a save is
 safe).
+
+Sinks that send datapoints where they cannot be taken back (CloudWatch) only send
+what a durable checkpoint covers: after each save is written, every sink hears
+``committed(position)`` with the position its ``flush`` gave for that save
+(:mod:`castlewatch.sinks.base`); what was written after it is produced again by a
+restart, so it must not have left yet.  Their lifecycle runs on the event loop: the
+runner ``start`` s them before the first batch, and ``finish`` es them (deliver what is
+pending, bounded) after the last checkpoint of ``run`` or the last flush of ``replay``.
 
 Each source has its own aggregator, and in it each metric its own watermark: two
 log groups replayed from different periods, or two filters of one log group, don't
@@ -66,10 +75,11 @@ from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.checkpoint import CheckpointError
 from castlewatch.engine.checkpoint import check_writable as _check_writable
 from castlewatch.engine.config import EngineConfig
+from castlewatch.engine.config.load import sink_problem
 from castlewatch.engine.evaluate import EventEvaluationError, LogGroupEvaluator
 from castlewatch.engine.sources import open_source, source_name, split_source
 from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
-from castlewatch.sinks import open_sink
+from castlewatch.sinks import SinkContext, SinkError, open_sink
 
 #: Evaluation errors reported one by one on stderr; later ones are counted only.
 REPORTED_EVALUATION_ERRORS = 10
@@ -190,15 +200,26 @@ class Engine:
         self.warnings += self.checkpoints.warnings
         if state:
             _restore_stats(self.stats, state["stats"])
+        problem = sink_problem(config)
+        if problem is not None:  # before any sink is opened (and its file truncated)
+            raise SinkError(": ".join(problem))
         sink_positions = state.get("sinks") or [None] * len(config.sinks)
         self.sinks = []
-        for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
-            try:
-                self.sinks.append(_NamedSink(open_sink(spec, pos), spec.path or spec.type))
-            except ValueError as err:
-                if pos is None:
-                    raise
-                raise CheckpointError(f"checkpoint {self.checkpoint}: sinks[{i}]: {err}") from None
+        try:
+            for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
+                try:
+                    sink = open_sink(spec, pos, SinkContext(i, config, self.checkpoint))
+                    self.sinks.append(_NamedSink(sink, spec.where))
+                except ValueError as err:
+                    if pos is None:
+                        raise
+                    raise CheckpointError(f"checkpoint {self.checkpoint}: sinks[{i}]: {err}") from None
+        except BaseException:
+            for opened in self.sinks:  # those opened before the one that failed
+                with contextlib.suppress(Exception):
+                    opened.sink.close()
+            raise
+        self._sync_sink_stats()
 
     # -- evaluation --
 
@@ -290,9 +311,16 @@ class Engine:
     # -- batch --
 
     async def replay(self) -> Stats:
-        """Read every source once to its end, flush every window, close the sinks."""
+        """Read every source once to its end, flush every window, close the sinks.
+
+        Raises:
+            PublishError: a sink could not deliver what it was given (the counters in
+                :attr:`stats` are those of the end).
+        """
         stop = asyncio.Event()
         try:
+            for sink in self.sinks:
+                await sink.start("replay")
             for source in self.sources:
                 try:
                     async for batch in source.batches(follow=False, stop=stop):
@@ -303,21 +331,42 @@ class Engine:
                     raise
             self.close_all_windows()
             for sink in self.sinks:
-                sink.flush()
+                sink.committed(await sink.flush_async())  # nothing resumes a replay
+            for sink in self.sinks:
+                await sink.finish()
         except BaseException:
-            self._close_sinks(quietly=True)
+            self._sync_sink_stats()
+            await self._close_sinks(quietly=True)
             raise
-        self._close_sinks()
+        self._sync_sink_stats()
+        await self._close_sinks()
         return self.stats
 
-    def _close_sinks(self, quietly: bool = False) -> None:
+    async def _close_sinks(self, quietly: bool = False) -> None:
         """Close every sink; ``quietly`` (the run already failed): ignore their errors."""
         for sink in self.sinks:
             if quietly:
                 with contextlib.suppress(Exception):
-                    sink.close()
+                    await sink.aclose()
             else:
-                sink.close()
+                await sink.aclose()
+
+    def _sync_sink_stats(self) -> None:
+        """Take the delivery counters of the sinks that keep them (``Sink.counters()``)
+        into :attr:`stats`: theirs are the newer (a CloudWatch sink's publish ledger is
+        written at every request, the checkpoint every few seconds)."""
+        reports = [r for r in (sink.counters() for sink in self.sinks) if r is not None]
+        if not reports:
+            return
+        stats = self.stats
+        stats.published = sum(r["published"] for r in reports)
+        stats.unknown_outcomes = sum(r["unknown_outcomes"] for r in reports)
+        stats.unpublished = sum(r["unpublished"] for r in reports)
+        refused: dict[str, int] = {}
+        for r in reports:
+            for reason, n in r["refused"].items():
+                refused[reason] = refused.get(reason, 0) + n
+        stats.refused = refused
 
     # -- daemon --
 
@@ -325,7 +374,9 @@ class Engine:
         """Follow the sources until ``stop`` is set, then shut down gracefully.
 
         Shutdown stops the sources, evaluates the batches already queued, closes and
-        writes every open window, flushes the sinks and writes a last checkpoint.
+        writes every open window, flushes the sinks, writes a last checkpoint and lets
+        the sinks deliver what is pending (each within its own bound: a CloudWatch sink
+        keeps what is left in its spool for the next run).
         While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
         its metrics' watermarks move on with the wall clock from where its last batch
         left them, so their last minutes close.
@@ -336,9 +387,17 @@ class Engine:
             OutputError: a sink or the checkpoint could not be written (disk full, ...).
                 The run stops at once, ``stop`` set, the sinks closed, without another
                 checkpoint: the last one written is the last good state.
+            PublishError: a sink's service refused its datapoints for good (AccessDenied,
+                ...), the same way: a restart resumes from the last checkpoint.
             Exception: any other failure of the evaluation loop (a bug), the same way.
         """
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        try:
+            for sink in self.sinks:
+                await sink.start("run")
+        except BaseException:
+            await self._close_sinks(quietly=True)
+            raise
         producers = [asyncio.create_task(self._produce(s, queue, stop)) for s in self.sources]
         running = len(producers)
         # per source: (wall time of its last batch, its metrics' watermarks then)
@@ -374,7 +433,10 @@ class Engine:
             await self.checkpoints.idle()  # a save being written: its memory is freed before the last minutes
             self.close_all_windows()
             await self.save_checkpoint()
-            self._close_sinks()
+            for sink in self.sinks:
+                await sink.finish()
+            self._sync_sink_stats()
+            await self._close_sinks()
         except BaseException:
             # Not a graceful end: the state in memory may be half-applied, so no checkpoint
             # is written; the sources are stopped without waiting on the queue.
@@ -382,7 +444,8 @@ class Engine:
             await _stop(producers)
             with contextlib.suppress(Exception):  # a save being written finishes (or its tail is ignored)
                 await self.checkpoints.idle()
-            self._close_sinks(quietly=True)
+            self._sync_sink_stats()
+            await self._close_sinks(quietly=True)
             raise
         if failure is not None:
             raise failure
@@ -420,9 +483,15 @@ class Engine:
         """
         writer = self.checkpoints
         await self._settle()
-        sink_positions = [await asyncio.to_thread(sink.flush) for sink in self.sinks]
+        sink_positions = [await sink.flush_async() for sink in self.sinks]
+        self._sync_sink_stats()
+
+        def committed() -> None:  # on the event loop, once the save is durable
+            for sink, position in zip(self.sinks, sink_positions):
+                sink.committed(position)
+
         if self.checkpoint is None:
-            writer.start(None)
+            writer.start(None, committed)
             return
         everything = writer.wants_everything
         writer.start(_checkpoint.capture(
@@ -431,7 +500,7 @@ class Engine:
             {name: agg.checkpoint_changes(everything) for name, agg in self.aggregators.items()},
             sink_positions,
             self.stats,
-        ))
+        ), committed)
         if wait:
             await self._settle()
 
@@ -467,13 +536,51 @@ async def _stop(tasks: list[asyncio.Task]) -> None:
 
 
 class _NamedSink:
-    """A sink whose ``OSError`` s (disk full, ...) become :class:`OutputError` s naming its file."""
+    """A sink whose ``OSError`` s (disk full, ...) become :class:`OutputError` s naming its
+    file; the lifecycle of :class:`~castlewatch.sinks.SinkBase` for a sink that has only
+    ``write``, ``flush`` and ``close``."""
 
     __slots__ = ("sink", "path")
 
     def __init__(self, sink, path: str) -> None:
         self.sink = sink
         self.path = path
+
+    async def start(self, mode: str) -> None:
+        start = getattr(self.sink, "start", None)
+        if start is not None:
+            await start(mode)
+
+    async def flush_async(self) -> Any:
+        flush = getattr(self.sink, "flush_async", None)
+        try:
+            return await flush() if flush is not None else await asyncio.to_thread(self.sink.flush)
+        except OSError as err:
+            raise OutputError("sink", self.path, err) from err
+
+    def committed(self, position: Any) -> None:
+        committed = getattr(self.sink, "committed", None)
+        if committed is not None:
+            committed(position)
+
+    async def finish(self) -> None:
+        finish = getattr(self.sink, "finish", None)
+        if finish is not None:
+            try:
+                await finish()
+            except OSError as err:
+                raise OutputError("sink", self.path, err) from err
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.sink, "aclose", None)
+        try:
+            await aclose() if aclose is not None else self.sink.close()
+        except OSError as err:
+            raise OutputError("sink", self.path, err) from err
+
+    def counters(self) -> dict[str, Any] | None:
+        counters = getattr(self.sink, "counters", None)
+        return counters() if counters is not None else None
 
     def write(self, datapoints: list[Datapoint]) -> None:
         try:

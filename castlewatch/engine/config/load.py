@@ -22,7 +22,9 @@ from castlewatch.engine.config.schema import (
     DiscoverEntry,
     Document,
     MetricFiltersFile,
+    SINK_ENTRIES,
     SinkEntry,
+    SinkKindEntry,
     SourceEntry,
     Timestamp,
     TimestampField,
@@ -30,14 +32,13 @@ from castlewatch.engine.config.schema import (
 from castlewatch.engine.evaluate import TimestampSpec
 from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSpec
 from castlewatch.metric_filters import (
-    MetricFilterLoadError,
     load_metric_filters,
     parse_reference,
     validate_metric_filters,
 )
 from castlewatch.metric_filters.describe import decode_filter
 from castlewatch.model import MetricFilter, iso8601_ms
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec, sink_kind
 
 _PARAMETER_SCALARS = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -80,6 +81,18 @@ def load_config_text(
         return _Loader(Path(base_dir).absolute(), source).config(data)
     except ConfigError as error:
         raise with_line(error, root) from None
+
+
+def sink_problem(config: EngineConfig) -> tuple[str, str] | None:
+    """``(location, reason)`` of the first sink its kind's ``check`` finds wrong in ``config``
+    (``sinks[1].namespace_prefix``), or None. Checked when a configuration is loaded, and
+    by the engine before it opens any sink (a configuration may be built in code)."""
+    for i, spec in enumerate(config.sinks):
+        kind = sink_kind(spec.type)
+        problem = kind.check(spec, config) if kind.check is not None else None
+        if problem is not None:
+            return f"sinks[{i}].{problem[0]}", problem[1]
+    return None
 
 
 def parse_timestamp(value: Any, where: str = "timestamp", source: str | os.PathLike | None = None) -> TimestampSpec:
@@ -176,10 +189,10 @@ class _Loader:
                 "discover reads the metric filters of the cloudwatch_logs sources' log groups, and there is none",
             )
         check_sources_disjoint(sources, self.fail)
-        sinks = [self.sink_entry(entry, f"sinks[{i}]") for i, entry in enumerate(document.sinks)]
+        sinks = [self.sink_entry(raw, f"sinks[{i}]") for i, raw in enumerate(data["sinks"])]
         check_paths(sources, sinks, self.fail)
         path = Path(self.source) if self.source is not None else None
-        return EngineConfig(
+        config = EngineConfig(
             tuple(filters),
             tuple(sources),
             tuple(sinks),
@@ -187,6 +200,10 @@ class _Loader:
             discover_metric_filters=bool(discover),
             path=path,
         )
+        problem = sink_problem(config)
+        if problem is not None:
+            raise self.fail(*problem)
+        return config
 
     def metric_filters(self, value: list[Any] | MetricFiltersFile) -> tuple[list[MetricFilter], str | None]:
         """The filters, validated together, and where ``{discover: true}`` is (or None)."""
@@ -300,7 +317,16 @@ class _Loader:
             )
         return SourceConfig(entry.type, entry.log_group, path, entry.format, timestamp)
 
-    def sink_entry(self, entry: SinkEntry, where: str) -> SinkSpec:
+    def sink_entry(self, raw: Any, where: str) -> SinkSpec:
+        """The spec of one ``sinks`` entry, decoded as its type's mapping (:data:`SINK_ENTRIES`)."""
+        kind_entry = decode(raw, SinkKindEntry, where=where, source=self.source)
+        entry = decode(raw, SINK_ENTRIES[kind_entry.type], where=where, source=self.source)
+        kind = sink_kind(entry.type)
+        if kind.from_entry is None:
+            return self.path_sink(entry, where)
+        return kind.from_entry(entry, self.resolve)
+
+    def path_sink(self, entry: SinkEntry, where: str) -> SinkSpec:
         path = entry.path
         if entry.type == "stdout":
             if path is not None:

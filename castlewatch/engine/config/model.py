@@ -13,7 +13,7 @@ from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSpec
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.metric_filters import MetricFilterLoadError
 from castlewatch.model import MetricFilter
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 DEFAULT_ALLOWED_LATENESS_S = 60.0
 
@@ -99,14 +99,15 @@ class EngineConfig:
             limits (§1), in file order.
         sources: the sources, in file order: :class:`SourceConfig` (file, stdin) and
             :class:`~castlewatch.engine.sources.cloudwatch_logs.CloudWatchLogsSpec`.
-        sinks: the sinks (:class:`~castlewatch.sinks.local.SinkSpec`), paths absolute.
+        sinks: the sinks (:class:`~castlewatch.sinks.SinkSpec`), paths absolute.
         allowed_lateness_s: how long a minute stays open after the watermark passes it
             (seconds).
         discover_metric_filters: ``metric_filters`` has ``{discover: true}`` and the
             filters provisioned on the cloudwatch_logs log groups are still to be read
             (:func:`~castlewatch.engine.config.resolve_config` reads them and clears it).
         path: the configuration file, or None.
-        discovered_log_groups: log group name -> endpoint_url its metric filters were discovered from (None: AWS).
+        discovered_log_groups: log group -> the endpoint URL its metric filters were
+            discovered from (None: real AWS, which then publishes their metrics itself).
     """
 
     metric_filters: tuple[MetricFilter, ...]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from castlewatch.engine.config.model import ConfigError, EngineConfig, SourceConfig
-from castlewatch.sinks.local import SinkSpec
+from castlewatch.sinks import SinkSpec
 
 
 def with_sinks_in(config: EngineConfig, directory: str | os.PathLike) -> EngineConfig:

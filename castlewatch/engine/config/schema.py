@@ -18,7 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from castlewatch.engine.config.model import DEFAULT_ALLOWED_LATENESS_S
 from castlewatch.engine.sources.cloudwatch_logs import DEFAULT_LOOKBACK_S, DEFAULT_POLL_INTERVAL_S
 from castlewatch.metric_filters import LOG_GROUP_NAME_RE
-from castlewatch.sinks.local import SinkType
+from castlewatch.sinks import SINK_TYPES
 
 TIMESTAMP_SHAPE = "'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"
 SELECTOR_SHAPE = (
@@ -64,6 +64,15 @@ class SourceEntry(_Mapping, kw_only=True):
     ] = UNSET
 
 
+# the pattern on the string, the description on the optional value (what error messages say)
+Region = Annotated[
+    Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None,
+    Meta(description="an AWS region such as us-east-1"),
+]
+EndpointUrl = Annotated[
+    Annotated[str, Meta(pattern=r"^https?://\S+$")] | None,
+    Meta(description="an http:// or https:// URL such as http://127.0.0.1:4566"),
+]
 LogGroupName = Annotated[
     str,
     Meta(
@@ -96,12 +105,8 @@ class CloudWatchLogsSourceEntry(_Mapping, kw_only=True):
             description="the start of log group names (1-512 of letters, digits and . - _ / #)",
         ),
     ] | UnsetType = UNSET
-    region: Annotated[
-        str, Meta(pattern=r"\A[a-z0-9-]+\Z", description="an AWS Region such as us-east-1")
-    ] | None = None
-    endpoint_url: Annotated[
-        str, Meta(pattern=r"\Ahttps?://\S+\Z", description="an http:// or https:// URL such as http://127.0.0.1:4566")
-    ] | None = None
+    region: Region = None
+    endpoint_url: EndpointUrl = None
     start_time: Annotated[Any, Meta(description=TIME_SHAPE)] = None
     end_time: Annotated[Any, Meta(description=TIME_SHAPE)] = None
     poll_interval_s: Annotated[
@@ -112,11 +117,72 @@ class CloudWatchLogsSourceEntry(_Mapping, kw_only=True):
     ] = DEFAULT_LOOKBACK_S
 
 
-class SinkEntry(_Mapping):
-    """One entry of ``sinks``."""
+class SinkKindEntry(Struct, frozen=True):
+    """An entry of ``sinks`` as first decoded: its ``type`` only; the entry is then
+    decoded again as its type's own mapping (:data:`SINK_ENTRIES`), which forbids unknown keys."""
 
-    type: SinkType
+    type: Literal[SINK_TYPES]  # type: ignore[valid-type]  # the registry's types
+
+
+SINK_SHAPE = "a sink mapping such as {type: jsonl, path: FILE} or {type: cloudwatch, region: REGION}"
+
+
+class SinkEntry(_Mapping):
+    """A ``jsonl``, ``csv``, ``avro`` or ``stdout`` sink (``stdout`` takes no path)."""
+
+    type: Literal["jsonl", "csv", "avro", "stdout"]
     path: Annotated[str | None, Meta(description="a file path")] = None
+
+
+_SECONDS = Meta(gt=0, le=86400 * 365, description="a positive number of seconds")
+_PREFIX_TEXT = (
+    "text put before every metric namespace, such as castlewatch/ (at most 200 characters, not starting with ':')"
+)
+_PREFIX = Annotated[str, Meta(max_length=200, pattern=r"^(?:[^:].*)?$", description=_PREFIX_TEXT)]
+
+
+class CloudWatchSinkEntry(_Mapping, kw_only=True):
+    """``type: cloudwatch``: PutMetricData (:mod:`castlewatch.sinks.cloudwatch`)."""
+
+    type: Literal["cloudwatch"]
+    region: Region = None
+    endpoint_url: EndpointUrl = None
+    namespace_prefix: _PREFIX = ""
+    protocol: Literal["json", "query", "smithy-rpc-v2-cbor"] | None = None
+    spool_dir: Annotated[Annotated[str, Meta(min_length=1)] | None, Meta(description="a directory path")] = None
+    buffer_datums: Annotated[int, Meta(ge=1000, le=10**8, description="a number of datums >= 1000")] = 100_000
+    max_requests_per_s: Annotated[float, Meta(gt=0, le=10_000, description="requests per second, > 0")] = 50.0
+    timeout_s: Annotated[float, _SECONDS] = 30.0
+    retry_max_delay_s: Annotated[float, _SECONDS] = 20.0
+    replay_timeout_s: Annotated[float, _SECONDS] = 300.0
+    shutdown_timeout_s: Annotated[float, _SECONDS] = 10.0
+
+
+class CloudWatchDashboardSinkEntry(_Mapping, kw_only=True):
+    """``type: cloudwatch_dashboard``: PutDashboard (:mod:`castlewatch.sinks.cloudwatch_dashboard`)."""
+
+    type: Literal["cloudwatch_dashboard"]
+    dashboard_name: Annotated[
+        str, Meta(pattern=r"^[A-Za-z0-9_-]{1,255}$", description="1-255 of letters, digits, _ and -")
+    ]
+    region: Region = None
+    endpoint_url: EndpointUrl = None
+    namespace_prefix: Annotated[
+        Annotated[str, Meta(max_length=200, pattern=r"^(?:[^:].*)?$")] | None, Meta(description=_PREFIX_TEXT)
+    ] = None
+    update_interval_s: Annotated[float, _SECONDS] = 60.0
+    timeout_s: Annotated[float, _SECONDS] = 30.0
+
+
+#: Each sink type's mapping.
+SINK_ENTRIES: dict[str, type[Struct]] = {
+    "jsonl": SinkEntry,
+    "csv": SinkEntry,
+    "avro": SinkEntry,
+    "stdout": SinkEntry,
+    "cloudwatch": CloudWatchSinkEntry,
+    "cloudwatch_dashboard": CloudWatchDashboardSinkEntry,
+}
 
 
 class MetricFiltersFile(_Mapping):
@@ -157,7 +223,8 @@ class Document(_Mapping):
     ]
     sources: Annotated[list[Any], Meta(min_length=1, description="a non-empty list of sources")]
     sinks: Annotated[
-        list[SinkEntry], Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]")
+        list[Annotated[SinkKindEntry, Meta(description=SINK_SHAPE)]],
+        Meta(min_length=1, description="a non-empty list of sinks, e.g. [{type: stdout}]"),
     ]
     allowed_lateness_s: Annotated[
         float, Meta(ge=0, le=sys.float_info.max, description="a number of seconds >= 0")

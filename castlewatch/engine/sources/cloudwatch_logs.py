@@ -64,7 +64,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from castlewatch.aws import AwsTarget, RateLimiter, RetryPolicy, call, client, describe_error, error_code, is_retriable
+from castlewatch.aws import (
+    AwsTarget,
+    RateLimiter,
+    RetryPolicy,
+    call,
+    client,
+    describe_error,
+    error_code,
+    is_denied,
+    is_retriable,
+)
 from castlewatch.engine.sources.base import Source
 from castlewatch.model import EventBatch, LogEvent, Stats
 
@@ -103,23 +113,6 @@ REPLAY_RETRY_POLICY = RetryPolicy()
 FOLLOW_RETRY_POLICY = RetryPolicy(max_attempts=None)
 #: At most one "retrying" warning per AWS target in this many seconds.
 RETRY_WARNING_EVERY_S = 30.0
-#: Error codes that mean the credentials may not do this (or there are none that work).
-DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-    }
-)
-
 log = logging.getLogger("castlewatch.engine")
 
 
@@ -198,7 +191,7 @@ def failure(error: BaseException, operation: str, log_group: str | None, where: 
     if code == "ResourceNotFoundException":
         what = f"log group {log_group!r} does not exist" if log_group else describe_error(error)
         return CloudWatchLogsError(f"{what} ({where}; {operation})", "not_found", log_group)
-    if code in DENIED_CODES or isinstance(error, (bx.NoCredentialsError, bx.PartialCredentialsError)):
+    if is_denied(error):
         why = describe_error(error) if code else "no AWS credentials found in the standard chain"
         return CloudWatchLogsError(
             f"CloudWatch Logs denied {operation}{on} ({where}): {why}; the credentials come from the standard AWS "
