@@ -4,6 +4,8 @@ extracted values."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import castlewatch
 
@@ -465,3 +467,31 @@ def test_prefilter_requirement_under_grouping(pattern, requirement):
     """A pattern's literal requirement is a necessary condition: `!=` needs no literal,
     an `||` with a branch that needs none needs nothing (§6.1 grouping, §6.4)."""
     assert castlewatch.compile_pattern(pattern).requirement == requirement
+
+
+# ---- hostile lines: unclosed '[' (§6.2) ------------------------------------------------------------
+
+
+def test_a_line_of_unclosed_brackets_is_split_in_linear_time(literal_backend):
+    # Each '[' with no ']' after it is a literal field.  A regex that looks for the ']' of
+    # every '[' would rescan the rest of the line each time: a 1 MB line of '[ ' took about an
+    # hour.  This line must split at once (the suite would hang otherwise).
+    line = "1700000000 ERROR " + "[ " * 500_000
+    got = castlewatch.test_metric_filter("[t, level=ERROR, rest]", [line])
+    assert got["matches"][0]["extractedValues"] == {
+        "$t": "1700000000",
+        "$level": "ERROR",
+        "$rest": ("[ " * 500_000).strip(),
+    }
+    assert castlewatch.compile_pattern("[t, level, a, b]").extract("x y [ [ z") == {
+        "$t": "x", "$level": "y", "$a": "[", "$b": "[ z"
+    }
+
+
+@given(st.text(alphabet='"[] \tab', max_size=16))
+def test_the_linear_split_is_the_regex_split(text):
+    from castlewatch.grammar.compiler import _FIELD, _field_spans
+
+    expected = [(m.span(), next(g for g in m.groups() if g is not None)) for m in _FIELD.finditer(text)]
+    got = [((start, end), text[start + skip : end - skip]) for start, end, skip in _field_spans(text)]
+    assert got == expected
