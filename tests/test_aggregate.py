@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from castlewatch.engine import checkpoint
+from castlewatch.engine import aggregate, checkpoint
 from castlewatch.engine.aggregate import MINUTE_MS, MinuteAggregator
 from castlewatch.engine.checkpoint import CheckpointWriter
 from castlewatch.engine.config import load_config_text
@@ -272,6 +272,32 @@ def test_late_contribution_is_counted_and_published_for_its_own_minute():
     assert [(p.timestamp, p.sum, p.sample_count, p.minimum, p.maximum) for p in late] == [(M0 // 1000, 12.0, 2, 5.0, 7.0)]
     assert [(p.timestamp, p.sum) for p in agg.close_all()] == [(M0 // 1000, 1.0), (M0 // 1000 + 60, 1.0), (M0 // 1000 + 120, 1.0)]
     assert stats.late_events == 3
+
+
+def test_late_datapoints_of_many_minutes_are_sealed_at_a_bound(monkeypatch):
+    """Late events spread over many minutes (a shuffled archive) never make more than
+    MAX_OPEN_LATE_DATAPOINTS open late datapoints: the open ones are sealed and published
+    first, and every contribution still counts for its own minute."""
+    monkeypatch.setattr(aggregate, "MAX_OPEN_LATE_DATAPOINTS", 50)
+    stats = Stats()
+    agg = MinuteAggregator(stats, allowed_lateness_ms=0)
+    agg.add(KEY, M0 + 10_000 * MINUTE_MS, 1.0)  # the watermark, far ahead
+    rng = random.Random(7)
+    minutes = [rng.randrange(10_000) for _ in range(2_000)]
+    published = []
+    for m in minutes:
+        agg.add(KEY, M0 + m * MINUTE_MS, 1.0)
+        assert len(agg.late.get(KEY[:2], {})) <= 50
+        published += agg.close_ready()
+    published += agg.close_all()
+    assert stats.late_events == len(minutes)
+    totals: dict[int, int] = {}
+    for p in published:
+        totals[p.timestamp] = totals.get(p.timestamp, 0) + p.sample_count
+    expected: dict[int, int] = {(M0 + 10_000 * MINUTE_MS) // 1000: 1}
+    for m in minutes:
+        expected[(M0 + m * MINUTE_MS) // 1000] = expected.get((M0 + m * MINUTE_MS) // 1000, 0) + 1
+    assert totals == expected
 
 
 def test_late_even_when_the_window_was_not_yet_collected():

@@ -10,7 +10,9 @@ timestamp) in a separate datapoint, as CloudWatch adds up the datapoints of a mi
 A metric's late contributions are gathered per (key, minute) until the metric's
 watermark, or the latest time among its late contributions, enters a new minute,
 which seals them for the next ``close_ready()`` (so current traffic that is late
-behind one far-future event is still published minute by minute).  So one metric's
+behind one far-future event is still published minute by minute), or until they reach
+:data:`MAX_OPEN_LATE_DATAPOINTS` (late events spread over many minutes, such as a
+shuffled archive, keep memory bounded).  So one metric's
 lateness never depends on another filter's
 events (a ``defaultValue`` filter contributes on every event), and events that
 publish nothing move no watermark (their time is never read).  Both decisions depend
@@ -42,6 +44,9 @@ from castlewatch.model import Datapoint, Stats
 
 MINUTE_MS = 60_000
 _NEVER = -(2**62)
+#: A metric's open late datapoints are sealed (published) when a new one would make more
+#: than this many: a bound on memory that depends only on the sequence of events.
+MAX_OPEN_LATE_DATAPOINTS = 10_000
 
 Metric = tuple[str, str]  # (namespace, metric name)
 
@@ -90,6 +95,9 @@ class MinuteAggregator:
             late = self.late.setdefault(metric, {})
             point = late.get((key, minute))
             if point is None:
+                if len(late) >= MAX_OPEN_LATE_DATAPOINTS:
+                    self._seal(metric)
+                    late = self.late[metric] = {}
                 point = late[key, minute] = Datapoint(key[0], key[1], key[2], key[3], minute // 1000)
                 point.serial = self.next_serial
                 self.next_serial += 1
