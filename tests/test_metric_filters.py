@@ -249,6 +249,9 @@ SELECTION_ACCEPTED = [
     '@a = "\u00e9t\u00e9"',
     "@a.b_1.C2 = \"x\"",
     '@a IN [ "1" , "2" ]',
+    # the API reference's own example writes `or`: keywords in any case [doc]
+    '@aws.region = "us-east-1" or @aws.account IN ["123456789012", "987654321098"]',
+    '@a = "x" and @b not in ["y"]',
 ]
 SELECTION_REFUSED = [
     "",
@@ -264,7 +267,6 @@ SELECTION_REFUSED = [
     '@a. = "x"',
     '@a..b = "x"',
     'a = "x"',
-    '@a = "x" and @b = "y"',
     '@a = "x" AND',
     '@a = "x" ANDX @b = "y"',
     '@a = "x" && @b = "y"',
