@@ -379,8 +379,9 @@ class Datapoint:
 
     @property
     def iso_timestamp(self) -> str:
-        """``timestamp`` as ISO 8601 UTC, e.g. ``2024-01-01T00:01:00Z``."""
-        return _dt.datetime.fromtimestamp(self.timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """``timestamp`` as ISO 8601 UTC, e.g. ``2024-01-01T00:01:00Z`` (four-digit year from 0001)."""
+        moment = _EPOCH + _dt.timedelta(seconds=self.timestamp)
+        return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
     def datum_count(self, max_values: int = 150) -> int:
         """How many PutMetricData datums :meth:`metric_data` gives (0 without contributions)."""

@@ -70,6 +70,15 @@ def test_minute_is_the_floor_of_the_event_timestamp(offset_ms):
     assert p.iso_timestamp == "2024-03-05T09:00:00Z"
 
 
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(-62_135_596_800, "0001-01-01T00:00:00Z"), (-2_208_988_800, "1900-01-01T00:00:00Z"),
+     (253_402_300_740, "9999-12-31T23:59:00Z")],
+)
+def test_minute_timestamps_have_four_digit_years(seconds, text):
+    assert Datapoint("ns", "m", (), "None", seconds).iso_timestamp == text
+
+
 def test_next_minute_starts_at_60_s():
     ev, agg, _ = pipeline(mf("ERROR"))
     feed(ev, agg, [(M0 + 59_999, "ERROR"), (M0 + 60_000, "ERROR")])

@@ -140,7 +140,7 @@ def parse_time(value: Any, now_ms: int, where: str = "start_time", source: str |
 
 
 def _iso(ms: int) -> str:
-    return (_EPOCH + ms * _MS).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return (_EPOCH + ms * _MS).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _timestamp(value: str | TimestampField, where: str, source: str | os.PathLike | None) -> TimestampSpec:
