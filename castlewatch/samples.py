@@ -41,8 +41,9 @@ class UnknownSampleError(LookupError):
     def __init__(self, name: str) -> None:
         self.name = name
         names = sample_names()
-        starting = [n for n in names if name and n.startswith(name)]
-        close = difflib.get_close_matches(name, names, n=2, cutoff=0.6)
+        asked = name.lower()  # names are lower-case: LAMBDA means lambda
+        starting = [n for n in names if asked and n.startswith(asked)]
+        close = difflib.get_close_matches(asked, names, n=2, cutoff=0.6)
         self.suggestions = list(dict.fromkeys(starting + close))[:3]
         hint = ""
         if self.suggestions:

@@ -53,7 +53,7 @@ def test_unknown_sample_lists_the_valid_names() -> None:
 
 def test_unknown_sample_suggestions() -> None:
     """Names the unknown one begins (vpc: both VPC samples), then close ones (a typo)."""
-    for name, suggestions in [("lamda", ["lambda"]), ("vpc", ["vpc-flow", "vpc-flow-custom"]), ("xyz", [])]:
+    for name, suggestions in [("lamda", ["lambda"]), ("LAMBDA", ["lambda"]), ("vpc", ["vpc-flow", "vpc-flow-custom"]), ("xyz", [])]:
         with pytest.raises(UnknownSampleError) as raised:
             sample_path(name)
         assert raised.value.suggestions == suggestions
