@@ -305,8 +305,8 @@ async def _plan(config: EngineConfig, plan: Plan) -> None:
                 log_class = existing.get("logGroupClass") or "STANDARD"
                 if log_class != "STANDARD" and filters:
                     raise ProvisionError(
-                        f"log group {group!r} ({where}) is of the {log_class} log class, which takes no metric filters; "
-                        "metric filters need a STANDARD log group", "refused")
+                        f"log group {group!r} ({where}) is of the {log_class} log class, which takes no metric "
+                        "filters; metric filters need a STANDARD log group", "refused")
                 plan.changes.append(Change(LOG_GROUP, group, where, "unchanged"))
                 described = await _describe_metric_filters(account, logs, group)
         provisioned[group] = described

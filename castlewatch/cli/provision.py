@@ -47,7 +47,8 @@ _DONE = {"create": "created", "update": "updated", "unchanged": "unchanged"}
 @click.option("--config", "config", required=True, metavar="FILE",
               help="YAML config: its cloudwatch_logs sources' log groups, its metric filters and its "
                    "cloudwatch_dashboard sinks' dashboards are provisioned.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (create / update / unchanged per resource), change nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (create / update / unchanged per resource), change nothing.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="table: one row per resource; json: {dryRun, changes: [{resourceType, name, where, action, "
                    "detail}], counts}.")
@@ -84,7 +85,8 @@ def provision_command(config: str, dry_run: bool, output: str, region: str | Non
         raise RunFailed(f"{err}{total}; provision again once fixed: it makes only what is still missing or different",
                         _EXIT_BY_KIND.get(err.kind, EXIT_AWS_UNAVAILABLE)) from None
     except Exception as err:
-        raise RunFailed(f"provision stopped on a castlewatch bug: {type(err).__name__}: {err}", EXIT_RUN_FAILED) from None
+        why = f"{type(err).__name__}: {err}"
+        raise RunFailed(f"provision stopped on a castlewatch bug: {why}", EXIT_RUN_FAILED) from None
     for note in plan.notes:
         click.echo(f"Note: {note}", err=True)
     counts = {action: plan.count(action) for action in ("create", "update", "unchanged")}
