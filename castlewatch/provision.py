@@ -50,7 +50,18 @@ from castlewatch.metric_filters import MetricFilterLoadError, check_group_limits
 from castlewatch.metric_filters.describe import decode_filter
 from castlewatch.model import MetricFilter
 
-__all__ = ["DASHBOARD", "LOG_GROUP", "METRIC_FILTER", "Change", "Plan", "ProvisionError", "provision"]
+__all__ = [
+    "DASHBOARD",
+    "LOG_GROUP",
+    "METRIC_FILTER",
+    "Change",
+    "Plan",
+    "ProvisionError",
+    "drawn_dimension_values",
+    "filter_differences",
+    "provision",
+    "put_metric_filter_request",
+]
 
 LOG_GROUP = "AWS::Logs::LogGroup"
 METRIC_FILTER = "AWS::Logs::MetricFilter"
@@ -84,6 +95,8 @@ class Change:
         where: ``endpoint URL`` or ``region R`` (and the profile).
         action: ``create``, ``update`` or ``unchanged``.
         detail: what differs, for an update.
+        apply: the coroutine function making the change (CreateLogGroup, PutMetricFilter,
+            PutDashboard); None when unchanged.
     """
 
     resource_type: str

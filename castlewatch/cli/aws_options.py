@@ -23,17 +23,17 @@ _REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
 
 REGION_HELP = (
     "AWS Region of every cloudwatch_logs source and CloudWatch sink (cloudwatch, cloudwatch_dashboard): "
-    "overrides their region: in the config file. Without it: region:, then AWS_REGION / AWS_DEFAULT_REGION, "
-    "then the profile's region in ~/.aws/config."
+    "overrides their region setting in the config file. Without it: that setting, then AWS_REGION / "
+    "AWS_DEFAULT_REGION, then the profile's region in ~/.aws/config."
 )
 PROFILE_HELP = (
     "AWS profile (~/.aws/config, ~/.aws/credentials) of every AWS call: overrides AWS_PROFILE. "
     "Credentials always come from the standard AWS chain, never from the config file."
 )
 ENDPOINT_HELP = (
-    "Send every CloudWatch Logs and CloudWatch call to URL (LocalStack, moto): overrides the endpoint_url: "
-    "of every cloudwatch_logs source and CloudWatch sink in the config file. Without it: endpoint_url:, then "
-    "AWS_ENDPOINT_URL_LOGS / AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL, then ~/.aws/config."
+    "Send every CloudWatch Logs and CloudWatch call to URL (LocalStack, moto): overrides the endpoint_url "
+    "setting of every cloudwatch_logs source and CloudWatch sink in the config file. Without it: that setting, "
+    "then AWS_ENDPOINT_URL_LOGS / AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL, then ~/.aws/config."
 )
 
 
