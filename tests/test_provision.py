@@ -257,3 +257,19 @@ def test_aws_flags_on_a_config_that_does_not_call_aws_are_a_warning(tmp_path):
     result = CliRunner().invoke(main, ["replay", "--out", str(tmp_path), "--region", "eu-west-1"])
     assert result.exit_code == 0, result.output
     assert "Warning: --region: nothing in this configuration talks to AWS" in result.stderr
+
+
+def test_with_discover_the_filters_already_provisioned_are_drawn_not_put(moto, tmp_path):
+    logs = client(moto)
+    logs.create_log_group(logGroupName="app/one")
+    logs.put_metric_filter(logGroupName="app/one", filterName="theirs", filterPattern="FATAL",
+                           metricTransformations=[{"metricName": "Fatal", "metricNamespace": "Ops",
+                                                   "metricValue": "1"}])
+    config = tmp_path / "c.yaml"
+    config.write_text("metric_filters: [{discover: true}]\nsources:\n  - type: cloudwatch_logs\n"
+                      "    log_group_names: [app/one]\nsinks:\n  - {type: cloudwatch_dashboard, dashboard_name: d}\n")
+    code, data, stderr = provision("--config", str(config), "--endpoint-url", moto)
+    assert code == 0, stderr
+    assert actions(data) == {"AWS::Logs::LogGroup app/one": "unchanged", "AWS::CloudWatch::Dashboard d": "created"}
+    body = json.loads(client(moto, "cloudwatch").get_dashboard(DashboardName="d")["DashboardBody"])
+    assert [w["properties"]["metrics"] for w in body["widgets"] if w["type"] == "metric"] == [[["Ops", "Fatal"]]]
