@@ -15,6 +15,11 @@ aiobotocore client made by :func:`client` and, for calls that may be throttled, 
 - **Emulators** (an ``endpoint_url``: LocalStack, moto): ``inject_host_prefix=False`` (no
   ``streaming-logs.``-style host prefixes the emulator cannot resolve) and botocore's own
   retries off, since :func:`call` retries with castlewatch's policy.
+- **Sharing**: clients come from one botocore session per profile (and wire protocol) and
+  event loop (creating a session loads the service models: about 0.1 s), and a
+  :class:`SharedClient` lets the users of one AWS target share one client; inside
+  :func:`hold_clients` (a whole ``replay`` or ``run``) it stays open between users, so a
+  sequential replay of many log groups opens one client per target, not one per log group.
 - **Wire protocol**: botocore speaks CloudWatch over AWS JSON 1.0 (its choice since
   1.42.7), and can speak Query and Smithy RPC v2 CBOR, which the service model lists too;
   ``client(..., protocol=...)`` picks one (for an emulator or a proxy that knows only one).
@@ -27,11 +32,13 @@ aiobotocore client made by :func:`client` and, for calls that may be throttled, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,10 +47,12 @@ __all__ = [
     "AwsTarget",
     "RateLimiter",
     "RetryPolicy",
+    "SharedClient",
     "call",
     "client",
     "describe_error",
     "error_code",
+    "hold_clients",
     "is_denied",
     "is_retriable",
     "outcome_unknown",
@@ -113,6 +122,40 @@ class AwsTarget:
             endpoint_url=other.endpoint_url or self.endpoint_url,
         )
 
+    def where(self, region: str | None = None) -> str:
+        """``endpoint URL`` or ``region R`` (``region``: the one botocore resolved, when
+        known), with ``profile P`` if one is named, for messages."""
+        if self.endpoint_url:
+            text = f"endpoint {self.endpoint_url}"
+        else:
+            region = region or self.region
+            text = f"region {region}" if region else "the default region"
+        return f"{text}, profile {self.profile}" if self.profile else text
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = weakref.WeakKeyDictionary()
+
+
+def _session(profile: str | None, service: str, protocol: str | None) -> Any:
+    """The aiobotocore session of ``profile`` (and, for a chosen wire ``protocol``, of that
+    service and protocol: its data loader is the session's) on the running event loop;
+    made once, since making one loads the service models again (about 0.1 s). Outside a
+    running loop: a new session."""
+    from aiobotocore.session import AioSession
+
+    key = (profile, service if protocol is not None else None, protocol)
+    try:
+        sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
+    except RuntimeError:
+        sessions = {}
+    session = sessions.get(key)
+    if session is None:
+        session = AioSession(profile=profile) if profile else AioSession()
+        if protocol is not None:
+            session.register_component("data_loader", _protocol_loader(session, service, protocol))
+        sessions[key] = session
+    return session
+
 
 def client(
     service: str, target: AwsTarget, *, read_timeout_s: float = 30.0, protocol: str | None = None
@@ -135,11 +178,8 @@ def client(
         ValueError: ``protocol`` is not one the service model lists.
     """
     from aiobotocore.config import AioConfig
-    from aiobotocore.session import AioSession
 
-    session = AioSession(profile=target.profile) if target.profile else AioSession()
-    if protocol is not None:
-        session.register_component("data_loader", _protocol_loader(session, service, protocol))
+    session = _session(target.profile, service, protocol)
     options: dict[str, Any] = {"read_timeout": read_timeout_s, "connect_timeout": 10}
     if target.endpoint_url:
         options.update(inject_host_prefix=False, retries={"total_max_attempts": 1})
@@ -151,6 +191,79 @@ def client(
         endpoint_url=target.endpoint_url,
         config=AioConfig(**options),
     )
+
+
+_HOLDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[set["SharedClient"]]] = weakref.WeakKeyDictionary()
+
+
+class SharedClient:
+    """One aiobotocore client of ``service`` at ``target`` shared by its users on one event
+    loop: :meth:`use` opens it for the first user and closes it when the last one leaves,
+    unless a :func:`hold_clients` block is running, which closes it when it ends.
+
+    Args:
+        service, target, options: as :func:`client` takes them (``read_timeout_s``,
+            ``protocol``).
+
+    Raises (from :meth:`use`): as :func:`client`, and botocore's errors opening it.
+    """
+
+    def __init__(self, service: str, target: AwsTarget, **options: Any) -> None:
+        self.service = service
+        self.target = target
+        self.options = options
+        self.opened = 0  # clients opened so far (tests, reports)
+        self._client: Any = None
+        self._context: Any = None
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[Any]:
+        """The shared client, while the block runs."""
+        async with self._lock:
+            if self._client is None:
+                context = client(self.service, self.target, **self.options)
+                self._client = await context.__aenter__()
+                self._context = context
+                self.opened += 1
+                holds = _HOLDS.get(asyncio.get_running_loop())
+                if holds:
+                    holds[-1].add(self)
+            self._users += 1
+        try:
+            yield self._client
+        finally:
+            self._users -= 1
+            if self._users == 0 and not _HOLDS.get(asyncio.get_running_loop()):
+                await self.close()
+
+    async def close(self) -> None:
+        """Close the client now if no one uses it (it is opened again when needed)."""
+        if self._users == 0 and self._context is not None:
+            context, self._client, self._context = self._context, None, None
+            await context.__aexit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def hold_clients() -> AsyncIterator[None]:
+    """While the block runs, the :class:`SharedClient` s opened on this event loop stay open
+    between their users (a replay reading log groups one after the other opens one client
+    per AWS target); those left idle are closed when it ends. Blocks may nest."""
+    loop = asyncio.get_running_loop()
+    holds = _HOLDS.setdefault(loop, [])
+    held: set[SharedClient] = set()
+    holds.append(held)
+    try:
+        yield
+    finally:
+        holds.remove(held)
+        for shared in held:
+            if holds:  # an outer block keeps it
+                holds[-1].add(shared)
+            else:
+                with contextlib.suppress(Exception):
+                    await shared.close()
 
 
 def _protocol_loader(session: Any, service: str, protocol: str) -> Any:

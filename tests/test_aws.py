@@ -94,3 +94,41 @@ def test_the_rate_limiter_spaces_calls():
 def test_a_rate_limit_needs_a_positive_rate():
     with pytest.raises(ValueError, match="rate > 0"):
         RateLimiter(rate=0)
+
+
+def test_a_sequential_replay_of_several_log_groups_opens_one_client_per_target(moto, tmp_path):
+    """The replay reads the log groups one after the other; inside it (hold_clients) the
+    shared CloudWatch Logs client stays open between them, and is closed at its end."""
+    from castlewatch.engine.config import load_config_text
+    from castlewatch.engine.runner import Engine
+    from castlewatch.engine.sources.cloudwatch_logs import logs_account
+
+    groups = ["g/one", "g/two", "g/three"]
+    now = int(time.time() * 1000)
+
+    async def put() -> None:
+        async with client("logs", AwsTarget(region="us-east-1", endpoint_url=moto)) as logs:
+            for group in groups:
+                await logs.create_log_group(logGroupName=group)
+                await logs.create_log_stream(logGroupName=group, logStreamName="s")
+                await logs.put_log_events(logGroupName=group, logStreamName="s",
+                                          logEvents=[{"timestamp": now - 60_000, "message": f"ERROR in {group}"}])
+
+    run(put())
+    filters = "".join(
+        f"  - {{filterName: e, logGroupName: {g}, filterPattern: ERROR, metricTransformations: "
+        f"[{{metricName: E, metricNamespace: N, metricValue: '1'}}]}}\n" for g in groups)
+    config = load_config_text(
+        f"metric_filters:\n{filters}sources:\n  - type: cloudwatch_logs\n    log_group_names: [{', '.join(groups)}]\n"
+        f"    region: us-east-1\n    endpoint_url: {moto}\n    start_time: 1h\n"
+        f"sinks: [{{type: jsonl, path: {tmp_path}/dp.jsonl}}]\n", tmp_path)
+
+    async def main():
+        engine = Engine(config)
+        stats = await engine.replay()
+        shared = logs_account(AwsTarget(region="us-east-1", endpoint_url=moto)).shared
+        return stats, shared.opened, shared._client
+
+    stats, opened, left_open = run(main())
+    assert stats.events_read == 3 and stats.matched == {"e": 3}
+    assert opened == 1 and left_open is None

@@ -412,3 +412,41 @@ def test_replay_summary_with_one_filter_name_in_two_log_groups(tmp_path: Path) -
         "(one total in the summary and the run log); the datapoints are not affected"
     )
     assert [line for line in result.stderr.splitlines() if line.startswith("Warning")] == result.stderr.splitlines()[:1]
+
+
+def test_log_event_messages_as_the_aws_cli_s_json_list() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR",
+                 "--log-event-messages", ' ["[ERROR] 400 BAD REQUEST", "[ERROR] 400 BAD REQUEST", "[INFO] 200 OK"]')
+    assert result.stdout == AWS_EXAMPLE_OUTPUT and result.stderr == ""
+
+
+def test_log_event_messages_from_a_file_as_the_aws_cli_reads_file_urls(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "events.json").write_text('["ERROR a", "INFO b", "ERROR c"]\n')
+    monkeypatch.setenv("EVENTS_DIR", str(tmp_path))
+    result = run("test-metric-filter", "--filter-pattern", "ERROR",
+                 "--log-event-messages", "file://$EVENTS_DIR/events.json")
+    assert matches_of(result) == [(1, "ERROR a"), (3, "ERROR c")]
+    (tmp_path / "plain.txt").write_text("ERROR a\n")
+    result = run("test-metric-filter", "--filter-pattern", "ERROR",
+                 "--log-event-messages", f"file://{tmp_path}/plain.txt")
+    assert result.exit_code == 2 and "the file must hold a JSON list of strings" in result.stderr
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", f"file://{tmp_path}/none")
+    assert result.exit_code == 2 and "cannot read" in result.stderr
+
+
+def test_several_values_are_messages_as_they_are_even_when_one_looks_like_json() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", '["ERROR"]', "ERROR b")
+    assert matches_of(result) == [(1, '["ERROR"]'), (2, "ERROR b")]
+
+
+def test_one_message_starting_with_a_bracket_that_is_not_json_is_still_one_message() -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", "[ERROR] 400 BAD REQUEST")
+    assert matches_of(result) == [(1, "[ERROR] 400 BAD REQUEST")]
+    assert "is not JSON: tested as one message" in result.stderr
+
+
+@pytest.mark.parametrize("value, message", [('[1, "a"]', "item 1 of the JSON list is 1, not a string"),
+                                            ("[]", "")])
+def test_a_json_list_that_is_not_strings_exits_2(value: str, message: str) -> None:
+    result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", value)
+    assert result.exit_code == 2 and message in result.stderr and result.stderr.count("Error:") == 1

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import click
 from rich.console import Console
 
 import castlewatch
+from castlewatch.cli.aws_options import group_aws_options
 from castlewatch.cli.bench_command import bench_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
+from castlewatch.cli.provision import provision_command
 from castlewatch.cli.render import format_json, print_table
 from castlewatch.events import parse_events
 from castlewatch.grammar import literals
@@ -30,12 +35,18 @@ class InputError(click.ClickException):
     prog_name="castlewatch",
     message=f"%(prog)s %(version)s (matcher backend: {literals.backend()})",
 )
+@group_aws_options
 def main() -> None:
-    """Evaluate CloudWatch Logs filter patterns locally, exactly as AWS does."""
+    """Evaluate CloudWatch Logs filter patterns locally, exactly as AWS does.
+
+    --region, --profile and --endpoint-url may come before the command, as with the
+    AWS CLI, or after it (there they win): replay, run and provision take them.
+    """
 
 
 main.add_command(replay_command)
 main.add_command(run_command)
+main.add_command(provision_command)
 main.add_command(bench_command)
 
 
@@ -51,7 +62,8 @@ main.add_command(bench_command)
     cls=MultiValueOption,
     metavar="MESSAGE ...",
     help=(
-        "1 to 50 log event messages, as with the AWS CLI: --log-event-messages 'm1' 'm2'. "
+        "1 to 50 log event messages, as with the AWS CLI: --log-event-messages 'm1' 'm2', or one JSON "
+        "list --log-event-messages '[\"m1\", \"m2\"]', or file://FILE holding such a list. "
         "Write a message that starts with '-' as --log-event-messages=-m."
     ),
 )
@@ -102,7 +114,7 @@ def test_metric_filter_command(
         )
     try:
         if log_event_messages:
-            messages = list(log_event_messages)
+            messages = messages_from_flag(log_event_messages)
             response = castlewatch.test_metric_filter(filter_pattern, messages)
         else:
             messages = _read_sample(sample) if sample is not None else _read_file(log_events_file)
@@ -148,6 +160,57 @@ def _test_in_batches(filter_pattern: str, messages: list[str], name: str) -> dic
         batch = castlewatch.test_metric_filter(filter_pattern, messages[start : start + API_BATCH_SIZE])
         matches += [{**match, "eventNumber": match["eventNumber"] + start} for match in batch["matches"]]
     return {"matches": matches}
+
+
+def messages_from_flag(values: tuple[str, ...]) -> list[str]:
+    """The messages of ``--log-event-messages``, read as the AWS CLI reads a list-of-strings
+    parameter (awscli ``argprocess``, ``paramfile``): several values are the messages as
+    they are; a single value is read from the file if it is ``file://PATH`` (``~`` and
+    ``$VARS`` expanded), then, if it starts with ``[``, decoded as a JSON list of strings.
+
+    castlewatch keeps one form working that the AWS CLI refuses: a single message that
+    starts with ``[`` and is not JSON (``"[ERROR] 400 BAD REQUEST"``) is that message, with
+    a note on stderr.
+
+    Raises:
+        InputError: a file that cannot be read or does not hold a JSON list, invalid JSON
+            in a file, a JSON list with something other than strings.
+    """
+    if len(values) != 1:
+        return list(values)
+    value = values[0]
+    where = "--log-event-messages"
+    if value.startswith("file://"):
+        path = os.path.expandvars(os.path.expanduser(value[len("file://"):]))
+        where = f"--log-event-messages {value}"
+        try:
+            with open(path, encoding="utf-8") as file:
+                value = file.read()
+        except OSError as error:
+            raise InputError(f"{where}: cannot read {path}: {error.strerror or error}.") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{where}: not UTF-8 text (byte {error.start}).") from None
+        if not value.strip().startswith("["):
+            raise InputError(f'{where}: the file must hold a JSON list of strings, such as ["m1", "m2"].')
+    elif not value.strip().startswith("["):
+        return [value]
+    try:
+        decoded = json.loads(value)
+    except ValueError as error:
+        if where != "--log-event-messages":
+            raise InputError(f"{where}: invalid JSON: {error}.") from None
+        click.echo(
+            "Note: --log-event-messages was given one message that starts with '[' and is not JSON: tested as one "
+            "message (the AWS CLI reads a single value starting with '[' as a JSON list, and would refuse it).",
+            err=True,
+        )
+        return [value]
+    if not isinstance(decoded, list):
+        raise InputError(f'{where}: expected a JSON list of strings, such as ["m1", "m2"].')
+    for i, item in enumerate(decoded):
+        if not isinstance(item, str):
+            raise InputError(f"{where}: item {i + 1} of the JSON list is {json.dumps(item)}, not a string.")
+    return decoded
 
 
 def _read_sample(name: str) -> list[str]:

@@ -15,7 +15,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from castlewatch.aws import AwsTarget
+from castlewatch.cli.aws_options import aws_flags, aws_options
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, resolve_config, with_sinks_in
+from castlewatch.engine.config import talks_to_aws, with_aws_flags
 from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
 from castlewatch.engine.sources import open_source
 from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsError
@@ -56,13 +59,12 @@ Exit status:
   {EXIT_AWS_UNAVAILABLE}  CloudWatch Logs or CloudWatch kept failing (replay: after its
       retries) or refused a call, named in one line; datapoints CloudWatch did not
       accept are kept in a file the line names (run again once fixed: run resumes)
-  {EXIT_AWS_DENIED}  AWS denied a call (AccessDenied, no or invalid credentials)
+  {EXIT_AWS_DENIED}  AWS denied a call (AccessDenied, no or invalid credentials); run:
+      its checkpoint holds the last good state
   {EXIT_OUTPUT_FAILED}  a sink or the checkpoint cannot be written (disk full, quota,
       file size limit, I/O error), named in one line: free space and run
       again; run resumes from its last checkpoint, and its output is then
       exactly that of an uninterrupted run
-  {EXIT_AWS_DENIED}  CloudWatch Logs denied a call (AccessDenied, no or invalid credentials);
-      run: its checkpoint holds the last good state
 """
 
 
@@ -169,7 +171,13 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("castlewatch") / "data" / "demo" / "castlewatch.yaml"))
 
 
-def _load(config: str | None, out: str | None) -> EngineConfig:
+def _load(config: str | None, out: str | None, flags: AwsTarget | None = None) -> EngineConfig:
+    """The configuration (the bundled demo without ``config``), its sinks under ``out``
+    and ``flags`` (``--region``, ``--profile``, ``--endpoint-url``) over its AWS targets.
+
+    Raises:
+        ConfigError: the configuration is invalid.
+    """
     path = Path(config) if config else demo_config_path()
     if config is None and out is None:
         out = "castlewatch-out"
@@ -179,7 +187,20 @@ def _load(config: str | None, out: str | None) -> EngineConfig:
             loaded = with_sinks_in(loaded, out)
     except (OSError, InvalidParameterError, ValueError) as err:
         raise ConfigError(str(err)) from None
-    return loaded
+    return with_flags(loaded, flags)
+
+
+def with_flags(config: EngineConfig, flags: AwsTarget | None) -> EngineConfig:
+    """``config`` with ``flags`` over its AWS targets; a warning when nothing in it talks to AWS."""
+    if flags is None or not (flags.region or flags.profile or flags.endpoint_url):
+        return config
+    if not talks_to_aws(config):
+        given = ", ".join(f"--{name.replace('_', '-')}" for name in ("region", "profile", "endpoint_url")
+                          if getattr(flags, name))
+        click.echo(f"Warning: {given}: nothing in this configuration talks to AWS (no cloudwatch_logs source, "
+                   "no cloudwatch or cloudwatch_dashboard sink)", err=True)
+        return config
+    return with_aws_flags(config, flags)
 
 
 def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
@@ -230,7 +251,10 @@ _out_option = click.option(
 @click.command("replay", epilog=EXIT_STATUSES)
 @_config_option
 @_out_option
-def replay_command(config: str | None, out: str | None) -> None:
+@aws_options
+def replay_command(
+    config: str | None, out: str | None, region: str | None, profile: str | None, endpoint_url: str | None
+) -> None:
     """Process every source to its end, flush every minute, print a summary on stderr.
 
     Exit status: 0 when done; 2 for an invalid configuration; 66 when a source matches
@@ -240,7 +264,7 @@ def replay_command(config: str | None, out: str | None) -> None:
     CloudWatch Logs kept failing or CloudWatch did not accept every datapoint (those not
     published are kept in a file it names); 77 when AWS denied a call.
     """
-    loaded = _load(config, out)
+    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
     _check_sources_exist(loaded)
     loaded = _resolve(loaded)
     console = Console(stderr=True)
@@ -350,9 +374,18 @@ def _sources_without_time(engine: Engine) -> list[str]:
     metavar="SECONDS",
     help="How often to flush the sinks and write the checkpoint (a positive number of seconds).",
 )
-def run_command(config: str | None, out: str | None, checkpoint: str | None, checkpoint_interval: float) -> None:
+@aws_options
+def run_command(
+    config: str | None,
+    out: str | None,
+    checkpoint: str | None,
+    checkpoint_interval: float,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+) -> None:
     """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
-    loaded = _load(config, out)
+    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
     if checkpoint is None:
         base = Path(config) if config else Path(out or "castlewatch-out") / "castlewatch.yaml"
         checkpoint = str(base.with_name(base.name + ".checkpoint.json"))

@@ -70,6 +70,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from castlewatch.aws import hold_clients
 from castlewatch.engine import checkpoint as _checkpoint
 from castlewatch.engine.aggregate import MinuteAggregator
 from castlewatch.engine.checkpoint import CheckpointError
@@ -317,6 +318,10 @@ class Engine:
             PublishError: a sink could not deliver what it was given (the counters in
                 :attr:`stats` are those of the end).
         """
+        async with hold_clients():  # one AWS client per target for the whole replay
+            return await self._replay()
+
+    async def _replay(self) -> Stats:
         stop = asyncio.Event()
         try:
             for sink in self.sinks:
@@ -391,6 +396,10 @@ class Engine:
                 ...), the same way: a restart resumes from the last checkpoint.
             Exception: any other failure of the evaluation loop (a bug), the same way.
         """
+        async with hold_clients():  # one AWS client per target for the whole run
+            return await self._run(stop, checkpoint_interval_s, queue_size)
+
+    async def _run(self, stop: asyncio.Event, checkpoint_interval_s: float, queue_size: int) -> Stats:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         try:
             for sink in self.sinks:

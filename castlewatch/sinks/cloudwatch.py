@@ -91,6 +91,7 @@ class CloudWatchSinkSpec(SinkSpec):
         region, endpoint_url: AWS region and endpoint (LocalStack, moto); None: the
             standard AWS chain (environment, config file). Credentials always come from
             the chain.
+        profile: the AWS profile (``--profile``; not a config file setting), or None.
         namespace_prefix: put before every metric namespace (``castlewatch/``).
         protocol: ``json``, ``query`` or ``smithy-rpc-v2-cbor``; None: botocore's (JSON).
         spool_dir: directory of the spool and the ledger; None: ``.castlewatch-spool``
@@ -116,6 +117,12 @@ class CloudWatchSinkSpec(SinkSpec):
     retry_max_delay_s: float = 20.0
     replay_timeout_s: float = 300.0
     shutdown_timeout_s: float = 10.0
+    profile: str | None = None
+
+    @property
+    def target(self) -> AwsTarget:
+        """Where PutMetricData goes (None fields: the standard AWS chain's)."""
+        return AwsTarget(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
     @property
     def where(self) -> str:
@@ -382,7 +389,7 @@ class CloudWatchSink(SinkBase):
                 "this endpoint: an emulator that computes metric filters itself (LocalStack counts every event for "
                 "every filter) publishes into the same namespaces; set namespace_prefix to keep castlewatch's apart"
             )
-        target = AwsTarget(region=self.spec.region, endpoint_url=self.spec.endpoint_url)
+        target = self.spec.target
         self._client_cm = client("cloudwatch", target, read_timeout_s=self.spec.timeout_s, protocol=self.spec.protocol)
         try:
             self._cw = await self._client_cm.__aenter__()

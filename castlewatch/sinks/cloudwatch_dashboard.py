@@ -54,6 +54,7 @@ class CloudWatchDashboardSinkSpec(SinkSpec):
         namespace_prefix: the ``cloudwatch`` sink's; None: that of the configuration's
             first ``cloudwatch`` sink (``""`` without one: AWS's own metrics).
         update_interval_s: at most one update per this many seconds (new dimension values).
+        profile: the AWS profile (``--profile``; not a config file setting), or None.
         timeout_s: seconds to wait for an answer.
     """
 
@@ -64,10 +65,25 @@ class CloudWatchDashboardSinkSpec(SinkSpec):
     namespace_prefix: str | None = None
     update_interval_s: float = 60.0
     timeout_s: float = 30.0
+    profile: str | None = None
+
+    @property
+    def target(self) -> AwsTarget:
+        """Where PutDashboard goes (None fields: the standard AWS chain's)."""
+        return AwsTarget(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
     @property
     def where(self) -> str:
         return f"CloudWatch dashboard {self.dashboard_name}"
+
+
+def namespace_prefix_of(spec: CloudWatchDashboardSinkSpec, config: Any) -> str:
+    """The namespace prefix of the dashboard's metrics: the spec's, else that of the first
+    ``cloudwatch`` sink of ``config`` (``""`` without one: AWS's own metrics)."""
+    if spec.namespace_prefix is not None:
+        return spec.namespace_prefix
+    sinks = getattr(config, "sinks", ()) or ()
+    return next((s.namespace_prefix for s in sinks if s.type == "cloudwatch"), "")
 
 
 class CloudWatchDashboardSink(SinkBase):
@@ -80,10 +96,7 @@ class CloudWatchDashboardSink(SinkBase):
     def __init__(self, spec: CloudWatchDashboardSinkSpec, position: Any, context: SinkContext) -> None:
         self.spec = spec
         self.config = context.config
-        self.prefix = spec.namespace_prefix
-        if self.prefix is None:
-            sinks = getattr(context.config, "sinks", ()) or ()
-            self.prefix = next((s.namespace_prefix for s in sinks if s.type == "cloudwatch"), "")
+        self.prefix = namespace_prefix_of(spec, context.config)
         self.seen: dict[tuple[str, str], dict[tuple, None]] = {}  # insertion-ordered sets
         if position is not None:
             try:
@@ -142,7 +155,7 @@ class CloudWatchDashboardSink(SinkBase):
         from botocore.exceptions import BotoCoreError
 
         self.mode = mode
-        target = AwsTarget(region=self.spec.region, endpoint_url=self.spec.endpoint_url)
+        target = self.spec.target
         self._client_cm = client("cloudwatch", target, read_timeout_s=self.spec.timeout_s)
         try:
             self._cw = await self._client_cm.__aenter__()

@@ -85,6 +85,7 @@ from castlewatch.engine.config.load import load_config, load_config_text, parse_
 from castlewatch.engine.config.model import CONFIG_ERRORS, ConfigError, EngineConfig, SourceConfig
 from castlewatch.engine.config.paths import check_checkpoint_path, with_sinks_in
 from castlewatch.engine.config.resolve import resolve_config
+from castlewatch.engine.config.targets import talks_to_aws, with_aws_flags
 from castlewatch.engine.evaluate import TimestampSpec
 
 __all__ = [
@@ -99,5 +100,7 @@ __all__ = [
     "parse_time",
     "parse_timestamp",
     "resolve_config",
+    "talks_to_aws",
+    "with_aws_flags",
     "with_sinks_in",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from castlewatch.aws import hold_clients
 from castlewatch.engine.config.model import ConfigError, EngineConfig
 from castlewatch.engine.evaluate import UnsupportedMetricFilterError, check_supported
 from castlewatch.engine.sources.cloudwatch_logs import (
@@ -67,6 +68,11 @@ async def resolve_config(config: EngineConfig) -> tuple[EngineConfig, list[str]]
     specs = [(i, s) for i, s in enumerate(config.sources) if isinstance(s, CloudWatchLogsSpec)]
     if not specs:
         return config, []
+    async with hold_clients():  # one client per AWS target for every lookup
+        return await _resolve(config, specs)
+
+
+async def _resolve(config: EngineConfig, specs: list[tuple[int, CloudWatchLogsSpec]]) -> tuple[EngineConfig, list[str]]:
     groups_of: dict[int, list[str]] = {}
     read_by: dict[str, int] = {}
     for i, spec in specs:

@@ -68,8 +68,8 @@ from castlewatch.aws import (
     AwsTarget,
     RateLimiter,
     RetryPolicy,
+    SharedClient,
     call,
-    client,
     describe_error,
     error_code,
     is_denied,
@@ -127,6 +127,8 @@ class CloudWatchLogsSpec:
             once, before the run), or None.
         region, endpoint_url: where to connect (None: the standard AWS chain; an
             ``endpoint_url`` is an emulator such as LocalStack or moto).
+        profile: the AWS profile (``--profile``; never in the config file), or None:
+            the standard chain's (``AWS_PROFILE``, then ``default``).
         start_ms: the earliest event time read, epoch **milliseconds** (a checkpoint's
             position wins over it).
         end_ms: events from this time on (epoch ms) are not read; ``replay`` stops there,
@@ -146,6 +148,7 @@ class CloudWatchLogsSpec:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     lookback_s: float = DEFAULT_LOOKBACK_S
     type: Literal["cloudwatch_logs"] = "cloudwatch_logs"
+    profile: str | None = None
 
     @property
     def log_group(self) -> str:
@@ -154,8 +157,8 @@ class CloudWatchLogsSpec:
 
     @property
     def target(self) -> AwsTarget:
-        """Where the calls go (profile: the standard chain's)."""
-        return AwsTarget(region=self.region, endpoint_url=self.endpoint_url)
+        """Where the calls go (None fields: the standard AWS chain's)."""
+        return AwsTarget(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
 
 class CloudWatchLogsError(Exception):
@@ -216,47 +219,42 @@ class LogsAccount:
     """The CloudWatch Logs client and the read-call rate limiter of one AWS target, shared
     by every source and lookup of that target on one event loop (:func:`logs_account`).
 
-    The client is opened by the first user of :meth:`logs` and closed when the last one
-    leaves.
+    The client (:class:`castlewatch.aws.SharedClient`) is opened by the first user of
+    :meth:`logs` and closed when the last one leaves, or, inside
+    :func:`castlewatch.aws.hold_clients` (a whole replay or run), when that block ends.
     """
 
     def __init__(self, target: AwsTarget) -> None:
         self.target = target
         self.limiter = RateLimiter(LOGS_READ_TPS, burst=LOGS_READ_BURST)
-        self._client: Any = None
-        self._context: Any = None
-        self._users = 0
-        self._lock = asyncio.Lock()
+        self.shared = SharedClient("logs", target)
         self._warned_at = -RETRY_WARNING_EVERY_S
 
     @contextlib.asynccontextmanager
     async def logs(self) -> AsyncIterator[Any]:
-        """The shared aiobotocore ``logs`` client, while the block runs."""
+        """The shared aiobotocore ``logs`` client, while the block runs.
+
+        Raises:
+            CloudWatchLogsError: ``config``: no region, an unknown profile.
+        """
         from botocore.exceptions import BotoCoreError
 
-        async with self._lock:
-            if self._client is None:
-                try:
-                    context = client("logs", self.target)
-                    self._client = await context.__aenter__()
-                except BotoCoreError as error:  # no region, an unknown profile
-                    raise failure(error, "client", None, self.where()) from None
-                self._context = context
-            self._users += 1
         try:
-            yield self._client
-        finally:
-            self._users -= 1
-            if self._users == 0 and self._context is not None:
-                context, self._client, self._context = self._context, None, None
-                await context.__aexit__(None, None, None)
+            context = self.shared.use()
+            logs = await context.__aenter__()
+        except BotoCoreError as error:  # no region, an unknown profile
+            raise failure(error, "client", None, self.where()) from None
+        try:
+            yield logs
+        except BaseException as error:
+            if not await context.__aexit__(type(error), error, error.__traceback__):
+                raise
+        else:
+            await context.__aexit__(None, None, None)
 
     def where(self, logs: Any = None) -> str:
-        """``endpoint URL`` or ``region R``, for messages."""
-        if self.target.endpoint_url:
-            return f"endpoint {self.target.endpoint_url}"
-        region = getattr(getattr(logs, "meta", None), "region_name", None) or self.target.region
-        return f"region {region}" if region else "the default region"
+        """``endpoint URL`` or ``region R`` (and the profile if named), for messages."""
+        return self.target.where(getattr(getattr(logs, "meta", None), "region_name", None))
 
     async def call(
         self,
