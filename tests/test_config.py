@@ -372,10 +372,22 @@ def test_metric_filter_decode_error_names_the_config(tmp_path: Path) -> None:
     path.write_text(config_text(filters=FILTERS.replace('metricValue: "1"', "metricValue: 1")), encoding="utf-8")
     with pytest.raises(MetricFilterLoadError) as info:
         load_config(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "metricValue: 1" in text)
+    column = path.read_text().splitlines()[line - 1].index("metricValue") + 1
+    assert (info.value.line, info.value.column) == (line, column)
     assert str(info.value) == (
-        f"{path}: metric_filters[0].metricTransformations[0].metricValue: expected str, got int "
+        f"{path}:{line}:{column}: metric_filters[0].metricTransformations[0].metricValue: expected str, got int "
         '(write it as a string, e.g. "1")'
     )
+
+
+def test_a_misspelt_key_of_an_inline_metric_filter_has_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "castlewatch.yaml"
+    path.write_text(config_text(filters=FILTERS.replace('metricValue: "1"', 'metricValu: "1"')), encoding="utf-8")
+    with pytest.raises(MetricFilterLoadError) as info:
+        load_config(path)
+    assert info.value.line is not None and "did you mean 'metricValue'?" in str(info.value)
+    assert str(info.value).startswith(f"{path}:{info.value.line}:{info.value.column}: metric_filters[0]")
 
 
 def test_duplicate_filter_in_config() -> None:

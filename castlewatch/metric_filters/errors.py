@@ -216,13 +216,29 @@ class MetricFilterLoadError(ValueError):
         source: the file read, or None for in-memory data.
         location: where in the document, e.g. ``Resources.Errors.Properties.LogGroupName``.
         reason: the problem, without source and location.
+        line, column: 1-based position of ``location`` in the file when known (filters
+            written in a castlewatch config), else None; ``str()`` then starts
+            ``FILE:LINE:COLUMN:``.
     """
 
-    def __init__(self, reason: str, *, source: str | os.PathLike | None = None, location: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | os.PathLike | None = None,
+        location: str = "",
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.reason = reason
         self.source = None if source is None else str(source)
         self.location = location
-        parts = [p for p in (self.source, location) if p]
+        self.line = line
+        self.column = column
+        where = self.source
+        if where and line is not None:
+            where = f"{where}:{line}:{column}"
+        parts = [p for p in (where, location) if p]
         super().__init__(": ".join(parts + [reason]))
 
 

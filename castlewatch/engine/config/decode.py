@@ -93,8 +93,16 @@ def with_line(error: ConfigError, root: yaml.Node | None) -> ConfigError:
     whose root node is ``root`` (of the entry lacking it, for a missing key)."""
     if root is None or not error.location or error.line is not None:
         return error
+    line, column = position_of(error.location, root)
+    return ConfigError(error.reason, source=error.source, location=error.location, line=line, column=column)
+
+
+def position_of(location: str, root: yaml.Node) -> tuple[int, int]:
+    """1-based ``(line, column)`` in the YAML whose root node is ``root`` of the key that
+    ``location`` (``metric_filters[0].metricTransformations``) names, or of the deepest
+    entry on its way that exists."""
     node, mark = root, root.start_mark
-    for part in _parts("." + error.location):
+    for part in _parts("." + location):
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             mark = node.start_mark
@@ -103,9 +111,7 @@ def with_line(error: ConfigError, root: yaml.Node | None) -> ConfigError:
             mark = key.start_mark
         else:
             break
-    return ConfigError(
-        error.reason, source=error.source, location=error.location, line=mark.line + 1, column=mark.column + 1
-    )
+    return mark.line + 1, mark.column + 1
 
 
 def _error(text: str, schema: Any, data: Any, where: str, source: str | os.PathLike | None) -> ConfigError:

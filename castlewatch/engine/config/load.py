@@ -12,7 +12,7 @@ from typing import Any
 
 from msgspec import UNSET
 
-from castlewatch.engine.config.decode import decode, read_yaml, with_line
+from castlewatch.engine.config.decode import decode, position_of, read_yaml, with_line
 from castlewatch.engine.config.model import ConfigError, EngineConfig, SourceConfig
 from castlewatch.engine.config.paths import check_paths, check_sources_disjoint
 from castlewatch.engine.config.schema import (
@@ -32,6 +32,7 @@ from castlewatch.engine.config.schema import (
 from castlewatch.engine.evaluate import TimestampSpec
 from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsSpec
 from castlewatch.metric_filters import (
+    MetricFilterLoadError,
     load_metric_filters,
     parse_reference,
     validate_metric_filters,
@@ -81,6 +82,15 @@ def load_config_text(
         return _Loader(Path(base_dir).absolute(), source).config(data)
     except ConfigError as error:
         raise with_line(error, root) from None
+    except MetricFilterLoadError as error:
+        # a metric filter written in this file (not in a file it names): give its line
+        inline = error.source == (None if source is None else str(source)) and error.location.startswith("metric_filters")
+        if root is None or not inline or error.line is not None:
+            raise
+        line, column = position_of(error.location, root)
+        raise type(error)(
+            error.reason, source=error.source, location=error.location, line=line, column=column
+        ) from None
 
 
 def sink_problem(config: EngineConfig) -> tuple[str, str] | None:
