@@ -421,3 +421,24 @@ def _events_read(checkpoint: Path) -> int | None:
         return read_checkpoint(checkpoint)["stats"]["events_read"]
     except (FileNotFoundError, ValueError):
         return None
+
+
+def test_progress_records_come_while_idle_and_only_when_something_changed(capsys):
+    from castlewatch.cli.engine_commands import ProgressRecords
+    from castlewatch.model import Stats
+
+    now = [0.0]
+    records = ProgressRecords(every_s=10, clock=lambda: now[0])
+    stats = Stats()
+    stats.events_read = 5
+    records(stats)  # the first: written
+    now[0] = 5
+    stats.events_read = 9
+    records(stats)  # too soon
+    now[0] = 12
+    records(stats)  # idle, but a counter changed since the last record: written
+    now[0] = 30
+    records(stats)  # idle and nothing changed: nothing
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["event"], r["events_read"]) for r in lines] == [("progress", 5), ("progress", 9)]
+    assert "not_json" in lines[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import sys
@@ -411,15 +412,7 @@ def run_command(
                 ) as live:
                     engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
                     return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
-            last = [0.0]
-
-            def report(stats: Stats) -> None:
-                now = time.monotonic()
-                if now - last[0] >= 10:
-                    last[0] = now
-                    _log_event("progress", **_counters(stats))
-
-            engine = _engine(loaded, Path(checkpoint), report)
+            engine = _engine(loaded, Path(checkpoint), ProgressRecords())
             _log_event("start", config=config or "demo", checkpoint=checkpoint)
             stats = await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
             _log_event("stop", **_counters(stats))
@@ -441,6 +434,28 @@ def _status(stats: Stats) -> str:
     )
 
 
+class ProgressRecords:
+    """``run``'s ``progress`` records off a terminal: called with the :class:`Stats` after
+    each batch and about once a second while idle (``Engine.on_progress``), it logs a
+    record at most every ``every_s`` seconds, and only when a counter changed since the
+    last one, so the counts of a backlog just finished need not wait for the stop record."""
+
+    def __init__(self, every_s: float = 10.0, clock=time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._last_at = -float("inf")
+        self._last: dict | None = None
+
+    def __call__(self, stats: Stats) -> None:
+        now = self.clock()
+        if now - self._last_at < self.every_s:
+            return
+        counters = _counters(stats)
+        if counters != self._last:
+            self._last_at, self._last = now, copy.deepcopy(counters)
+            _log_event("progress", **counters)
+
+
 def _counters(stats: Stats) -> dict:
     return {
         "events_read": stats.events_read,
@@ -449,6 +464,7 @@ def _counters(stats: Stats) -> dict:
         "datums_written": stats.datums_written,
         "late_events": stats.late_events,
         "malformed": stats.malformed,
+        "not_json": stats.not_json,
         "out_of_range": stats.out_of_range,
         "bad_dimension_values": stats.bad_dimension_values,
         "published": stats.published,

@@ -125,7 +125,8 @@ class Engine:
     Args:
         config: the validated configuration.
         checkpoint: checkpoint file path (daemon); when it exists the run resumes from it.
-        on_progress: called with the :class:`Stats` after each evaluated batch (UI).
+        on_progress: called with the :class:`Stats` after each evaluated batch, and about once a
+            second while ``run`` waits for input (UI).
 
     Raises:
         UnsupportedMetricFilterError: a metric filter uses a setting castlewatch refuses.
@@ -419,6 +420,8 @@ class Engine:
                     batch = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except asyncio.TimeoutError:
                     batch = _IDLE
+                    if self.on_progress is not None:  # idle: the UI may show what changed since
+                        self.on_progress(self.stats)
                 if batch is None:
                     running -= 1
                 elif isinstance(batch, _SourceFailed):
