@@ -244,6 +244,18 @@ def test_replay_of_a_source_without_files_exits_66_and_writes_nothing(tmp_path, 
     assert (tmp_path / "out" / "dp.jsonl").read_text() == "an earlier run's output\n"  # not opened
 
 
+def test_replay_of_a_glob_matching_only_a_fifo_names_it(tmp_path):
+    os.mkfifo(tmp_path / "app.pipe")
+    cfg = config(tmp_path, f"[{source('app.*')}]", "[{type: jsonl, path: out/dp.jsonl}]")
+    result = invoke("replay", "--config", str(cfg))
+    assert result.exit_code == 66, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"Error: source file:{tmp_path / 'app.*'}: no file matches the glob but {tmp_path / 'app.pipe'}, which it "
+        "skips: not regular files (named pipes, sockets, devices); nothing was replayed"
+    ), line
+
+
 def test_run_waits_for_a_missing_file_with_a_warning(tmp_path):
     """In run the file may appear later: a warning, and the daemon reads it once it does."""
     cfg = config(tmp_path, f"[{source('later.log')}]", "[{type: jsonl, path: out/dp.jsonl}]")

@@ -331,9 +331,9 @@ def _check_sources_exist(config: EngineConfig) -> None:
             source = open_source(spec, None)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        if source.warning():
-            glob = any(c in (spec.path or "") for c in "*?[")
-            missing.append(f"source {source.name}: {'no file matches the glob' if glob else 'no such file'}")
+        warning = source.warning()
+        if warning:
+            missing.append(warning.split(" (", 1)[0])  # what is missing, without the advice
     if missing:
         missing[-1] += "; nothing was replayed (run waits for files to appear, replay reads what is there)"
         raise RunFailed("\n  ".join(missing), EXIT_NO_INPUT)

@@ -197,9 +197,18 @@ class FileSource(Source):
             if os.path.lexists(pattern):
                 return None
             return f"source {self.name}: no such file (replay counts it unreadable; run reads it once it appears)"
-        if any(os.path.isfile(path) for path in _glob.iglob(pattern, recursive=True)):
+        matched = list(_glob.iglob(pattern, recursive=True))
+        if any(os.path.isfile(path) for path in matched):
             return None
-        return f"source {self.name}: no file matches the glob (replay reads nothing; run reads files once they appear)"
+        others = [path for path in matched if not os.path.isdir(path)]
+        skipped = ""
+        if others:
+            shown = ", ".join(sorted(others)[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            skipped = f" but {shown}, which it skips: not regular files (named pipes, sockets, devices)"
+        return (
+            f"source {self.name}: no file matches the glob{skipped} "
+            "(replay reads nothing; run reads files once they appear)"
+        )
 
     def locate(self, before: Any, after: Any, index: int, message: str) -> str | None:
         """Where event ``index`` of a batch is, as ``"<path> byte N"``
