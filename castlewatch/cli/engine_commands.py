@@ -333,7 +333,7 @@ def _check_sources_exist(config: EngineConfig) -> None:
             raise ConfigError(str(err)) from None
         warning = source.warning()
         if warning:
-            missing.append(warning.split(" (", 1)[0])  # what is missing, without the advice
+            missing.append(warning.rsplit(" (", 1)[0])  # what is missing, without the advice at its end
     if missing:
         missing[-1] += "; nothing was replayed (run waits for files to appear, replay reads what is there)"
         raise RunFailed("\n  ".join(missing), EXIT_NO_INPUT)
