@@ -351,11 +351,11 @@ def test_replay_out_refuses_sinks_that_would_share_a_file(tmp_path: Path) -> Non
 
 
 def test_run_refuses_a_checkpoint_that_a_source_reads(tmp_path: Path) -> None:
-    """The default checkpoint, castlewatch.yaml.checkpoint.json, is matched by a *.json source."""
-    source = "{type: file, path: '*.json', log_group: g, format: cloudwatch_events}"
+    """The default checkpoint, castlewatch.yaml.checkpoint, is matched by a *.checkpoint source."""
+    source = "{type: file, path: '*.checkpoint', log_group: g, format: cloudwatch_events}"
     config = engine_config(tmp_path, f"[{source}]", "[{type: jsonl, path: out/dp.jsonl}]")
     line = config_error_exit("run", "--config", str(config))
-    checkpoint = tmp_path / "castlewatch.yaml.checkpoint.json"
+    checkpoint = tmp_path / "castlewatch.yaml.checkpoint"
     assert f"checkpoint: the checkpoint file {checkpoint} is read by sources[0]" in line
 
 
@@ -450,3 +450,15 @@ def test_one_message_starting_with_a_bracket_that_is_not_json_is_still_one_messa
 def test_a_json_list_that_is_not_strings_exits_2(value: str, message: str) -> None:
     result = run("test-metric-filter", "--filter-pattern", "ERROR", "--log-event-messages", value)
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("Error:") == 1
+
+
+def test_the_default_checkpoint_is_beside_the_config_and_an_earlier_json_name_is_kept(tmp_path: Path) -> None:
+    from castlewatch.cli.engine_commands import default_checkpoint_path
+
+    config = str(tmp_path / "job.yaml")
+    assert default_checkpoint_path(config, None) == str(tmp_path / "job.yaml.checkpoint")
+    (tmp_path / "job.yaml.checkpoint.json").write_bytes(b"an earlier castlewatch's checkpoint")
+    assert default_checkpoint_path(config, None) == str(tmp_path / "job.yaml.checkpoint.json")  # resumed from
+    (tmp_path / "job.yaml.checkpoint").write_bytes(b"")
+    assert default_checkpoint_path(config, None) == str(tmp_path / "job.yaml.checkpoint")
+    assert default_checkpoint_path(None, str(tmp_path / "out")) == str(tmp_path / "out" / "castlewatch.yaml.checkpoint")

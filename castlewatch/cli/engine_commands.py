@@ -365,7 +365,8 @@ def _sources_without_time(engine: Engine) -> list[str]:
     "--checkpoint",
     metavar="FILE",
     help="Checkpoint file (source offsets, open minutes, sink sizes), written atomically; "
-    "a restart resumes from it. Default: <config file>.checkpoint.json beside the config.",
+    "a restart resumes from it. Default: <config file>.checkpoint beside the config "
+    "(<config file>.checkpoint.json if a checkpoint of an earlier castlewatch is there).",
 )
 @click.option(
     "--checkpoint-interval",
@@ -388,8 +389,7 @@ def run_command(
     """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
     loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
     if checkpoint is None:
-        base = Path(config) if config else Path(out or "castlewatch-out") / "castlewatch.yaml"
-        checkpoint = str(base.with_name(base.name + ".checkpoint.json"))
+        checkpoint = default_checkpoint_path(config, out)
     try:
         check_checkpoint_path(loaded, checkpoint)
     except ValueError as err:
@@ -432,6 +432,17 @@ def _status(stats: Stats) -> str:
         f"{stats.datapoints_written} datapoints ({stats.datums_written} datums), "
         f"{stats.late_events} late contributions, {dropped} malformed"
     )
+
+
+def default_checkpoint_path(config: str | None, out: str | None) -> str:
+    """``run``'s checkpoint when ``--checkpoint`` is not given: ``<config>.checkpoint``
+    beside the config (the demo's under ``--out``, default ``castlewatch-out``). Earlier
+    castlewatch versions named it ``<config>.checkpoint.json``: such a file, when it is
+    there and the new name is not, is the checkpoint, so an upgraded daemon resumes."""
+    base = Path(config) if config else Path(out or "castlewatch-out") / "castlewatch.yaml"
+    current = base.with_name(base.name + ".checkpoint")
+    earlier = base.with_name(base.name + ".checkpoint.json")
+    return str(earlier if earlier.exists() and not current.exists() else current)
 
 
 class ProgressRecords:
