@@ -357,12 +357,12 @@ def test_copytruncate_rotation(tmp_path, daemons):
 
 def test_final_line_without_newline_counts_as_in_replay(tmp_path, daemons):
     """A file whose last line has no newline: read once the file is quiet (here it has been
-    for a minute), and at SIGTERM when it is not; a restart never reads it again, also
+    for ten minutes), and at SIGTERM when it is not; a restart never reads it again, also
     when its newline comes later. The counts always equal a replay of the same file."""
     log = tmp_path / "app.log"
     lines = events(BASE, 30, seed=70)
     log.write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1])
-    os.utime(log, (time.time() - 60, time.time() - 60))
+    os.utime(log, (time.time() - 600, time.time() - 600))
     config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out")
     checkpoint = tmp_path / "ck.json"
     d = daemons(tmp_path, config, checkpoint, "quiet")

@@ -657,7 +657,7 @@ def test_follow_partial_last_line_once_the_file_is_quiet(tmp_path: Path) -> None
 def test_follow_a_file_quiet_before_the_start_gives_its_partial_line_at_once(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     path.write_text("a\nb")
-    os.utime(path, (time.time() - 60, time.time() - 60))
+    os.utime(path, (time.time() - 600, time.time() - 600))  # quiet for longer than PARTIAL_LINE_QUIET_S
 
     async def main() -> list[str]:
         async with Follower(open_source(file_spec(path), Stats())) as follower:

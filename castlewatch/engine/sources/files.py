@@ -79,8 +79,10 @@ __all__ = ["POLL_INTERVAL_S", "PARTIAL_LINE_QUIET_S", "ROTATED_QUIET_S", "FileSo
 #: Seconds between two looks at the files while following, when nothing was read.
 POLL_INTERVAL_S = 0.2
 #: While following, seconds a file must not grow before its last line without a newline is
-#: read as an event (module docstring).
-PARTIAL_LINE_QUIET_S = 5.0
+#: read as an event (module docstring). Long, like :data:`ROTATED_QUIET_S`: a writer with a
+#: full stdio buffer (4 or 8 KiB) ends its writes mid-line and completes the line at its
+#: next flush, which on a quiet service may come minutes later.
+PARTIAL_LINE_QUIET_S = 300.0
 #: While following, seconds a file rotated away (no matching path leads to it) must not grow
 #: before it is closed: its writer may go on appending to it until it reopens its log.
 #: Filebeat's ``close_inactive`` defaults to 5 minutes too.
