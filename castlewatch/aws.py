@@ -12,7 +12,7 @@ aiobotocore client made by :func:`client` and, for calls that may be throttled, 
 - **Credentials** come from the standard AWS chain only; castlewatch never reads, stores
   or prints them. :func:`describe_error` gives a client error's code and message, which
   AWS never fills with credentials.
-- **Emulators** (an ``endpoint_url``: LocalStack, moto): ``inject_host_prefix=False`` (no
+- **Emulators** (an ``endpoint_url``, given or configured: LocalStack, moto): ``inject_host_prefix=False`` (no
   ``streaming-logs.``-style host prefixes the emulator cannot resolve) and botocore's own
   retries off, since :func:`call` retries with castlewatch's policy.
 - **Sharing**: clients come from one botocore session per profile (and wire protocol) and
@@ -132,6 +132,30 @@ class AwsTarget:
             text = f"region {region}" if region else "the default region"
         return f"{text}, profile {self.profile}" if self.profile else text
 
+    def endpoint(self, service: str) -> str | None:
+        """The endpoint URL calls to ``service`` (``"logs"``, ``"cloudwatch"``) go to, or None
+        for AWS's own: ``endpoint_url`` when set, else the one the AWS configuration names
+        (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, ``endpoint_url`` in the
+        profile or its ``services`` section; none under ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``),
+        resolved by botocore's own ``ConfiguredEndpointProvider`` exactly as a client does
+        (AWS SDKs and Tools Reference Guide, "Service-specific endpoints").
+
+        Raises:
+            botocore.exceptions.ProfileNotFound: ``profile`` is not configured.
+        """
+        if self.endpoint_url:
+            return self.endpoint_url
+        from botocore.configprovider import ConfiguredEndpointProvider
+        from botocore.session import Session
+
+        session = Session(profile=self.profile) if self.profile else Session()
+        if session.get_config_variable("ignore_configured_endpoint_urls"):
+            return None
+        provider = ConfiguredEndpointProvider(
+            full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name=service
+        )
+        return provider.provide()
+
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
@@ -181,7 +205,7 @@ def client(
 
     session = _session(target.profile, service, protocol)
     options: dict[str, Any] = {"read_timeout": read_timeout_s, "connect_timeout": 10}
-    if target.endpoint_url:
+    if target.endpoint_url or target.endpoint(service):
         options.update(inject_host_prefix=False, retries={"total_max_attempts": 1})
     else:
         options.update(retries={"total_max_attempts": 1})  # call() retries, with its own policy

@@ -132,3 +132,21 @@ def test_a_sequential_replay_of_several_log_groups_opens_one_client_per_target(m
     stats, opened, left_open = run(main())
     assert stats.events_read == 3 and stats.matched == {"e": 3}
     assert opened == 1 and left_open is None
+
+
+def test_the_endpoint_of_a_target_is_the_one_botocore_resolves(monkeypatch, tmp_path):
+    """Given > service-specific variable > global variable > profile's endpoint_url."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    config.write_text("[profile emu]\nendpoint_url = http://127.0.0.1:5000\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert AwsTarget().endpoint("logs") is None
+    assert AwsTarget(profile="emu").endpoint("logs") == "http://127.0.0.1:5000"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert AwsTarget().endpoint("cloudwatch") == "http://127.0.0.1:4566"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://127.0.0.1:4599")
+    assert AwsTarget().endpoint("logs") == "http://127.0.0.1:4599"
+    assert AwsTarget(endpoint_url="http://given:1").endpoint("logs") == "http://given:1"
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert AwsTarget().endpoint("logs") is None

@@ -124,6 +124,18 @@ def test_double_counting_aws_metrics_is_a_configuration_problem():
     assert sink_problem(config) is None
 
 
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH"])
+def test_an_endpoint_configured_in_the_environment_is_not_aws(monkeypatch, variable):
+    """The sink publishes where botocore sends it: an endpoint named only by the AWS
+    configuration (no endpoint_url in the config) is an emulator, not AWS."""
+    config = load("  - {type: cloudwatch, region: us-east-1}\n")
+    discovered = dataclasses.replace(config, discovered_log_groups={"app": None})
+    monkeypatch.setenv(variable, "http://127.0.0.1:4566")
+    assert sink_problem(discovered) is None
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert sink_problem(discovered)[0] == "sinks[0].namespace_prefix"
+
+
 def test_a_prefix_making_a_namespace_longer_than_putmetricdata_takes():
     text = (HEAD + "  - {type: cloudwatch, namespace_prefix: " + "x" * 200 + "}\n").replace(
         "metricNamespace: App", "metricNamespace: " + "N" * 60)

@@ -160,10 +160,11 @@ def double_count_problem(spec: CloudWatchSinkSpec, config: Any) -> str | None:
     """Why the sink would add castlewatch's datapoints to those AWS already publishes, or
     None: metric filters discovered on log groups of real AWS (``config.discovered_log_groups``
     with no endpoint) publish their metrics there, and the sink publishes to real AWS (no
-    ``endpoint_url``) into the same namespaces (no ``namespace_prefix``)."""
+    ``endpoint_url``, given or configured as in :meth:`AwsTarget.endpoint`) into the same
+    namespaces (no ``namespace_prefix``)."""
     discovered = getattr(config, "discovered_log_groups", None) or {}
     real = sorted(group for group, endpoint in discovered.items() if endpoint is None)
-    if not real or spec.namespace_prefix or spec.endpoint_url:
+    if not real or spec.namespace_prefix or spec.target.endpoint("cloudwatch"):
         return None
     shown = ", ".join(real[:5]) + (f" and {len(real) - 5} more" if len(real) > 5 else "")
     return (

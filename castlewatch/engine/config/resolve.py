@@ -51,7 +51,8 @@ async def resolve_config(config: EngineConfig) -> tuple[EngineConfig, list[str]]
         (config, warnings): every cloudwatch_logs source names its log groups
         (``log_group_name_prefix`` None), ``metric_filters`` holds the discovered filters
         after the config's own, ``discovered_log_groups`` maps each log group whose
-        filters were discovered to the ``endpoint_url`` they came from (None: AWS), and
+        filters were discovered to the endpoint they came from (given or configured, see
+        ``AwsTarget.endpoint``; None: AWS), and
         ``discover_metric_filters`` is False. A config without cloudwatch_logs sources
         is returned as it is.
 
@@ -98,7 +99,7 @@ async def _resolve(config: EngineConfig, specs: list[tuple[int, CloudWatchLogsSp
         for i, spec in specs:
             for name in groups_of[i]:
                 filters += await _discover(spec, name)
-                discovered[name] = spec.endpoint_url
+                discovered[name] = spec.target.endpoint("logs")
         try:
             validate_metric_filters(filters)
         except DuplicateFilterError as error:
