@@ -245,3 +245,26 @@ def test_a_dashboard_cloudwatch_refuses_fails_replay(moto, caplog):
         with pytest.raises(PublishError, match="CloudWatch dashboard d: CloudWatch refused the dashboard"):
             asyncio.run(main(proxy.url))
     assert "InvalidParameterValue" in caplog.text
+
+
+def test_a_dashboard_saved_with_warnings_logs_each_message(moto, caplog):
+    """PutDashboard can save a body and still answer DashboardValidationMessages: the sink
+    counts the put as made and logs each message as a warning naming the dashboard (here
+    the first of replay's two puts, at start and at the end, answers one)."""
+    answer = {"DashboardValidationMessages": [{"DataPath": "/widgets/0", "Message": "Should have a region"}]}
+
+    async def main(url: str) -> int:
+        sink = open_sink(CloudWatchDashboardSinkSpec(dashboard_name="d", region="us-east-1", endpoint_url=url),
+                         None, SinkContext(0, CONFIG, None))
+        await sink.start("replay")
+        try:
+            await sink.finish()
+        finally:
+            await sink.aclose()
+        return sink.puts
+
+    with caplog.at_level(logging.WARNING), FaultProxy(moto) as proxy:
+        proxy.inject("PutDashboard", Fault("answer", body=json.dumps(answer).encode()))
+        assert asyncio.run(main(proxy.url)) == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["castlewatch: CloudWatch dashboard d: saved with a warning: /widgets/0: Should have a region"]
