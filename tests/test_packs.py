@@ -337,6 +337,8 @@ def test_vpc_flow_logs_on_a_custom_format_needs_its_patterns_adapted():
     assert matched == {"VPCRejectedRequests": 4, "VPCRejectedBytes": 4, "VPCRejectedSSH": 4, "VPCRejectedRDP": 0}
     # bytes is the 15th field in this format (before packets): 64 + 1344 + 448 + 128
     assert published[("VPCFlowLogsRejectedBytes", ())] == [4, 1984.0]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert CUSTOM_PATTERNS["VPCRejectedSSH"] in readme
 
 
 def test_seed_dashboard_on_both_samples():
