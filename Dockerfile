@@ -15,8 +15,8 @@ COPY pyproject.toml setup.py README.md LICENSE ./
 COPY castlewatch ./castlewatch
 RUN pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev
-# The example configs name the bundled metric filters as ../castlewatch/data/demo/metric-filters.json,
-# and scripts/put_sample_events.py writes the bundled samples into the log groups.
+# The example configs use the built-in packs (installed with castlewatch), and
+# scripts/put_sample_events.py writes the bundled samples into the log groups.
 COPY examples ./examples
 COPY scripts ./scripts
 

@@ -4,8 +4,9 @@ Two measurements, each in a fresh child process (``python -m bench.checkpoint ch
 ...``), so that every peak RSS is that process's own:
 
 - **backlog**: a dense VPC Flow Logs backlog (:data:`BACKLOG_MINUTES` minutes of event
-  time, :func:`bench.generate.vpc_flow_lines`) with the demo's three VPC metric filters
-  (``VPCRejectedBytes`` publishes ``$bytes``: a value per rejected flow) and
+  time, :func:`bench.generate.vpc_flow_lines`) with three metric filters of the vpc-flow-logs
+  pack, the demo's three until it had the RDP one (``VPCRejectedBytes`` publishes ``$bytes``:
+  a value per rejected flow) and
   ``allowed_lateness_s: 3600``, the demo's own setting, so every minute of the backlog
   stays open while the backlog is read. ``Engine.replay()`` reads it once;
   ``Engine.run()`` (the daemon, a checkpoint every ``interval_s`` seconds) reads it to
@@ -74,7 +75,7 @@ def write_distinct(path: Path, distinct: int) -> int:
 def backlog_config(log: Path, out: Path) -> dict[str, Any]:
     from bench.workloads import select_filters
 
-    filters = select_filters(("VPCRejected*",))
+    filters = select_filters(("VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes"))
     return {
         "metric_filters": [f.to_aws() | {"logGroupName": VPC_GROUP} for f in filters],
         "sources": [{"type": "file", "path": str(log), "log_group": VPC_GROUP,

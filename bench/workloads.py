@@ -12,20 +12,18 @@ and what castlewatch does with it:
 - ``replay``: ``Engine.replay()`` from the file through per-minute aggregation to
   the JSON Lines sink, compared with the matcher-only workload ``baseline``.
 
-The metric filters are castlewatch's bundled demo filters
-(``castlewatch/data/demo/metric-filters.json``): the 15 CIS filters for CloudTrail and
-the VPC Flow Logs ones.
+The metric filters are those of castlewatch's built-in packs (``castlewatch/data/packs``):
+the 15 CIS filters for CloudTrail and the VPC Flow Logs ones.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal
 
 from castlewatch.metric_filters import load_metric_filters
 from castlewatch.model import MetricFilter
+from castlewatch.packs import get_pack
 
 from bench.peers import AWS_JSON, MOTO
 
@@ -117,13 +115,16 @@ WORKLOADS: tuple[Workload, ...] = (
 
 
 def demo_filters() -> list[MetricFilter]:
-    """castlewatch's bundled demo metric filters, validated as PutMetricFilter would."""
-    text = resources.files("castlewatch").joinpath("data/demo/metric-filters.json").read_text(encoding="utf-8")
-    return load_metric_filters(json.loads(text))
+    """The built-in packs of the demo's CloudTrail and VPC Flow Logs log groups (``cis`` on
+    CloudTrail/DefaultLogGroup, ``vpc-flow-logs`` on vpc-flow-logs), validated as
+    PutMetricFilter would."""
+    filters = get_pack("cis").metric_filters("CloudTrail/DefaultLogGroup")
+    filters += get_pack("vpc-flow-logs").metric_filters("vpc-flow-logs")
+    return load_metric_filters(filters)
 
 
 def select_filters(names: tuple[str, ...]) -> list[MetricFilter]:
-    """The demo filters named (``PREFIX*`` for a prefix), in the demo file's order."""
+    """The demo filters named (``PREFIX*`` for a prefix), in the packs' order."""
     out = []
     for f in demo_filters():
         for name in names:

@@ -340,8 +340,8 @@ def test_empty_and_malformed_files(tmp_path: Path) -> None:
 
 def test_metric_filters_value_shape() -> None:
     assert config_error(config_text(filters="metric_filters: ERROR\n"), "metric_filters").reason == (
-        "expected a list of metric filters (describe-metric-filters shape), {file: PATH} and {discover: true} "
-        "entries, or {file: PATH}, got 'ERROR'"
+        "expected a list of metric filters (describe-metric-filters shape), {file: PATH}, "
+        "{pack: NAME, log_group: NAME} and {discover: true} entries, or {file: PATH}, got 'ERROR'"
     )
     assert config_error(config_text(filters="metric_filters: {path: x.json}\n"), "metric_filters.path").reason == (
         "unknown key; allowed here: file, parameters"

@@ -21,6 +21,7 @@ from castlewatch.engine.config import parse_timestamp
 from castlewatch.engine.evaluate import LogGroupEvaluator, UnsupportedMetricFilterError
 from castlewatch.metric_filters import load_metric_filters
 from castlewatch.model import READ_FROM_MESSAGE, LogEvent, MetricFilter, MetricTransformation, Stats
+from castlewatch.packs import get_pack
 
 GROUP = "app"
 T0 = 1_709_629_230_000  # 2024-03-05T09:00:30Z, epoch ms
@@ -396,11 +397,7 @@ def test_shared_evaluation_equals_each_filter_alone():
     """Evaluating all filters together (shared decode, split and literal scan) gives, per
     event, exactly the contributions of evaluating each filter on its own."""
     demo = Path(evaluate_mod.__file__).parents[1] / "data"
-    filters = [
-        {**f, "logGroupName": GROUP}
-        for f in json.loads((demo / "demo" / "metric-filters.json").read_text())["metricFilters"]
-        if f["logGroupName"] == "CloudTrail/DefaultLogGroup"
-    ]
+    filters = [f.to_aws() for name in ("cis", "console-activity") for f in get_pack(name).metric_filters(GROUP)]
     filters += [
         mf('{ $.eventName = "ConsoleLogin" }', "1", name="console-default", default=0, metric="c"),
         mf('{ $.errorCode = * }', "1", name="errors", dims={"Code": "$.errorCode"}, metric="e"),

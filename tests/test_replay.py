@@ -1,5 +1,5 @@
 """``castlewatch replay`` of the bundled demo (CloudTrail and VPC Flow Logs samples through
-the CIS, console sign-in and VPC filters), checked against expectations computed here
+the packs cis, vpc-flow-logs and seed-dashboard), checked against expectations computed here
 by plain Python over the sample lines, without castlewatch's matcher; the three file
 sinks agree; the summary table; configuration errors through the command line.
 """
@@ -184,6 +184,9 @@ CLOUDTRAIL_FILTERS: dict[str, tuple[str, str, str, Callable[[dict], bool]]] = {
     ),
 }
 
+#: The demo's other filters: console-activity's sign-ins per user (through seed-dashboard), vpc-flow-logs'.
+OTHER_FILTERS = ("ConsoleSignInsPerUser", "VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes", "VPCRejectedRDP")
+
 Key = tuple[str, str, tuple[tuple[str, str], ...], str, str]  # ns, metric, sorted dims, unit, minute ISO
 
 
@@ -235,6 +238,9 @@ def expected() -> Expected:
         if fields[6] == "22" and fields[7] == "6":
             exp.matched["VPCRejectedSSH"] += 1
             exp.values[("castlewatch/VPCFlowLogs", "VPCFlowLogsRejectedSSH", (), "Count", minute)][1.0] += 1
+        if fields[6] == "3389" and fields[7] == "6":
+            exp.matched["VPCRejectedRDP"] += 1
+            exp.values[("castlewatch/VPCFlowLogs", "VPCFlowLogsRejectedRDP", (), "Count", minute)][1.0] += 1
     return exp
 
 
@@ -330,10 +336,15 @@ def cli_run(tmp_path_factory):
 
 
 def test_expectations_cover_every_demo_filter():
+    """The demo is the packs cis, vpc-flow-logs and seed-dashboard: the 19 filters it had as a
+    file (castlewatch/data/demo/metric-filters.json, now gone), plus the pack's VPCRejectedRDP;
+    seed-dashboard's rejected-requests and security-group filters are those of the other two,
+    kept once."""
     names = [f.filter_name for f in load_config(DEMO).metric_filters]
-    assert sorted(names) == sorted([*CLOUDTRAIL_FILTERS, "ConsoleSignInsPerUser", "VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes"])
+    assert sorted(names) == sorted([*CLOUDTRAIL_FILTERS, *OTHER_FILTERS])
     # sanity of the hand computation itself (numbers read off the sample files)
     assert EXPECTED.events == 95
+    assert EXPECTED.matched["VPCRejectedRDP"] == 3  # vpc-flow.log lines 2, 18, 53
     assert EXPECTED.matched["ConsoleSignInsPerUser"] == 7
     assert EXPECTED.matched["CIS-SecurityGroupChanges"] == 3
     assert EXPECTED.matched["CIS-RootUsage"] == 3
@@ -426,7 +437,7 @@ def test_cli_summary_table(cli_run):
     assert result.stdout == ""
     rows = _table_rows(result.stderr)
     assert rows["events read"] == str(EXPECTED.events)
-    for name in [*CLOUDTRAIL_FILTERS, "ConsoleSignInsPerUser", "VPCRejectedRequests", "VPCRejectedSSH", "VPCRejectedBytes"]:
+    for name in [*CLOUDTRAIL_FILTERS, *OTHER_FILTERS]:
         assert rows[f"matched: {name}"] == str(EXPECTED.matched[name]), name
     assert rows["datapoints written"] == str(len(EXPECTED.values))
     assert rows["datums written (JSON Lines lines)"] == str(len((out / "datapoints.jsonl").read_text().splitlines()))

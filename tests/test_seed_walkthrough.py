@@ -35,7 +35,12 @@ from castlewatch.samples import read_sample_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "moto.yaml"
-FILTERS = ROOT / "castlewatch" / "data" / "demo" / "metric-filters.json"
+# the example configs' metric_filters, as a replay from files takes them
+PACKS = ("[{pack: cis, log_group: CloudTrail/DefaultLogGroup}, {pack: vpc-flow-logs, log_group: vpc-flow-logs}, "
+         "{pack: seed-dashboard, log_group: {cloudtrail: CloudTrail/DefaultLogGroup, vpc_flow_logs: vpc-flow-logs}}]")
+#: Resources the seed's setup makes: 2 log groups, 20 metric filters (cis 15, vpc-flow-logs 4,
+#: seed-dashboard's console sign-ins per user; its other two are those of cis and vpc-flow-logs), 1 dashboard.
+RESOURCES = 23
 PREFIX = "castlewatch/"
 WAIT_S = 30.0
 
@@ -43,7 +48,7 @@ WAIT_S = 30.0
 @pytest.fixture(autouse=True)
 def fast_emulator(monkeypatch):
     """moto has no call quota: the CloudWatch Logs rate limit (5 calls a second, AWS's) is
-    raised in this process so that provisioning 22 resources does not take 5 s."""
+    raised in this process so that provisioning 23 resources does not take 5 s."""
     monkeypatch.setattr(cloudwatch_logs, "LOGS_READ_TPS", 500.0)
     monkeypatch.setattr(cloudwatch_logs, "LOGS_READ_BURST", 50)
 
@@ -72,7 +77,7 @@ def local_replay(tmp: Path, saved: Path) -> dict:
     """Statistics of ``castlewatch replay`` of the saved events from files, namespaces prefixed."""
     config = tmp / "local.yaml"
     config.write_text(
-        f"metric_filters: {{file: {FILTERS}}}\nsources:\n"
+        f"metric_filters: {PACKS}\nsources:\n"
         f"  - {{type: file, path: {saved}/CloudTrail_DefaultLogGroup.jsonl, log_group: CloudTrail/DefaultLogGroup, "
         "format: cloudwatch_events}\n"
         f"  - {{type: file, path: {saved}/vpc-flow-logs.jsonl, log_group: vpc-flow-logs, format: cloudwatch_events}}\n"
@@ -104,8 +109,8 @@ def check_dashboard_body(url: str, datapoints: Path) -> None:
 
 def test_provision_put_events_replay_equals_a_local_replay(moto, tmp_path):
     plan = provision(moto, "--dry-run")
-    assert {c["action"] for c in plan["changes"]} == {"create"} and len(plan["changes"]) == 22
-    assert provision(moto)["counts"] == {"create": 22, "update": 0, "unchanged": 0}
+    assert {c["action"] for c in plan["changes"]} == {"create"} and len(plan["changes"]) == RESOURCES
+    assert provision(moto)["counts"] == {"create": RESOURCES, "update": 0, "unchanged": 0}
     saved = tmp_path / "saved"
     put_events(moto, saved)
     want = local_replay(tmp_path, saved)
@@ -117,7 +122,7 @@ def test_provision_put_events_replay_equals_a_local_replay(moto, tmp_path):
     assert cloudwatch_stats(moto, want) == want
     check_dashboard_body(moto, tmp_path / "replay" / "datapoints.jsonl")
     for dry in (["--dry-run"], []):  # the dashboard the replay drew included: nothing to change
-        assert provision(moto, *dry)["counts"] == {"create": 0, "update": 0, "unchanged": 22}
+        assert provision(moto, *dry)["counts"] == {"create": 0, "update": 0, "unchanged": RESOURCES}
 
 
 def test_the_sidecar_flow_provision_run_then_put_events_publishes_exact_datapoints(moto, tmp_path):
@@ -155,7 +160,7 @@ def test_the_sidecar_flow_provision_run_then_put_events_publishes_exact_datapoin
     assert jsonl_stats(tmp_path / "run" / "datapoints.jsonl", prefix=PREFIX) == want
     assert cloudwatch_stats(moto, want) == want
     check_dashboard_body(moto, tmp_path / "run" / "datapoints.jsonl")
-    assert provision(moto, "--dry-run")["counts"] == {"create": 0, "update": 0, "unchanged": 22}
+    assert provision(moto, "--dry-run")["counts"] == {"create": 0, "update": 0, "unchanged": RESOURCES}
 
 
 def test_put_sample_events_keeps_order_and_fits_cloudwatch_logs_time_limits():
@@ -187,7 +192,7 @@ def test_put_sample_events_keeps_order_and_fits_cloudwatch_logs_time_limits():
 @pytest.mark.parametrize("name", ["moto.yaml", "localstack.yaml", "aws.yaml"])
 def test_every_example_config_loads_with_the_seed_s_setup(name):
     config = load_config(ROOT / "examples" / name)
-    assert len(config.metric_filters) == 19
+    assert len(config.metric_filters) == RESOURCES - 3  # the packs' filters, each once
     assert {f.log_group_name for f in config.metric_filters} == {"CloudTrail/DefaultLogGroup", "vpc-flow-logs"}
     (source,) = config.sources
     assert source.type == "cloudwatch_logs" and source.log_group_names == ("CloudTrail/DefaultLogGroup",

@@ -13,6 +13,7 @@ from castlewatch.cli.aws_options import group_aws_options
 from castlewatch.cli.bench_command import bench_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
+from castlewatch.cli.packs import packs_command
 from castlewatch.cli.provision import provision_command
 from castlewatch.cli.render import format_json, print_table
 from castlewatch.events import parse_events
@@ -48,6 +49,7 @@ main.add_command(replay_command)
 main.add_command(run_command)
 main.add_command(provision_command)
 main.add_command(bench_command)
+main.add_command(packs_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)

@@ -22,6 +22,7 @@ from castlewatch.engine.config.schema import (
     DiscoverEntry,
     Document,
     MetricFiltersFile,
+    PackEntry,
     SINK_ENTRIES,
     SinkEntry,
     SinkKindEntry,
@@ -39,6 +40,7 @@ from castlewatch.metric_filters import (
 )
 from castlewatch.metric_filters.describe import decode_filter
 from castlewatch.model import MetricFilter, iso8601_ms
+from castlewatch.packs import PackError, get_pack
 from castlewatch.sinks import SinkSpec, sink_kind
 
 _PARAMETER_SCALARS = (str, int, float, bool, datetime.date)  # YAML reads 2024-01-01 as a date
@@ -187,6 +189,11 @@ class _Loader:
     def config(self, data: Any) -> EngineConfig:
         if data is None:
             raise self.fail("", "the configuration is empty; it needs metric_filters, sources and sinks")
+        if isinstance(data, Mapping) and isinstance(data.get("metric_filters"), Mapping) and "pack" in data[
+            "metric_filters"
+        ]:
+            raise self.fail("metric_filters",
+                            "a pack is an entry of a list: metric_filters: [{pack: NAME, log_group: NAME}]")
         document = decode(data, Document, source=self.source)
         filters, discover = self.metric_filters(document.metric_filters)
         groups = {f.log_group_name for f in filters}
@@ -221,10 +228,14 @@ class _Loader:
             return self.filters_file(value, "metric_filters"), None
         filters: list[MetricFilter] = []
         discover: str | None = None
+        from_packs: dict[tuple[str, str], tuple[str, MetricFilter]] = {}
         for i, item in enumerate(value):
             where = f"metric_filters[{i}]"
             if isinstance(item, Mapping) and "file" in item:
                 filters += self.filters_file(decode(item, MetricFiltersFile, where=where, source=self.source), where)
+            elif isinstance(item, Mapping) and "pack" in item:
+                entry = decode(item, PackEntry, where=where, source=self.source)
+                filters += self.pack_filters(entry, where, from_packs)
             elif isinstance(item, Mapping) and "discover" in item:
                 entry = decode(item, DiscoverEntry, where=where, source=self.source)
                 if not entry.discover:
@@ -236,6 +247,30 @@ class _Loader:
                 filters.append(decode_filter(item, where, self.source))
         validate_metric_filters(filters)  # together: names unique and quotas per log group
         return filters, discover
+
+    def pack_filters(
+        self, entry: PackEntry, where: str, seen: dict[tuple[str, str], tuple[str, MetricFilter]]
+    ) -> list[MetricFilter]:
+        """The filters of a ``{pack: ...}`` entry, less those an earlier pack entry already
+        gave identically on the same log group (``seed-dashboard`` beside ``cis``: the
+        security-group filter once); ``seen`` maps (log group, filter name) to the entry that
+        gave it. A same-named filter that differs (another variant) is an error."""
+        try:
+            filters = get_pack(entry.pack).metric_filters(entry.log_group, entry.variants)
+        except PackError as error:
+            raise self.fail(f"{where}.{error.location}", error.reason) from None
+        out = []
+        for f in filters:
+            first = seen.setdefault((f.log_group_name, f.filter_name), (where, f))
+            if first[0] == where:
+                out.append(f)
+            elif first[1] != f:
+                raise self.fail(
+                    where,
+                    f"pack {entry.pack} gives metric filter {f.filter_name} on log group {f.log_group_name} with "
+                    f"another pattern than {first[0]} does; choose the same variant in both",
+                )
+        return out
 
     def filters_file(self, value: MetricFiltersFile, where: str) -> list[MetricFilter]:
         for name, given in (value.parameters or {}).items():

@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from castlewatch.engine.config.model import DEFAULT_ALLOWED_LATENESS_S
 from castlewatch.engine.sources.cloudwatch_logs import DEFAULT_LOOKBACK_S, DEFAULT_POLL_INTERVAL_S
 from castlewatch.metric_filters import LOG_GROUP_NAME_RE
+from castlewatch.packs import LOG_GROUP_KINDS
 from castlewatch.sinks import SINK_TYPES
 
 TIMESTAMP_SHAPE = "'ingestion' or {field: SELECTOR, format: iso8601|epoch_s|epoch_ms}"
@@ -205,11 +206,38 @@ class DiscoverEntry(_Mapping):
     ]
 
 
+PACK_LOG_GROUP_SHAPE = (
+    "a log group name, or {kind: NAME} for a pack reading several kinds of log group "
+    f"({', '.join(LOG_GROUP_KINDS)})"
+)
+
+
+class PackEntry(_Mapping, kw_only=True):
+    """``{pack: NAME, log_group: ..., variants: {KEY: VARIANT}}`` in ``metric_filters``: a
+    built-in pack's filters (:mod:`castlewatch.packs`) on the given log groups.
+
+    The pack name, the log group kinds and the variant keys and names are checked after
+    decoding, against the pack (:class:`castlewatch.packs.PackError` with its location).
+    """
+
+    pack: Annotated[str, Meta(description="a built-in pack's name (castlewatch packs list)")]  # checked after decoding
+    log_group: Annotated[
+        LogGroupName | dict[str, LogGroupName],  # the kinds are the pack's: checked after decoding
+        Meta(description=PACK_LOG_GROUP_SHAPE),
+    ]
+    variants: Annotated[
+        dict[str, str] | None,
+        Meta(description="a mapping of the pack's filter keys to variant names, "
+             "e.g. {unauthorized-api-calls: cis-v5.0}"),
+    ] = None
+
+
 class Document(_Mapping):
     """The whole configuration file.
 
     ``metric_filters`` list items are metric filters, :class:`MetricFiltersFile` (a
-    mapping with ``file``) or :class:`DiscoverEntry` (a mapping with ``discover``);
+    mapping with ``file``), :class:`PackEntry` (a mapping with ``pack``) or
+    :class:`DiscoverEntry` (a mapping with ``discover``);
     ``sources`` items are :class:`SourceEntry` or, by their ``type``,
     :class:`CloudWatchLogsSourceEntry`: both decoded item by item.
     """
@@ -217,8 +245,8 @@ class Document(_Mapping):
     metric_filters: Annotated[
         list[Any] | MetricFiltersFile,
         Meta(
-            description="a list of metric filters (describe-metric-filters shape), {file: PATH} and "
-            "{discover: true} entries, or {file: PATH}"
+            description="a list of metric filters (describe-metric-filters shape), {file: PATH}, "
+            "{pack: NAME, log_group: NAME} and {discover: true} entries, or {file: PATH}"
         ),
     ]
     sources: Annotated[list[Any], Meta(min_length=1, description="a non-empty list of sources")]
