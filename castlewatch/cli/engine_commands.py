@@ -172,7 +172,7 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("castlewatch") / "data" / "demo" / "castlewatch.yaml"))
 
 
-def _load(config: str | None, out: str | None, flags: AwsTarget | None = None) -> EngineConfig:
+def load_job(config: str | None, out: str | None, flags: AwsTarget | None = None) -> EngineConfig:
     """The configuration (the bundled demo without ``config``), its sinks under ``out``
     and ``flags`` (``--region``, ``--profile``, ``--endpoint-url``) over its AWS targets.
 
@@ -265,7 +265,7 @@ def replay_command(
     CloudWatch Logs kept failing or CloudWatch did not accept every datapoint (those not
     published are kept in a file it names); 77 when AWS denied a call.
     """
-    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
+    loaded = load_job(config, out, aws_flags(region, profile, endpoint_url))
     _check_sources_exist(loaded)
     loaded = _resolve(loaded)
     console = Console(stderr=True)
@@ -387,7 +387,7 @@ def run_command(
     endpoint_url: str | None,
 ) -> None:
     """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
-    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
+    loaded = load_job(config, out, aws_flags(region, profile, endpoint_url))
     if checkpoint is None:
         checkpoint = default_checkpoint_path(config, out)
     try:
