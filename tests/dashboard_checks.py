@@ -8,7 +8,10 @@ library's parser, to compare with the dashboard body the ``cloudwatch_dashboard`
 - :func:`page_figures`: the figures' JSON (``{widget id: {"data": [...], "layout": {...}}}``);
 - :func:`page_text`: the page's text without its scripts (what a reader sees besides the plots);
 - :func:`outside_scripts`: the HTML with the inline scripts' bodies cut out (what must
-  hold no markup from the logs and no URL).
+  hold no markup from the logs and no URL);
+- :func:`write_job`: a small job (a JSON application log: sign-ins per user, bytes,
+  sign-outs, one user name written as markup) and :data:`WANT`, its Sum per minute of each
+  line worked out by hand from :data:`LOG`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,63 @@ import html
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+
+XSS = "<img src=x onerror=alert(1)>"
+BOB = 'bob & "eve"'
+
+LOG = [
+    {"time": "2024-01-01T10:00:05Z", "event": "login", "user": "alice", "bytes": 100},
+    {"time": "2024-01-01T10:00:40Z", "event": "login", "user": "alice", "bytes": 50},
+    {"time": "2024-01-01T10:01:10Z", "event": "login", "user": XSS, "bytes": 7},
+    {"time": "2024-01-01T10:02:00Z", "event": "login", "user": BOB, "bytes": 3},
+    {"time": "2024-01-01T10:02:30Z", "event": "logout", "user": "alice"},
+    {"time": "2024-01-01T10:02:59Z", "event": "login", "user": "alice", "bytes": 10},
+]
+
+# Two log groups read the same log: the second source names it through a symlink.
+JOB = """\
+metric_filters:
+  - filterName: SignInsPerUser
+    logGroupName: app
+    filterPattern: '{ $.event = "login" }'
+    metricTransformations:
+      - {metricName: SignIns, metricNamespace: App, metricValue: "1", unit: Count, dimensions: {User: $.user}}
+  - filterName: SignInBytes
+    logGroupName: app
+    filterPattern: '{ $.event = "login" }'
+    metricTransformations: [{metricName: SignInBytes, metricNamespace: App, metricValue: $.bytes, unit: Bytes}]
+  - filterName: SignOuts
+    logGroupName: other
+    filterPattern: '{ $.event = "logout" }'
+    metricTransformations: [{metricName: SignOuts, metricNamespace: App, metricValue: "1"}]
+sources:
+  - {type: file, path: app.log, log_group: app, timestamp: {field: $.time, format: iso8601}}
+  - {type: file, path: other.log, log_group: other, timestamp: {field: $.time, format: iso8601}}
+allowed_lateness_s: 60
+"""
+
+#: By hand from LOG: the Sum per minute of each line, (namespace, metric[, dimension, value]) -> {minute: Sum}.
+WANT = {
+    ("App", "SignIns", "User", "alice"): {"2024-01-01 10:00": 2.0, "2024-01-01 10:02": 1.0},
+    ("App", "SignIns", "User", XSS): {"2024-01-01 10:01": 1.0},
+    ("App", "SignIns", "User", BOB): {"2024-01-01 10:02": 1.0},
+    ("App", "SignInBytes"): {"2024-01-01 10:00": 150.0, "2024-01-01 10:01": 7.0, "2024-01-01 10:02": 13.0},
+    ("App", "SignOuts"): {"2024-01-01 10:02": 1.0},
+}
+
+
+def write_job(tmp: Path, sinks: str, name: str = "job.yaml") -> Path:
+    """The job of :data:`JOB` in ``tmp`` (its log :data:`LOG` in ``app.log``) with ``sinks``
+    (YAML list items); returns the config's path."""
+    (tmp / "app.log").write_text("".join(json.dumps(r) + "\n" for r in LOG))
+    if not (tmp / "other.log").exists():
+        (tmp / "other.log").symlink_to(tmp / "app.log")
+    config = tmp / name
+    config.write_text(JOB + f"sinks:\n{sinks}")
+    return config
+
 
 _FIGURES = re.compile(r'<script type="application/json" id="castlewatch-figures">(.*?)</script>', re.S)
 _SCRIPT = re.compile(r"(<script\b[^>]*>)(.*?)(</script>)", re.S | re.I)

@@ -2,7 +2,7 @@
 
 A small job is replayed (a JSON application log: sign-ins per user, bytes, sign-outs, one
 user name written as markup) and its page checked against counts worked out by hand from
-the log below: the widgets the ``cloudwatch_dashboard`` sink would put (same titles, same
+the log (``dashboard_checks.LOG``): the widgets the ``cloudwatch_dashboard`` sink would put (same titles, same
 log group grouping, same lines), the Sum per minute of each line, the units and statistic
 on the axes, the totals, the time range; the page filled from JSON Lines, Avro or CSV is
 the same; nothing in it is fetched from elsewhere; strings from the logs are text.
@@ -17,66 +17,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dashboard_checks import body_widgets, outside_scripts, page_figures, page_text, page_widgets
+from dashboard_checks import BOB, WANT, XSS, body_widgets, outside_scripts, page_figures, page_text, page_widgets
+from dashboard_checks import write_job
 
 from castlewatch.cli import main
 from castlewatch.dashboard import dashboard_body
 from castlewatch.dashboard_data import DatapointFileError, MinuteSums, read_datapoints
 from castlewatch.engine.config import load_config
-
-XSS = "<img src=x onerror=alert(1)>"
-BOB = 'bob & "eve"'
-
-LOG = [
-    {"time": "2024-01-01T10:00:05Z", "event": "login", "user": "alice", "bytes": 100},
-    {"time": "2024-01-01T10:00:40Z", "event": "login", "user": "alice", "bytes": 50},
-    {"time": "2024-01-01T10:01:10Z", "event": "login", "user": XSS, "bytes": 7},
-    {"time": "2024-01-01T10:02:00Z", "event": "login", "user": BOB, "bytes": 3},
-    {"time": "2024-01-01T10:02:30Z", "event": "logout", "user": "alice"},
-    {"time": "2024-01-01T10:02:59Z", "event": "login", "user": "alice", "bytes": 10},
-]
-
-FILTERS = """\
-metric_filters:
-  - filterName: SignInsPerUser
-    logGroupName: app
-    filterPattern: '{ $.event = "login" }'
-    metricTransformations:
-      - {metricName: SignIns, metricNamespace: App, metricValue: "1", unit: Count, dimensions: {User: $.user}}
-  - filterName: SignInBytes
-    logGroupName: app
-    filterPattern: '{ $.event = "login" }'
-    metricTransformations: [{metricName: SignInBytes, metricNamespace: App, metricValue: $.bytes, unit: Bytes}]
-  - filterName: SignOuts
-    logGroupName: other
-    filterPattern: '{ $.event = "logout" }'
-    metricTransformations: [{metricName: SignOuts, metricNamespace: App, metricValue: "1"}]
-sources:
-  - {type: file, path: app.log, log_group: app, timestamp: {field: $.time, format: iso8601}}
-  - {type: file, path: app.log, log_group: other, timestamp: {field: $.time, format: iso8601}}
-allowed_lateness_s: 60
-"""
-
-#: By hand from LOG: the Sum per minute of each line.
-WANT = {
-    ("App", "SignIns", "User", "alice"): {"2024-01-01 10:00": 2.0, "2024-01-01 10:02": 1.0},
-    ("App", "SignIns", "User", XSS): {"2024-01-01 10:01": 1.0},
-    ("App", "SignIns", "User", BOB): {"2024-01-01 10:02": 1.0},
-    ("App", "SignInBytes"): {"2024-01-01 10:00": 150.0, "2024-01-01 10:01": 7.0, "2024-01-01 10:02": 13.0},
-    ("App", "SignOuts"): {"2024-01-01 10:02": 1.0},
-}
-
-
-def write_job(tmp: Path, sinks: str, name: str = "job.yaml") -> Path:
-    # A second source on the same file needs a second path: a symlink names it.
-    (tmp / "app.log").write_text("".join(json.dumps(r) + "\n" for r in LOG))
-    if not (tmp / "other.log").exists():
-        (tmp / "other.log").symlink_to(tmp / "app.log")
-    config = tmp / name
-    text = FILTERS.replace("{type: file, path: app.log, log_group: other", "{type: file, path: other.log, log_group: other")
-    config.write_text(text + f"sinks:\n{sinks}")
-    return config
-
 
 def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
