@@ -385,7 +385,8 @@ class Engine:
         keeps what is left in its spool for the next run).
         While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
         its metrics' watermarks move on with the wall clock from where its last batch
-        left them, so their last minutes close.
+        left them, so their last minutes close, and late datapoints still open are sealed
+        once a watermark enters a new minute (:mod:`castlewatch.engine.aggregate`).
 
         Raises:
             Exception: whatever a source raised (a bug, never malformed input), after
@@ -436,7 +437,7 @@ class Engine:
                 now = time.monotonic()
                 for name, aggregator in self.aggregators.items():
                     since, watermarks = last_event[name]
-                    if now - since >= idle_s and aggregator.windows:
+                    if now - since >= idle_s and (aggregator.windows or aggregator.late):
                         aggregator.advance(int((now - since) * 1000), since=watermarks)
                         self._write(aggregator.close_ready())
                 if self.checkpoints.due(checkpoint_interval_s):  # measured from the end of the last save
