@@ -31,7 +31,7 @@ LOG = [
     {"time": "2024-01-01T10:00:40Z", "event": "login", "user": "alice", "bytes": 50},
     {"time": "2024-01-01T10:01:10Z", "event": "login", "user": XSS, "bytes": 7},
     {"time": "2024-01-01T10:02:00Z", "event": "login", "user": BOB, "bytes": 3},
-    {"time": "2024-01-01T10:02:30Z", "event": "logout", "user": "alice"},
+    {"time": "2024-01-01T10:02:58Z", "event": "logout", "user": "alice"},
     {"time": "2024-01-01T10:02:59Z", "event": "login", "user": "alice", "bytes": 10},
 ]
 
