@@ -153,7 +153,8 @@ def page_model(
         config: an ``EngineConfig`` (``metric_filters``; ``path`` names it).
         store: the datapoints.
         source: where they came from, in a few words (a file's path, "the running daemon").
-        source_kind: ``"file"`` or ``"live"``.
+        source_kind: ``"file"`` (``source`` is a file holding them all, older ones too),
+            ``"run"`` (a replay or run without such a file) or ``"live"``.
         live: the live page of ``run --serve`` (it refreshes itself).
         notes: lines worth showing (a file's incomplete last line).
         now: the time the page is made (default: now).
@@ -179,8 +180,9 @@ def page_model(
         first, last = span
         page.range = {"first": minute_text(first), "last": minute_text(last), "minutes": (last - first) // 60 + 1}
         x_range = [minute_text(first - 60) + ":30", minute_text(last) + ":30"]
+        x_step = tick_minutes((last - first) // 60 + 1)
     else:
-        x_range = None
+        x_range, x_step = None, 1
     units = _units(config)
     groups = _log_groups(config)
     widgets = body["widgets"]
@@ -217,8 +219,11 @@ def page_model(
                                    label if dims else "", series, units.get((namespace, name), ["None"])))
         unit_text = ", ".join(graph_units)
         axis = f"{statistic} ({unit_text})" if unit_text != "None" else f"{statistic} (unit: None)"
-        page.figures[graph_id] = {"data": traces, "layout": _layout(graph_id, axis, x_range,
-                                                                       empty=not any(t["x"] for t in traces))}
+        layout = _layout(graph_id, axis, x_range, x_step, empty=not any(t["x"] for t in traces))
+        values = [y for t in traces for y in t["y"]]
+        if values and all(float(y).is_integer() for y in values) and max(values) <= 5:
+            layout["yaxis"]["dtick"] = 1  # counts: no tick between two whole numbers
+        page.figures[graph_id] = {"data": traces, "layout": layout}
         section["graphs"].append({"id": graph_id, "title": props["title"], "statistic": statistic,
                                   "unit": unit_text, "lines": len(traces)})
         page.totals.extend(rows)
@@ -243,12 +248,23 @@ def _trace(label: str, series: Series | None) -> dict[str, Any]:
     }
 
 
-def _layout(graph_id: str, axis: str, x_range: list[str] | None, empty: bool) -> dict[str, Any]:
+#: Minutes between two ticks of the time axis, the smallest that gives at most 12 ticks.
+TICK_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10_080)
+
+
+def tick_minutes(span: int) -> int:
+    """Minutes between two ticks of a time axis covering ``span`` minutes: whole minutes
+    only (a datapoint is a minute), at most 12 ticks up to a week, a week beyond."""
+    return next((step for step in TICK_MINUTES if span / step <= 12), TICK_MINUTES[-1])
+
+
+def _layout(graph_id: str, axis: str, x_range: list[str] | None, x_step: int, empty: bool) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "autosize": True,
         "margin": {"l": 64, "r": 16, "t": 8, "b": 8},
         "xaxis": {"type": "date", "title": {"text": "minute (UTC)"}, "hoverformat": "%Y-%m-%d %H:%M UTC",
-                  "automargin": True},
+                  "automargin": True, "dtick": x_step * 60_000, "tick0": "2000-01-01 00:00",
+                  "tickformat": "%H:%M\n%Y-%m-%d"},
         "yaxis": {"title": {"text": plotly_text(axis)}, "rangemode": "tozero", "automargin": True},
         "showlegend": True,
         "legend": {"orientation": "h", "yanchor": "top", "y": -0.3},

@@ -105,8 +105,11 @@ class HtmlDashboardSink(SinkBase):
         from castlewatch.dashboard_page import page_model, render_page
 
         found = datapoint_file(self.config)
-        source = f"this {self.mode}" + (f" (also in {found[1]})" if found else "")
-        html = render_page(page_model(self.config, store, source=source, notes=self.notes))
+        if found is not None:  # the same datapoints as this sink's
+            source, kind = str(found[1]), "file"
+        else:
+            source, kind = f"this {self.mode}", "run"
+        html = render_page(page_model(self.config, store, source=source, source_kind=kind, notes=self.notes))
         write_atomically(self.path, html)
         self._written = version
 
