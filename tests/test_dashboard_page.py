@@ -214,3 +214,15 @@ def test_the_readers_add_up_a_minute_s_datapoints_as_cloudwatch_does(tmp_path):
     path.write_text('{"Namespace": "N", "MetricName": "M", "Timestamp": "2024-01-01T00:00:00Z"}\n')
     with pytest.raises(DatapointFileError, match=r"d.jsonl:1: .*no Values, StatisticValues or Value"):
         read_datapoints("jsonl", path, MinuteSums())
+
+
+def test_sinks_put_elsewhere_by_replay_out_are_found_with_sinks_dir_and_the_page_can_go_to_stdout(tmp_path):
+    config = write_job(tmp_path, "  - {type: jsonl, path: out/datapoints.jsonl}\n")
+    elsewhere = tmp_path / "elsewhere"
+    assert invoke("replay", "--config", str(config), "--out", str(elsewhere)).exit_code == 0
+    result = invoke("dashboard", "--config", str(config), "--sinks-dir", str(elsewhere), "--out", "-")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.rstrip().endswith("</html>")
+    assert "Wrote the dashboard to stdout: 3 widgets, 8 datapoints" in result.stderr
+    assert lines_by_name(result.stdout) == WANT
+    assert not (tmp_path / "out").exists()
