@@ -302,9 +302,9 @@ def test_timestamp_errors(timestamp: str, location: str, reason: str) -> None:
     ("sinks", "location", "reason"),
     [
         ("[{type: parquet, path: x}]", "sinks[0].type",
-         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, got 'parquet'"),
+         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, html_dashboard, got 'parquet'"),
         ("[{type: json, path: x}]", "sinks[0].type",
-         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, got 'json'; did you mean 'jsonl'?"),
+         "expected one of jsonl, csv, avro, stdout, cloudwatch, cloudwatch_dashboard, html_dashboard, got 'json'; did you mean 'jsonl'?"),
         ("[{type: csv, path: 5}]", "sinks[0].path", "expected a file path, got 5"),
         ("[stdout]", "sinks[0]",
          "expected a sink mapping such as {type: jsonl, path: FILE} or {type: cloudwatch, region: REGION}, got 'stdout'"),

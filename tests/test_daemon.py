@@ -9,6 +9,7 @@ process started is killed in ``finally``.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
@@ -626,6 +627,62 @@ def test_idle_watermark_does_not_run_ahead_of_the_clock(tmp_path, daemons):
         f"watermark ahead of the clock (elapsed s, watermark - t_a s): {ahead}"
     )
     assert ahead == [], f"watermark ahead of the clock (elapsed s, watermark - t_a s): {ahead}"
+
+
+class FastClock:
+    """The runner's ``time`` with a monotonic clock running ``speed`` times faster than the
+    real one (from the moment it is made): its idle watermarks move a minute in a second."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed, self.start = speed, time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.start + (time.monotonic() - self.start) * self.speed
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_a_late_datapoint_of_an_idle_source_is_published_while_idle(tmp_path, monkeypatch):
+    """Every minute closed, then a late event, then quiet: its late datapoints are published
+    once the idle source's watermark, moving with the wall clock, enters a new minute (they
+    waited for the next event or the stop). The runner's clock runs 60 times faster so that
+    a minute of quiet takes a second."""
+    from castlewatch.engine import runner
+    from castlewatch.engine.runner import Engine
+
+    log = tmp_path / "app.log"
+    on_time = [json.dumps({"t": BASE + 10, "level": "ERROR", "user": "u1"}),
+               json.dumps({"t": BASE + 58, "level": "ERROR", "user": "u1"})]
+    append(log, on_time)
+    late = json.dumps({"t": BASE + 20, "level": "ERROR", "user": "u2"})
+    config = _load(write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out", lateness=1))
+    monkeypatch.setattr(runner, "time", FastClock(60.0))
+
+    async def main() -> tuple[int, int]:
+        engine = Engine(config, checkpoint=tmp_path / "ck.json")
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop, checkpoint_interval_s=0.1))
+        deadline = time.monotonic() + WAIT_S
+        (aggregator,) = engine.aggregators.values()
+        while engine.stats.events_read < 2 or aggregator.windows:  # the minute closes while idle
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        written = engine.stats.datapoints_written
+        append(log, [late])
+        while engine.stats.datapoints_written == written:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        published = engine.stats.datapoints_written - written
+        stop.set()
+        await asyncio.wait_for(task, WAIT_S)
+        return published, engine.stats.late_events
+
+    published, late_events = asyncio.run(main())
+    # Errors, Requests{User=u2} and Warnings (its default value 0): late, each a datapoint of its own
+    assert (published, late_events) == (3, 3)
+    reference, _ = replay_totals(tmp_path, [on_time[0], late, on_time[1]], lateness=1)
+    assert jsonl_totals(tmp_path / "out" / "datapoints.jsonl") == reference
 
 
 # ---- robustness: a source that raises, malformed counts across a crash, stdin, checkpoints --------

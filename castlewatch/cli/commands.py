@@ -11,6 +11,7 @@ from rich.console import Console
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
 from castlewatch.cli.bench_command import bench_command
+from castlewatch.cli.dashboard_command import dashboard_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.packs import packs_command
@@ -48,6 +49,7 @@ def main() -> None:
 main.add_command(replay_command)
 main.add_command(run_command)
 main.add_command(provision_command)
+main.add_command(dashboard_command)
 main.add_command(bench_command)
 main.add_command(packs_command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import math
@@ -172,7 +173,7 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("castlewatch") / "data" / "demo" / "castlewatch.yaml"))
 
 
-def _load(config: str | None, out: str | None, flags: AwsTarget | None = None) -> EngineConfig:
+def load_job(config: str | None, out: str | None, flags: AwsTarget | None = None) -> EngineConfig:
     """The configuration (the bundled demo without ``config``), its sinks under ``out``
     and ``flags`` (``--region``, ``--profile``, ``--endpoint-url``) over its AWS targets.
 
@@ -265,7 +266,7 @@ def replay_command(
     CloudWatch Logs kept failing or CloudWatch did not accept every datapoint (those not
     published are kept in a file it names); 77 when AWS denied a call.
     """
-    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
+    loaded = load_job(config, out, aws_flags(region, profile, endpoint_url))
     _check_sources_exist(loaded)
     loaded = _resolve(loaded)
     console = Console(stderr=True)
@@ -376,18 +377,34 @@ def _sources_without_time(engine: Engine) -> list[str]:
     metavar="SECONDS",
     help="How often to flush the sinks and write the checkpoint (a positive number of seconds).",
 )
+@click.option(
+    "--serve",
+    "serve_at",
+    metavar="[HOST:]PORT",
+    help="Also serve the live dashboard (/) and Prometheus metrics (/metrics) over HTTP on HOST:PORT "
+    "(HOST 127.0.0.1 unless given; PORT 0: a free port). The URL is printed on stderr.",
+)
 @aws_options
 def run_command(
     config: str | None,
     out: str | None,
     checkpoint: str | None,
     checkpoint_interval: float,
+    serve_at: str | None,
     region: str | None,
     profile: str | None,
     endpoint_url: str | None,
 ) -> None:
     """Run as a daemon: follow the sources (like tail -F) until SIGTERM or SIGINT."""
-    loaded = _load(config, out, aws_flags(region, profile, endpoint_url))
+    address = None
+    if serve_at is not None:
+        from castlewatch.live import parse_address
+
+        try:
+            address = parse_address(serve_at)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="'--serve'") from None
+    loaded = load_job(config, out, aws_flags(region, profile, endpoint_url))
     if checkpoint is None:
         checkpoint = default_checkpoint_path(config, out)
     try:
@@ -402,27 +419,69 @@ def run_command(
     console = Console(stderr=True)
     started = time.perf_counter()
 
+    resumed = Path(checkpoint).exists()
+
     async def main() -> Stats:
         stop = asyncio.Event()
         remove = install_signal_handlers(stop)
         try:
-            if console.is_terminal:
-                with Live(
-                    console=console, refresh_per_second=2, transient=True, redirect_stdout=_stdout_is_terminal()
-                ) as live:
-                    engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
-                    return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
-            engine = _engine(loaded, Path(checkpoint), ProgressRecords())
-            _log_event("start", config=config or "demo", checkpoint=checkpoint)
-            stats = await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
-            _log_event("stop", **_counters(stats))
-            return stats
+            async with _served(loaded, address, serve_at, console.is_terminal) as dashboard:
+                if console.is_terminal:
+                    with Live(
+                        console=console, refresh_per_second=2, transient=True, redirect_stdout=_stdout_is_terminal()
+                    ) as live:
+                        engine = _engine(loaded, Path(checkpoint), lambda s: live.update(_status(s)))
+                        await _follow(dashboard, engine, resumed)
+                        return await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
+                engine = _engine(loaded, Path(checkpoint), ProgressRecords())
+                await _follow(dashboard, engine, resumed)
+                _log_event("start", config=config or "demo", checkpoint=checkpoint)
+                stats = await engine.run(stop, checkpoint_interval_s=checkpoint_interval)
+                _log_event("stop", **_counters(stats))
+                return stats
         finally:
             remove()
 
     stats = _run_or_fail(main(), checkpoint)
     if console.is_terminal:  # off a terminal the "stop" log record has the counts
         print_summary(summary_table(stats, loaded, time.perf_counter() - started), console)
+
+
+@contextlib.asynccontextmanager
+async def _served(config: EngineConfig, address: tuple[str, int] | None, given: str | None, terminal: bool):
+    """``run --serve``: the live dashboard's server, listening before the engine opens any
+    sink (so an address in use changes no output), for the duration of the block; yields
+    the :class:`~castlewatch.live.LiveDashboard`, or None without ``--serve``.
+
+    Raises:
+        ConfigError: the address cannot be listened on.
+    """
+    if address is None:
+        yield None
+        return
+    from castlewatch.live import LiveDashboard, start_server
+
+    dashboard = LiveDashboard(config)
+    try:
+        server = await start_server(dashboard, *address)
+    except OSError as err:
+        raise ConfigError(f"--serve {given}: cannot listen on it: {err.strerror or err}") from None
+    if terminal:
+        click.echo(f"Serving the live dashboard at {server.url} and Prometheus metrics at {server.url}metrics",
+                   err=True)
+    else:
+        _log_event("serving", dashboard=server.url, metrics=server.url + "metrics")
+    try:
+        yield dashboard
+    finally:
+        await server.close()
+
+
+async def _follow(dashboard, engine: Engine, resumed: bool) -> None:
+    """The live dashboard (if any) follows ``engine``, from the file sink's minutes when resumed."""
+    if dashboard is not None:
+        dashboard.attach(engine)
+        await dashboard.seed(resumed)
 
 
 def _status(stats: Stats) -> str:

@@ -127,6 +127,8 @@ class Engine:
         checkpoint: checkpoint file path (daemon); when it exists the run resumes from it.
         on_progress: called with the :class:`Stats` after each evaluated batch, and about once a
             second while ``run`` waits for input (UI).
+        observers: called with every list of datapoints the sinks are given, after them
+            (``run --serve``'s live dashboard); they must be quick and must not raise.
 
     Raises:
         UnsupportedMetricFilterError: a metric filter uses a setting castlewatch refuses.
@@ -144,6 +146,8 @@ class Engine:
             published) it tells a source whose timestamp resolved in no event.
         checkpoints: the :class:`~castlewatch.engine.checkpoint.CheckpointWriter`
             (its ``report``: what the saves cost).
+        observers: the ``observers`` (a list: more may be added before the run).
+        last_batch_at: source name -> wall time (epoch seconds) its last batch was evaluated.
     """
 
     def __init__(
@@ -151,10 +155,13 @@ class Engine:
         config: EngineConfig,
         checkpoint: Path | None = None,
         on_progress: Callable[[Stats], None] | None = None,
+        observers: list[Callable[[list[Datapoint]], None]] | None = None,
     ) -> None:
         self.config = config
         self.checkpoint = checkpoint
         self.on_progress = on_progress
+        self.observers = list(observers or ())
+        self.last_batch_at: dict[str, float] = {}
         self.stats = Stats()
         self.bad_timestamps: dict[str, int] = {}
         state = self._load_checkpoint()
@@ -267,6 +274,7 @@ class Engine:
         if bad:
             self.bad_timestamps[batch.source] = self.bad_timestamps.get(batch.source, 0) + bad
         self.positions[batch.source] = batch.position
+        self.last_batch_at[batch.source] = time.time()
         self._write(aggregator.close_ready())
         if self.on_progress is not None:
             self.on_progress(self.stats)
@@ -302,6 +310,8 @@ class Engine:
             return
         for sink in self.sinks:
             sink.write(datapoints)
+        for observe in self.observers:
+            observe(datapoints)
         self.stats.datapoints_written += len(datapoints)
         self.stats.datums_written += sum(dp.datum_count() for dp in datapoints)
 
@@ -385,7 +395,8 @@ class Engine:
         keeps what is left in its spool for the next run).
         While a source is idle for ``allowed_lateness_s`` of wall time (at least 1 s),
         its metrics' watermarks move on with the wall clock from where its last batch
-        left them, so their last minutes close.
+        left them, so their last minutes close, and late datapoints still open are sealed
+        once a watermark enters a new minute (:mod:`castlewatch.engine.aggregate`).
 
         Raises:
             Exception: whatever a source raised (a bug, never malformed input), after
@@ -436,7 +447,7 @@ class Engine:
                 now = time.monotonic()
                 for name, aggregator in self.aggregators.items():
                     since, watermarks = last_event[name]
-                    if now - since >= idle_s and aggregator.windows:
+                    if now - since >= idle_s and (aggregator.windows or aggregator.late):
                         aggregator.advance(int((now - since) * 1000), since=watermarks)
                         self._write(aggregator.close_ready())
                 if self.checkpoints.due(checkpoint_interval_s):  # measured from the end of the last save

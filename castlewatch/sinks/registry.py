@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {
     "stdout": "castlewatch.sinks.stdout",
     "cloudwatch": "castlewatch.sinks.cloudwatch",
     "cloudwatch_dashboard": "castlewatch.sinks.cloudwatch_dashboard",
+    "html_dashboard": "castlewatch.sinks.html_dashboard",
 }
 
 #: The sink types a config's ``sinks: [{type: ...}]`` may name.

@@ -175,6 +175,16 @@ class CloudWatchDashboardSinkEntry(_Mapping, kw_only=True):
     timeout_s: Annotated[float, _SECONDS] = 30.0
 
 
+class HtmlDashboardSinkEntry(_Mapping, kw_only=True):
+    """``type: html_dashboard``: the dashboard as a local HTML page (:mod:`castlewatch.sinks.html_dashboard`)."""
+
+    type: Literal["html_dashboard"]
+    path: Annotated[str, Meta(min_length=1, description="a file path")]
+    max_minutes: Annotated[
+        int, Meta(ge=1, le=44_640, description="a number of minutes from 1 to 44,640 (31 days)")
+    ] = 10_080
+
+
 #: Each sink type's mapping.
 SINK_ENTRIES: dict[str, type[Struct]] = {
     "jsonl": SinkEntry,
@@ -183,6 +193,7 @@ SINK_ENTRIES: dict[str, type[Struct]] = {
     "stdout": SinkEntry,
     "cloudwatch": CloudWatchSinkEntry,
     "cloudwatch_dashboard": CloudWatchDashboardSinkEntry,
+    "html_dashboard": HtmlDashboardSinkEntry,
 }
 
 
