@@ -150,7 +150,7 @@ def test_the_demo_replay_s_page_draws_all_its_widgets(browser, tmp_path):
     visit = Visit(browser, page.as_uri())
     try:
         widgets = check_page(visit, page_figures(page.read_text()), metric_names(demo_config_path()))
-        assert len(widgets) == 19
+        assert len(widgets) == 20  # one per metric filter of the demo: cis 15, vpc-flow-logs 4, seed-dashboard 1 more
         assert visit.requests == [page.as_uri()]
         visit.screenshot("dashboard-demo.png")
     finally:

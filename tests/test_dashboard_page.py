@@ -134,7 +134,7 @@ def test_the_demo_replay_writes_the_page_beside_the_datapoints(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     page = (tmp_path / "castlewatch-out" / "dashboard.html").read_text()
     widgets = page_widgets(page)
-    assert len(widgets) == 19
+    assert len(widgets) == 20  # cis 15 + vpc-flow-logs 4 + seed-dashboard 1 (its other two are the packs')
     assert ("Log group CloudTrail/DefaultLogGroup", "ConsoleSignIns (ConsoleSignInsPerUser)",
             ["UserArn=arn:aws:iam::111122223333:user/alice", "UserArn=arn:aws:iam::111122223333:user/bob",
              "UserArn=arn:aws:iam::111122223333:root",
