@@ -15,6 +15,7 @@ from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.provision import provision_command
 from castlewatch.cli.render import format_json, print_table
+from castlewatch.cli.serve import serve_command
 from castlewatch.events import parse_events
 from castlewatch.grammar import literals
 from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names
@@ -48,6 +49,7 @@ main.add_command(replay_command)
 main.add_command(run_command)
 main.add_command(provision_command)
 main.add_command(bench_command)
+main.add_command(serve_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)
