@@ -11,6 +11,7 @@ from rich.console import Console
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
 from castlewatch.cli.bench_command import bench_command
+from castlewatch.cli.conformance import conformance_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.provision import provision_command
@@ -50,6 +51,7 @@ main.add_command(run_command)
 main.add_command(provision_command)
 main.add_command(bench_command)
 main.add_command(serve_command)
+main.add_command(conformance_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)
