@@ -153,6 +153,29 @@ def test_test_metric_filter_request_limits(messages):
     assert info.value.code == "InvalidParameterException"
 
 
+@pytest.mark.parametrize(
+    ("pattern", "messages", "expected"),
+    [
+        ("ERROR", ["x"] * 51, "1 validation error detected: Value at 'logEventMessages' failed to satisfy constraint: "
+                              "Member must have length less than or equal to 50"),
+        ("ERROR", [], "1 validation error detected: Value at 'logEventMessages' failed to satisfy constraint: "
+                      "Member must have length greater than or equal to 1"),
+        ("ERROR", ["ok", ""], "1 validation error detected: Value at 'logEventMessages.2.member' failed to satisfy "
+                              "constraint: Member must have length greater than or equal to 1"),
+        ("a" * 1025, ["x"] * 51, "2 validation errors detected: Value at 'filterPattern' failed to satisfy constraint: "
+                                 "Member must have length less than or equal to 1024; Value at 'logEventMessages' "
+                                 "failed to satisfy constraint: Member must have length less than or equal to 50"),
+    ],
+    ids=["fifty-one", "none", "empty-member", "two-violations"],
+)
+def test_test_metric_filter_request_messages_are_the_services(pattern, messages, expected):
+    """§7, §11: the service's validation text (no "between", no count), every violation
+    named, the pattern's length among them."""
+    with pytest.raises(castlewatch.InvalidParameterError) as info:
+        castlewatch.test_metric_filter(pattern, messages)
+    assert str(info.value) == expected
+
+
 def test_test_metric_filter_accepts_fifty_one_character_messages():
     """§7: 50 messages, each of one character, is a valid request."""
     result = castlewatch.test_metric_filter("x", ["x"] * 50)

@@ -969,3 +969,50 @@ def test_cloudformation_scalar_parameter_values_as_text(tmp_path: Path) -> None:
     assert (f.log_group_name, f.metric_transformations[0].metric_name) == ("true", "Err-5")
     [f] = load_metric_filters(path, parameters={"Env": False})
     assert f.metric_transformations[0].metric_name == "Err-false"
+
+
+# ---- PutSubscriptionFilter ---------------------------------------------------------------------
+
+_SUBSCRIPTION = dict(
+    log_group_name="app/one", filter_name="to-lambda", filter_pattern='{ $.level = "ERROR" }',
+    destination_arn="arn:aws:lambda:us-east-1:123456789012:function:sink",
+)
+
+
+def test_subscription_filter_is_validated_like_put_subscription_filter():
+    """The pattern language and names of metric filters (§1, §8.1); a Lambda destination
+    needs no role; the compiled pattern comes back."""
+    from castlewatch.metric_filters import validate_subscription_filter
+
+    assert validate_subscription_filter(**_SUBSCRIPTION).kind == "json"
+    assert validate_subscription_filter(**{**_SUBSCRIPTION, "filter_pattern": ""}).kind == "all"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"filter_pattern": "{ $.level = }"}, "Invalid metric filter pattern"),
+        ({"filter_name": "a:b"}, "1 validation error detected: Value at 'filterName' failed to satisfy constraint: "
+                                 "Member must satisfy regular expression pattern: [^:*]*"),
+        ({"log_group_name": ""}, "1 validation error detected: Value at 'logGroupName' failed to satisfy constraint: "
+                                 "Member must have length greater than or equal to 1"),
+        ({"destination_arn": ""}, "1 validation error detected: Value at 'destinationArn' failed to satisfy "
+                                  "constraint: Member must have length greater than or equal to 1"),
+        ({"distribution": "random"}, "1 validation error detected: Value at 'distribution' failed to satisfy "
+                                     "constraint: Member must satisfy enum value set: [Random, ByLogStream]"),
+        ({"emit_system_fields": ["@aws.zone"]}, "The provided system fields are invalid. The supported system fields "
+                                                "are - [@aws.region, @aws.account, @source.log]"),
+        ({"field_selection_criteria": "@aws.region =="}, "The provided field selection criteria is invalid"),
+        ({"destination_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"},
+         "destinationArn for vendor kinesis cannot be used without roleArn"),
+    ],
+    ids=["pattern", "filter-name", "log-group", "destination", "distribution", "system-fields", "criteria",
+         "kinesis-without-role"],
+)
+def test_subscription_filter_refusals_carry_the_services_message(change, message):
+    from castlewatch.metric_filters import MetricFilterError, validate_subscription_filter
+
+    with pytest.raises(MetricFilterError) as info:
+        validate_subscription_filter(**{**_SUBSCRIPTION, **change})
+    assert info.value.message == message
+    assert info.value.code == "InvalidParameterException"

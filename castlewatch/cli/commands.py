@@ -11,12 +11,14 @@ from rich.console import Console
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
 from castlewatch.cli.bench_command import bench_command
+from castlewatch.cli.conformance import conformance_command
 from castlewatch.cli.dashboard_command import dashboard_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
 from castlewatch.cli.packs import packs_command
 from castlewatch.cli.provision import provision_command
 from castlewatch.cli.render import format_json, print_table
+from castlewatch.cli.serve import serve_command
 from castlewatch.events import parse_events
 from castlewatch.grammar import literals
 from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names
@@ -52,6 +54,8 @@ main.add_command(provision_command)
 main.add_command(dashboard_command)
 main.add_command(bench_command)
 main.add_command(packs_command)
+main.add_command(serve_command)
+main.add_command(conformance_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 
 from castlewatch.grammar.compiler import FilterPattern, decode_json_event, split_fields
-from castlewatch.grammar.errors import FilterPatternError, InvalidParameterError
-from castlewatch.grammar.parser import parse
+from castlewatch.grammar.errors import FilterPatternError, InvalidParameterError, validation_errors
+from castlewatch.grammar.parser import MAX_PATTERN_LENGTH, parse
 
 __all__ = [
     "FilterPattern",
     "FilterPatternError",
     "InvalidParameterError",
+    "check_test_request",
     "compile_pattern",
     "decode_json_event",
     "purge",
@@ -53,8 +54,48 @@ def purge() -> None:
     compile_pattern.cache_clear()
 
 
+def check_test_request(filter_pattern: str, log_event_messages: list[str]) -> None:
+    """TestMetricFilter's request constraints (spec §7), checked together as the service's
+    request validation checks them, before the pattern is compiled.
+
+    ``filterPattern`` is 0 to 1024 code points; ``logEventMessages`` holds 1 to 50
+    messages of at least one character each (API_TestMetricFilter, botocore's
+    ``TestEventMessages`` and ``EventMessage`` shapes).
+
+    Raises:
+        FilterPatternError: the pattern is too long and nothing else is wrong (with the
+            column past the limit).
+        InvalidParameterError: a message constraint is broken; the message is the
+            service's, e.g. ``1 validation error detected: Value at 'logEventMessages'
+            failed to satisfy constraint: Member must have length less than or equal to
+            50`` (every violation, in request order, when there are several).
+        TypeError: ``log_event_messages`` is not a list of str.
+    """
+    if isinstance(log_event_messages, str) or not all(isinstance(m, str) for m in log_event_messages):
+        raise TypeError("log_event_messages must be a list of str")
+    violations: list[tuple[str, str]] = []
+    if len(filter_pattern) > MAX_PATTERN_LENGTH:
+        violations.append(("filterPattern", f"Member must have length less than or equal to {MAX_PATTERN_LENGTH}"))
+    count = len(log_event_messages)
+    if count < 1:
+        violations.append(("logEventMessages", "Member must have length greater than or equal to 1"))
+    elif count > MAX_TEST_MESSAGES:
+        violations.append(("logEventMessages", f"Member must have length less than or equal to {MAX_TEST_MESSAGES}"))
+    for number, message in enumerate(log_event_messages, 1):
+        if not message:
+            member = f"logEventMessages.{number}.member"
+            violations.append((member, "Member must have length greater than or equal to 1"))
+    if len(violations) == 1 and violations[0][0] == "filterPattern":
+        compile_pattern(filter_pattern)  # raises the FilterPatternError, with its column
+    if violations:
+        raise InvalidParameterError(validation_errors(*violations))
+
+
 def test_metric_filter(filter_pattern: str, log_event_messages: list[str]) -> dict:
     """Offline equivalent of the CloudWatch Logs TestMetricFilter API (spec §7).
+
+    The one implementation of TestMetricFilter: ``castlewatch test-metric-filter`` and
+    ``castlewatch serve`` both answer with it.
 
     Args:
         filter_pattern: the pattern, 0-1024 code points.
@@ -67,24 +108,14 @@ def test_metric_filter(filter_pattern: str, log_event_messages: list[str]) -> di
 
     Raises:
         FilterPatternError: invalid pattern (``InvalidParameterException``).
-        InvalidParameterError: the request breaks the API's limits.
+        InvalidParameterError: the request breaks the API's limits
+            (:func:`check_test_request`).
+        TypeError: ``log_event_messages`` is not a list of str.
     """
-    messages = list(log_event_messages) if not isinstance(log_event_messages, str) else None
-    if messages is None or not 1 <= len(messages) <= MAX_TEST_MESSAGES:
-        count = "a string" if messages is None else len(messages)
-        raise InvalidParameterError(
-            "1 validation error detected: Value at 'logEventMessages' failed to satisfy constraint: "
-            f"Member must have length between 1 and {MAX_TEST_MESSAGES} (got {count})"
-        )
-    for i, message in enumerate(messages):
-        if not isinstance(message, str) or not message:
-            raise InvalidParameterError(
-                f"1 validation error detected: Value at 'logEventMessages.{i + 1}.member' failed to satisfy "
-                "constraint: Member must have length greater than or equal to 1"
-            )
+    check_test_request(filter_pattern, log_event_messages)
     pattern = compile_pattern(filter_pattern)
     matches = []
-    for number, message in enumerate(messages, 1):
+    for number, message in enumerate(log_event_messages, 1):
         extracted = pattern.extract(message)
         if extracted is not None:
             matches.append({"eventNumber": number, "eventMessage": message, "extractedValues": extracted})

@@ -21,6 +21,24 @@ TOO_MANY_WILDCARD_SELECTORS = (
 )
 
 
+def validation_errors(*violations: tuple[str, str]) -> str:
+    """The service's request-validation message for one or more ``(member, constraint)``
+    violations, in request order (spec §7, §8.1, §11)::
+
+        1 validation error detected: Value at 'logEventMessages' failed to satisfy
+        constraint: Member must have length less than or equal to 50
+
+    CloudWatch Logs does not quote the value (``Value at '...'``) [rec R-M]; several
+    violations are counted and joined with ``; `` as AWS's request validation writes them
+    [adopted: no recording holds two at once].
+    """
+    count = len(violations)
+    parts = "; ".join(
+        f"Value at '{member}' failed to satisfy constraint: {constraint}" for member, constraint in violations
+    )
+    return f"{count} validation error{'s' if count != 1 else ''} detected: {parts}"
+
+
 def invalid_term(text: str) -> str:
     """The service's message for a character it does not accept (spec §3.1, §4, §5.3)."""
     return f"Invalid character(s) in term '{text}'"

@@ -4,6 +4,7 @@ Spec: ``docs/filter-patterns.md`` §1 (limits per log group), §8.1 (fields), §
 (validation, in that order), §11 (messages).  One module per concern:
 
 - :mod:`.validate`: :func:`validate_metric_filter` (one filter, as PutMetricFilter),
+  :func:`validate_subscription_filter` (as PutSubscriptionFilter),
   :func:`check_group_limits` (per-log-group quotas);
 - :mod:`.references`: ``metricValue`` / dimension references and number literals;
 - :mod:`.selection`: ``fieldSelectionCriteria`` syntax;
@@ -40,6 +41,7 @@ from castlewatch.metric_filters.validate import (
     check_group_limits,
     validate_metric_filter,
     validate_metric_filters,
+    validate_subscription_filter,
     validate_transformation,
 )
 
@@ -65,5 +67,6 @@ __all__ = [
     "yaml_error_text",
     "validate_metric_filter",
     "validate_metric_filters",
+    "validate_subscription_filter",
     "validate_transformation",
 ]

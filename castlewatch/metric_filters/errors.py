@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from castlewatch.grammar.errors import FilterPatternError, InvalidParameterError
+from castlewatch.grammar.errors import FilterPatternError, InvalidParameterError, validation_errors
 
 # ---- the service's messages (§8.2, §11) ----------------------------------------------------
 
@@ -38,7 +38,7 @@ def validation_error(member: str, constraint: str) -> str:
 
     CloudWatch Logs does not quote the value (``Value at '...'``) [rec R-M].
     """
-    return f"1 validation error detected: Value at '{member}' failed to satisfy constraint: {constraint}"
+    return validation_errors((member, constraint))
 
 
 def max_length(member: str, limit: int) -> str:

@@ -1,8 +1,11 @@
 """PutMetricFilter validation (spec §8.1, §8.2, in that order) and the per-log-group
-quotas (§1), with the service's messages (§11).
+quotas (§1), with the service's messages (§11); PutSubscriptionFilter's, which shares
+the names, the pattern language and the field selection criteria.
 
 - :func:`validate_metric_filter` checks one :class:`~castlewatch.model.MetricFilter`
   the way PutMetricFilter does.
+- :func:`validate_subscription_filter` checks a subscription filter the way
+  PutSubscriptionFilter does.
 - :func:`check_group_limits` applies the per-log-group quotas (100 filters, 5 filters
   with a regex) and refuses two filters of one name in one log group.
 
@@ -111,24 +114,7 @@ def _check(
     # §8.1 request members.  [adopted] Checked before §8.2 step 1: the order among
     # request-shape checks and the pattern is not recorded.
     if request_members:
-        group = f.log_group_name
-        if len(group) < 1:
-            raise fail(min_length("logGroupName"), "log_group_name", "every metric filter needs its logGroupName")
-        if len(group) > MAX_NAME_LENGTH:
-            raise fail(max_length("logGroupName", MAX_NAME_LENGTH), "log_group_name")
-        if not LOG_GROUP_NAME_RE.fullmatch(group):
-            raise fail(
-                pattern_mismatch("logGroupName", LOG_GROUP_NAME_RE.pattern),
-                "log_group_name",
-                "a log group name is made of letters, digits and . - _ / #",
-            )
-        name = f.filter_name
-        if len(name) < 1:
-            raise fail(min_length("filterName"), "filter_name")
-        if len(name) > MAX_NAME_LENGTH:
-            raise fail(max_length("filterName", MAX_NAME_LENGTH), "filter_name")
-        if any(ch in _FILTER_NAME_FORBIDDEN for ch in name):
-            raise fail(pattern_mismatch("filterName", "[^:*]*"), "filter_name", "':' and '*' are not allowed in a filter name")
+        _check_names(fail, f.log_group_name, f.filter_name, "metric filter")
     count = len(f.metric_transformations)
     if count != 1:
         message = (
@@ -221,7 +207,34 @@ def _check(
         )
 
     # 10. fieldSelectionCriteria.
-    criteria = f.field_selection_criteria
+    _check_selection_criteria(fail, f.field_selection_criteria)
+    return pattern
+
+
+def _check_names(fail, group: str, name: str, what: str) -> None:
+    """§8.1: ``logGroupName`` and ``filterName`` (PutMetricFilter and PutSubscriptionFilter)."""
+    if len(group) < 1:
+        raise fail(min_length("logGroupName"), "log_group_name", f"every {what} needs its logGroupName")
+    if len(group) > MAX_NAME_LENGTH:
+        raise fail(max_length("logGroupName", MAX_NAME_LENGTH), "log_group_name")
+    if not LOG_GROUP_NAME_RE.fullmatch(group):
+        raise fail(
+            pattern_mismatch("logGroupName", LOG_GROUP_NAME_RE.pattern),
+            "log_group_name",
+            "a log group name is made of letters, digits and . - _ / #",
+        )
+    if len(name) < 1:
+        raise fail(min_length("filterName"), "filter_name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise fail(max_length("filterName", MAX_NAME_LENGTH), "filter_name")
+    if any(ch in _FILTER_NAME_FORBIDDEN for ch in name):
+        raise fail(
+            pattern_mismatch("filterName", "[^:*]*"), "filter_name", "':' and '*' are not allowed in a filter name"
+        )
+
+
+def _check_selection_criteria(fail, criteria: str | None) -> None:
+    """§8.2 step 10: ``fieldSelectionCriteria`` (PutMetricFilter and PutSubscriptionFilter)."""
     if criteria:  # [adopted] "" selects every event, like no criteria
         if len(criteria) > MAX_SELECTION_CRITERIA_LENGTH:
             raise fail(max_length("fieldSelectionCriteria", MAX_SELECTION_CRITERIA_LENGTH), "field_selection_criteria")
@@ -231,7 +244,6 @@ def _check(
                 "field_selection_criteria",
                 'e.g. @aws.region = "us-east-1" AND @aws.account IN ["123456789012"]',
             )
-    return pattern
 
 
 def validate_metric_filter(f: MetricFilter) -> FilterPattern:
@@ -269,6 +281,70 @@ def validate_transformation(
         transformation = decode_transformation(transformation, "transformation", None)
     f = MetricFilter(filter_name=filter_name, filter_pattern=filter_pattern, metric_transformations=[transformation])
     _check(f, filter_name=filter_name, log_group_name="", request_members=False)
+
+
+DISTRIBUTIONS: tuple[str, ...] = ("Random", "ByLogStream")
+"""Values of PutSubscriptionFilter's ``distribution`` (botocore's ``Distribution`` enum)."""
+
+#: Destinations that need a ``roleArn`` (the service names the vendor) [rec: kinesis;
+#: firehose adopted, the same rule per the API reference's roleArn text].
+_ROLE_VENDORS = ("kinesis", "firehose")
+
+
+def validate_subscription_filter(
+    *,
+    log_group_name: str,
+    filter_name: str,
+    filter_pattern: str,
+    destination_arn: str,
+    role_arn: str | None = None,
+    distribution: str | None = None,
+    field_selection_criteria: str | None = None,
+    emit_system_fields: list[str] | None = None,
+) -> FilterPattern:
+    """Validate a subscription filter as PutSubscriptionFilter does; return its compiled
+    pattern.
+
+    The pattern language is the one of metric filters (§1, [doc FPS]); names follow §8.1;
+    ``destinationArn`` and ``roleArn`` have at least one character, ``distribution`` is
+    ``Random`` or ``ByLogStream``, ``emitSystemFields`` take the §8.2 step 5 values and
+    ``fieldSelectionCriteria`` the step 10 syntax (botocore's PutSubscriptionFilterRequest
+    shape). A Kinesis or Firehose destination without ``roleArn`` gets "destinationArn for
+    vendor kinesis cannot be used without roleArn" [rec]. Whether the destination exists
+    or accepts the test message is for the service (or the emulator) to say.
+
+    Raises:
+        MetricFilterPatternError: the pattern does not compile (the service's message;
+            ``filter_name`` and ``log_group_name`` set).
+        MetricFilterError: any other rule; ``message`` is the service's text (§11).
+    """
+
+    def fail(message: str, rule: str, hint: str = "") -> MetricFilterError:
+        return MetricFilterError(
+            message, filter_name=filter_name, log_group_name=log_group_name, rule=rule, hint=hint
+        )
+
+    _check_names(fail, log_group_name, filter_name, "subscription filter")
+    if len(destination_arn) < 1:
+        raise fail(min_length("destinationArn"), "destination_arn")
+    if role_arn is not None and len(role_arn) < 1:
+        raise fail(min_length("roleArn"), "role_arn")
+    if distribution is not None and distribution not in DISTRIBUTIONS:
+        raise fail(
+            validation_error("distribution", f"Member must satisfy enum value set: [{', '.join(DISTRIBUTIONS)}]"),
+            "distribution",
+        )
+    try:
+        pattern = compile_pattern(filter_pattern)
+    except FilterPatternError as error:
+        raise MetricFilterPatternError.wrap(error, filter_name, log_group_name) from None
+    if any(field not in SYSTEM_FIELDS for field in emit_system_fields or ()):
+        raise fail(INVALID_SYSTEM_FIELDS, "system_fields")
+    _check_selection_criteria(fail, field_selection_criteria)
+    vendor = destination_arn.split(":")[2] if destination_arn.count(":") >= 5 else ""
+    if vendor in _ROLE_VENDORS and not role_arn:
+        raise fail(f"destinationArn for vendor {vendor} cannot be used without roleArn", "role_arn")
+    return pattern
 
 
 # ---- per-log-group limits (§1) ----------------------------------------------------------------
