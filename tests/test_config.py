@@ -219,9 +219,9 @@ def test_missing_top_level_key() -> None:
     ("source", "location", "reason"),
     [
         ("{type: stdin, log_group: cloudtrail, format: ndjson, timestamp: ingestion}", "sources[0].format",
-         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'ndjson'"),
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, flow_log_file, got 'ndjson'"),
         ("{type: stdin, log_group: cloudtrail, format: line, timestamp: ingestion}", "sources[0].format",
-         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'line'; did you mean 'lines'?"),
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, flow_log_file, got 'line'; did you mean 'lines'?"),
         ("{type: fille, log_group: cloudtrail}", "sources[0].type",
          "expected one of file, stdin, cloudwatch_logs, got 'fille'; did you mean 'file'?"),
         ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, cloudwatch_logs, got 'kafka'"),

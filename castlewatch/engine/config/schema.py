@@ -58,7 +58,7 @@ class SourceEntry(_Mapping, kw_only=True):
             "(1-512 of letters, digits and . - _ / #)",
         ),
     ]
-    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive"] = "lines"
+    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file"] = "lines"
     timestamp: Annotated[
         Literal["ingestion"] | TimestampField | UnsetType, Meta(description=TIMESTAMP_SHAPE)
     ] = UNSET

@@ -328,6 +328,8 @@ class FileSource(Source):
         f.parser.offset = offset
         f.parser.skip = entry.get("skip", 0)
         f.parser.discard = bool(entry.get("discard", False))
+        if isinstance(entry.get("header"), str):
+            f.parser.set_header(entry["header"])
         return True
 
     def _adopt_orphans(self) -> None:
