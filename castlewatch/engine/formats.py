@@ -598,6 +598,11 @@ class StreamParser:
         stream = item.get("logStreamName")
         return LogEvent(timestamp, message, self.group, stream if type(stream) is str else "")
 
+    def record_event(self, record: Any) -> LogEvent | None:
+        """The event of one CloudTrail record (a decoded ``Records`` item), as this format
+        makes it (module docstring), or None with the reason counted in :attr:`stats`."""
+        return self._cloudtrail_event(record)
+
     def _cloudtrail_event(self, record: Any) -> LogEvent | None:
         if type(record) is not dict:
             self.stats.count_malformed("invalid_json")
