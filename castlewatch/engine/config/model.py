@@ -72,6 +72,8 @@ class SourceConfig:
         path: for ``file``, an absolute path or glob; None for ``stdin``.
         format: ``"lines"``, ``"cloudwatch_events"``, ``"cloudtrail_archive"`` or ``"flow_log_file"``.
         timestamp: for ``lines``, where the event time comes from; None otherwise.
+        endpoint_url, region: for an ``s3://bucket/prefix`` path (``castlewatch backfill``
+            reads it): the S3 endpoint (moto, LocalStack) and the bucket's region, or None.
     """
 
     type: Literal["file", "stdin"]
@@ -79,6 +81,8 @@ class SourceConfig:
     path: str | None = None
     format: Literal["lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file"] = "lines"
     timestamp: TimestampSpec | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
 
     @property
     def ingestion_time(self) -> bool:

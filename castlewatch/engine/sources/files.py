@@ -142,6 +142,9 @@ class FileSource(Source):
         check_format(spec)
         if not spec.path:
             raise ValueError("a file source needs a path")
+        if spec.path.startswith("s3://"):
+            raise ValueError(f"source path {spec.path!r} is in S3: castlewatch backfill reads S3 archives; "
+                             "replay and run read files (copy the objects down, or use backfill)")
         super().__init__(spec, stats, batch_size)
         self.poll_interval = POLL_INTERVAL_S
         self.chunk_bytes = CHUNK_BYTES
