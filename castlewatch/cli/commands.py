@@ -10,6 +10,7 @@ from rich.console import Console
 
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
+from castlewatch.cli.backfill import backfill_command
 from castlewatch.cli.bench_command import bench_command
 from castlewatch.cli.engine_commands import replay_command, run_command
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
@@ -47,6 +48,7 @@ def main() -> None:
 main.add_command(replay_command)
 main.add_command(run_command)
 main.add_command(provision_command)
+main.add_command(backfill_command)
 main.add_command(bench_command)
 
 

@@ -182,6 +182,23 @@ def merge_all(parts: Iterable[PartialAggregate]) -> PartialAggregate:
     return total if total is not None else PartialAggregate()
 
 
+def merge_datapoints(points: Iterable[Datapoint]) -> list[Datapoint]:
+    """The datapoints of ``points`` with those of one metric, dimension set, unit and
+    minute merged into one, as CloudWatch adds up the datapoints of a minute (a replay
+    publishes a minute's late contributions in a datapoint of their own, §8.4): ordered as
+    :meth:`PartialAggregate.datapoints`, Sums exact. Where two of them hold a zero, the
+    zero of the one made first (``Datapoint.serial``) is kept. ``points`` are consumed."""
+    out = PartialAggregate()
+    for point in sorted(points, key=lambda p: p.serial):
+        key = ((point.namespace, point.metric_name, point.dimensions, point.unit), point.timestamp * 1000)
+        held = out.points.get(key)
+        if held is None:
+            out.points[key] = point
+        else:
+            held.absorb(point)
+    return out.datapoints()
+
+
 def merge_stats(a: Stats, b: Stats) -> Stats:
     """Counters of two disjoint parts of a run, added up (a new :class:`Stats`): numbers
     add, per-key counts add per key; ``disabled_filters`` (filter -> reason) keeps, for a
