@@ -78,6 +78,8 @@ class BackfillResult:
         objects_read: objects evaluated.
         restarts: objects read again from their start (not of the plain shape).
         attempts: object -> how many times it was attempted, for those tried more than once.
+        cpu_seconds, wall_seconds: summed over the partitions that succeeded (what the
+            workers' threads spent on them).
     """
 
     partials: dict[int, PartialAggregate] = field(default_factory=dict)
@@ -87,6 +89,8 @@ class BackfillResult:
     objects_read: int = 0
     restarts: int = 0
     attempts: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
 
 
 def plan(jobs: list[SourceJob], start: _dt.date, end: _dt.date, threads: int,
@@ -145,6 +149,8 @@ def execute(client: Any, the_plan: Plan, retries: int = DEFAULT_RETRIES,
             result.errors += done.errors[: max(0, 10 - len(result.errors))]
             result.objects_read += len(done.keys)
             result.restarts += done.restarts
+            result.cpu_seconds += done.cpu_seconds
+            result.wall_seconds += done.wall_seconds
             if on_done is not None:
                 on_done(len(done.keys), 0)
             continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,7 @@ class PartitionResult:
             the events before the damage kept, as a replay keeps them).
         errors: the first evaluation errors, as report lines.
         restarts: objects read again from their start (not of the plain shape).
+        cpu_seconds, wall_seconds: what the partition cost its worker thread.
     """
 
     source: int
@@ -100,6 +102,8 @@ class PartitionResult:
     damaged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     restarts: int = 0
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
 
 
 def evaluator_for(job: SourceJob) -> LogGroupEvaluator:
@@ -134,6 +138,7 @@ def run_partition(job: SourceJob, objects: list[tuple[int, str]]) -> PartitionRe
         ObjectFailed: an object could not be read (or its evaluation hit a castlewatch
             bug outside an event); the partition is to be retried.
     """
+    started, cpu = time.perf_counter(), time.thread_time()
     evaluator = evaluator_for(job)
     result = PartitionResult(job.index, [key for _, key in objects], PartialAggregate(origin=objects[0][0]))
     for ordinal, key in objects:
@@ -142,6 +147,8 @@ def run_partition(job: SourceJob, objects: list[tuple[int, str]]) -> PartitionRe
         except Exception as err:  # a storage failure, or a bug: the client retries, then names it
             raise ObjectFailed(job.location.name(key), f"{type(err).__name__}: {err}") from None
         result.partial = merge(result.partial, part)
+    result.cpu_seconds = time.thread_time() - cpu
+    result.wall_seconds = time.perf_counter() - started
     return result
 
 
