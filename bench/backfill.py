@@ -50,7 +50,7 @@ FIRST = _dt.date(2024, 3, 5)
 #: records per flow log object, rounds, decompressed MB of the large object.
 MODES = {
     "quick": {"days": 2, "every": 120, "events": 300, "flows": 1200, "rounds": 3, "object_mb": 50},
-    "full": {"days": 2, "every": 60, "events": 400, "flows": 1500, "rounds": 5, "object_mb": 50},
+    "full": {"days": 2, "every": 60, "events": 600, "flows": 2000, "rounds": 5, "object_mb": 50},
     "smoke": {"days": 1, "every": 360, "events": 20, "flows": 40, "rounds": 1, "object_mb": 1},  # tests only
 }
 

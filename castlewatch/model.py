@@ -362,11 +362,13 @@ class Datapoint:
 
     def zero(self) -> float | None:
         """The zero among the values (``0.0`` or ``-0.0``, the first one added), or None."""
-        if self._small is not None:
-            for value in self._small:
+        small = self._small
+        if small is not None:
+            if 0.0 not in small:
+                return None
+            for value in small:
                 if value == 0.0:
                     return value
-            return None
         self._fold_buffer()
         values = self._values
         at = int(values.searchsorted(0.0))

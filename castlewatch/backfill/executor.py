@@ -2,7 +2,7 @@
 
 :func:`plan` lists each source's objects within the dates and cuts them into partitions:
 runs of consecutive objects (in key order) of one source, at most ``objects_per_task``
-objects and :data:`MAX_TASK_BYTES` compressed bytes each (by default about four
+objects and :data:`MAX_TASK_BYTES` compressed bytes each (by default about eight
 partitions per worker thread, so the last ones balance the load).
 
 :func:`execute` scatters each source's job to every worker once (the metric filters are
@@ -37,7 +37,7 @@ from castlewatch.engine.partial import PartialAggregate, merge
 #: The most compressed bytes of objects in one partition (a partition is read by one task).
 MAX_TASK_BYTES = 256 << 20
 #: Partitions per worker thread aimed at when ``objects_per_task`` is not given.
-TASKS_PER_THREAD = 4
+TASKS_PER_THREAD = 8
 #: The most objects in one partition when ``objects_per_task`` is not given.
 MAX_OBJECTS_PER_TASK = 64
 #: Further attempts of a failing object before it is reported.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from castlewatch.backfill.executor import BackfillResult, Plan, execute, plan, worker_threads
+from castlewatch.backfill.executor import BackfillResult, Plan, execute, plan
 from castlewatch.backfill.layout import SERVICES
 from castlewatch.backfill.output import write_datapoints
 from castlewatch.backfill.storage import Location
@@ -124,8 +124,3 @@ def run_backfill(
 def _metric(f: Any) -> tuple[str, str, str]:
     t = f.metric_transformations[0]
     return t.metric_namespace, t.metric_name, t.unit or "None"
-
-
-def workers_of(client: Any) -> int:
-    """How many tasks ``client``'s cluster runs at once."""
-    return worker_threads(client)

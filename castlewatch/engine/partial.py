@@ -62,7 +62,7 @@ class PartialAggregate:
 
     Attributes:
         points: (metric key, minute start ms) -> datapoint (``sum`` is a running sum
-            until :meth:`datapoints` or :func:`merge` makes it exact).
+            until :meth:`datapoints` makes it exact).
         stats, origin: as given.
         zero_at: point key -> ordinal of the object its zero came from, where not ``origin``.
     """
@@ -167,8 +167,7 @@ def merge(a: PartialAggregate, b: PartialAggregate) -> PartialAggregate:
                 zero_at[key] = their_zero
             else:
                 zero_at.pop(key, None)
-        ours.absorb(theirs)
-        ours.sum = point_sum(ours)
+        ours.absorb(theirs)  # its sum is a running one until datapoints() makes it exact
         points[key] = ours
     out.points = points
     return out
