@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import gzip
 import datetime as dt
 import json
 import os
@@ -271,3 +272,29 @@ def test_the_two_week_caveat_of_a_cloudwatch_sink(tmp_path):
     assert cloudwatch_caveat(config, dt.date(2025, 2, 20), today) is None
     assert cloudwatch_caveat(load_config_text(_config(tmp_path, "s3://b/p", "s3://b/p", "out"), tmp_path),
                              dt.date(2025, 1, 1), today) is None
+
+
+def test_a_filter_near_the_dimension_limit_is_withheld_not_guessed(tmp_path, scheduler):
+    day = tmp_path / "bucket/AWSLogs/111122223333/vpcflowlogs/us-east-1/2025/01/02"
+    day.mkdir(parents=True)
+    header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    for part in range(2):  # 1,000 distinct sources within a minute, over two objects (two partitions)
+        records = [f"2 111122223333 eni-1 10.{part}.{i // 250}.{i % 250} 10.9.9.9 443 22 6 1 40 1735786800 "
+                   f"1735786860 REJECT OK" for i in range(500)]
+        (day / f"111122223333_vpcflowlogs_us-east-1_fl-1_20250102T000{part}Z_h.log.gz").write_bytes(
+            gzip.compress(("\n".join([header, *records]) + "\n").encode()))
+    text = FILTERS.replace("logGroupName: CloudTrail/Default", "logGroupName: vpc-flow-logs") + """\
+  - filterName: rejects-by-source
+    logGroupName: vpc-flow-logs
+    filterPattern: '[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, start, end, action = "REJECT", status]'
+    metricTransformations: [{metricName: RejectsBySource, metricNamespace: Flow, metricValue: "1", dimensions: {Source: $source}}]
+"""
+    text += f"sources:\n  - {{type: file, path: '{tmp_path / 'bucket'}', log_group: vpc-flow-logs, format: flow_log_file}}\n"
+    text += "sinks:\n  - {type: jsonl, path: out.jsonl}\n"
+    config = _write(tmp_path, "bf.yaml", text)
+    result = CliRunner().invoke(main, ["backfill", "--config", str(config), "--from", "2025-01-02", "--to", "2025-01-02",
+                                       "--scheduler", scheduler, "--objects-per-task", "1"])
+    assert result.exit_code == 65, result.output
+    assert "metric filter 'rejects-by-source': its dimensions took 1,000 distinct value sets" in result.stderr
+    written = (tmp_path / "out.jsonl").read_text()
+    assert '"MetricName":"RejectedBytes"' in written and "RejectsBySource" not in written
