@@ -21,6 +21,7 @@ fails after ``retries`` more attempts is reported by key with its error
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import logging
@@ -154,7 +155,10 @@ def execute(client: Any, the_plan: Plan, retries: int = DEFAULT_RETRIES,
             if on_done is not None:
                 on_done(len(done.keys), 0)
             continue
-        error = future.exception()
+        try:
+            error = future.exception()
+        except (Exception, asyncio.CancelledError) as err:  # cancelled: tried again like a failure
+            error = err
         for retry in _retries(partition, error, jobs[partition.source].location, retries, result):
             futures.add(submit(retry))
         if on_done is not None and len(partition.objects) == 1 and partition.attempt > retries:
