@@ -226,11 +226,14 @@ def test_unreadable_kinds_of_object_within_the_dates_are_named(tmp_path, schedul
     write_folder(root, {k: v for k, v in objects.items() if "/2025/01/02/" in k})
     parquet = root / "AWSLogs/111122223333/vpcflowlogs/us-east-1/2025/01/02/111122223333_vpcflowlogs_x.log.parquet"
     parquet.write_bytes(b"PAR1")
+    (root / "AWSLogs/111122223333/CloudTrail/us-east-1/manifest.json").write_text("{}")
     config = _write(tmp_path, "bf.yaml", _config(tmp_path, str(root), str(root), "out"))
     result = CliRunner().invoke(main, ["backfill", "--config", str(config), "--from", "2025-01-02", "--to",
                                        "2025-01-02", "--scheduler", scheduler])
     assert result.exit_code == 75, result.output
     assert f"Error: could not read {parquet}: flow logs in Parquet are not read" in result.stderr
+    assert ("Warning: 1 objects in the services' folders are not in their YYYY/MM/DD folders, so they have no date "
+            f"and were not read: {root}/AWSLogs/111122223333/CloudTrail/us-east-1/manifest.json") in result.stderr
 
 
 @pytest.mark.parametrize(("source", "message"), [

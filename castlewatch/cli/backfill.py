@@ -115,6 +115,12 @@ def backfill_command(config: str, start: _dt.date, end: _dt.date, workers: int |
         table.add_row("objects listed that are not the sources' logs (other services, outside AWSLogs/)", str(skipped),
                       style="dim")
     print_summary(table, console)
+    undated = [(job.location.name(key), reason) for job, listing in zip(report.plan.jobs, report.plan.listings)
+               for key, reason in listing.undated]
+    if undated:
+        shown = ", ".join(name for name, _ in undated[:3]) + (f" and {len(undated) - 3} more" if len(undated) > 3 else "")
+        click.echo(f"Warning: {len(undated)} objects in the services' folders are not in their YYYY/MM/DD folders, "
+                   f"so they have no date and were not read: {shown}", err=True)
     for line in report.result.errors:
         click.echo(f"castlewatch: {line}", err=True)
     problems = []
