@@ -169,7 +169,9 @@ class Datapoint:
         dimensions: ((name, value), ...) in the transformation's order.
         timestamp: start of the minute, epoch **seconds** (UTC).
         sum, sample_count, minimum, maximum: statistics of the contributions; ``sum``
-            adds the contributions one by one in their order (``sum += value * count``).
+            adds the contributions one by one in their order (``sum += value * count``)
+            while the datapoint is open; the aggregator closes it with the exact Sum of
+            its values and counts, rounded once (:mod:`castlewatch.engine.exact_sum`).
         values: value -> number of contributions with that value (a property).
         serial, saved: the aggregator's bookkeeping for checkpoints (creation order; what
             the last checkpoint holds), see :mod:`castlewatch.engine.checkpoint`.
@@ -309,6 +311,68 @@ class Datapoint:
             self._mark = 0
         self._values, self._counts = vs.merge(self._values, self._counts, *vs.fold(raw))
         self._limit = max(_BUFFER_MIN, len(self._values))
+
+    def absorb(self, other: Datapoint) -> None:
+        """Fold every contribution of ``other`` (a datapoint of the same metric, dimensions,
+        unit and minute) into this one, as if they had been added after this one's:
+        the distinct values and their counts add up exactly, a value already here keeping
+        its representation (this datapoint's zero wins over ``other``'s), SampleCount
+        adds up, Minimum and Maximum are the smaller and the larger (this one's on a tie,
+        so ``-0.0`` and ``0.0`` are told apart as :meth:`add` tells them), and ``sum``
+        becomes ``self.sum + other.sum`` (an exact Sum is
+        :func:`castlewatch.engine.exact_sum.point_sum`). ``other`` is left as it was.
+        Used to merge partial aggregates (:mod:`castlewatch.engine.partial`)."""
+        theirs = other._small
+        if theirs is not None and self._small is not None:
+            small = self._small
+            for value, count in theirs.items():
+                held = small.get(value)
+                small[value] = count if held is None else held + count
+            if len(small) > SMALL_VALUES:
+                self._to_arrays()
+        else:
+            np, vs = _numpy()
+            if self._small is not None:
+                self._to_arrays()
+            self._fold_buffer()
+            if theirs is not None:
+                pairs = sorted(theirs.items())
+                new = (np.array([v for v, _ in pairs], np.float64), np.array([c for _, c in pairs], np.int64))
+            else:
+                other._fold_buffer()
+                new = (other._values, other._counts)
+            self._values, self._counts = vs.merge(self._values, self._counts, *new)
+            self._limit = max(_BUFFER_MIN, len(self._values))
+            self._untrack()
+        self.sum += other.sum
+        self.sample_count += other.sample_count
+        if other.minimum < self.minimum:
+            self.minimum = other.minimum
+        if other.maximum > self.maximum:
+            self.maximum = other.maximum
+
+    def multiset(self) -> tuple[list[tuple[float, int]] | None, tuple[Any, Any] | None]:
+        """The distinct values and their counts without copying a large datapoint's:
+        ``(items, None)`` with (value, count) pairs (at most :data:`SMALL_VALUES`, any
+        order), or ``(None, (values, counts))``, numpy arrays (float64 ascending, int64)."""
+        if self._small is not None:
+            return list(self._small.items()), None
+        self._fold_buffer()
+        return None, (self._values, self._counts)
+
+    def zero(self) -> float | None:
+        """The zero among the values (``0.0`` or ``-0.0``, the first one added), or None."""
+        small = self._small
+        if small is not None:
+            if 0.0 not in small:
+                return None
+            for value in small:
+                if value == 0.0:
+                    return value
+        self._fold_buffer()
+        values = self._values
+        at = int(values.searchsorted(0.0))
+        return float(values[at]) if at < len(values) and values[at] == 0.0 else None
 
     def items(self) -> list[tuple[float, int]]:
         """(value, count) for each distinct value, ascending by value."""

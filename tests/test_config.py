@@ -219,9 +219,9 @@ def test_missing_top_level_key() -> None:
     ("source", "location", "reason"),
     [
         ("{type: stdin, log_group: cloudtrail, format: ndjson, timestamp: ingestion}", "sources[0].format",
-         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'ndjson'"),
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, flow_log_file, got 'ndjson'"),
         ("{type: stdin, log_group: cloudtrail, format: line, timestamp: ingestion}", "sources[0].format",
-         "expected one of lines, cloudwatch_events, cloudtrail_archive, got 'line'; did you mean 'lines'?"),
+         "expected one of lines, cloudwatch_events, cloudtrail_archive, flow_log_file, got 'line'; did you mean 'lines'?"),
         ("{type: fille, log_group: cloudtrail}", "sources[0].type",
          "expected one of file, stdin, cloudwatch_logs, got 'fille'; did you mean 'file'?"),
         ("{type: kafka, log_group: cloudtrail}", "sources[0].type", "expected one of file, stdin, cloudwatch_logs, got 'kafka'"),
@@ -236,7 +236,7 @@ def test_missing_top_level_key() -> None:
          "expected the name of the log group whose metric filters apply (1-512 of letters, digits and . - _ / #), "
          "got 'my group'"),
         ("{type: stdin, log_group: cloudtrail, timestamp: ingestion, follow: true}", "sources[0].follow",
-         "unknown key; allowed here: type, path, log_group, format, timestamp"),
+         "unknown key; allowed here: type, path, log_group, format, timestamp, endpoint_url, region"),
         ("{type: file, path: t.json, log_group: cloudtrail, format: cloudtrail_archive, timestamp: ingestion}",
          "sources[0].timestamp", "format 'cloudtrail_archive' carries its own event time; timestamp applies to format 'lines' only"),
     ],

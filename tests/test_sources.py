@@ -471,12 +471,20 @@ def write_resume_inputs(tmp_path: Path, kind: str) -> SourceSpec:
             records = trail_records(7 + n)
             (tmp_path / f"trail{n}.json.gz").write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
         return file_spec(tmp_path / "trail*.json.gz", "cloudtrail_archive")
+    if kind == "flow-log-files":  # a header per file, read again on resume from the checkpoint
+        header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"
+        for n, wrap in enumerate((gzip.compress, lambda data: data)):
+            body = "".join(f"2 123456789012 eni-{n}{i} 10.0.0.1 10.0.0.2 443 {i} 6 1 40 {1700000000 + i} {1700000060 + i} ACCEPT OK\n"
+                           for i in range(6 + n))
+            (tmp_path / f"flow{n}.log{'.gz' if n == 0 else ''}").write_bytes(wrap((header + body).encode()))
+        return file_spec(tmp_path / "flow*.log*", "flow_log_file")
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 5])
 @pytest.mark.parametrize(
-    "kind", ["lines", "glob-with-gzip", "cloudwatch-documents", "cloudwatch-pretty-document", "cloudtrail-gzip"]
+    "kind", ["lines", "glob-with-gzip", "cloudwatch-documents", "cloudwatch-pretty-document", "cloudtrail-gzip",
+             "flow-log-files"]
 )
 def test_resume_from_any_batch_reads_exactly_the_rest(tmp_path: Path, kind: str, batch_size: int) -> None:
     spec = write_resume_inputs(tmp_path, kind)
@@ -492,6 +500,7 @@ def test_resume_from_any_batch_reads_exactly_the_rest(tmp_path: Path, kind: str,
         position = json.loads(json.dumps(batch.position))  # as stored on disk
         rest, _ = read_all(spec, positions=position, batch_size=batch_size, chunk_bytes=7)
         assert messages(rest) == everything[done:], (done, batch.position)
+        assert events(rest) == events(batches)[done:]
 
 
 def test_resume_after_append_truncation_and_rewrite(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
+from castlewatch.cli.backfill import backfill_command
 from castlewatch.cli.bench_command import bench_command
 from castlewatch.cli.conformance import conformance_command
 from castlewatch.cli.dashboard_command import dashboard_command
@@ -52,6 +53,7 @@ main.add_command(replay_command)
 main.add_command(run_command)
 main.add_command(provision_command)
 main.add_command(dashboard_command)
+main.add_command(backfill_command)
 main.add_command(bench_command)
 main.add_command(packs_command)
 main.add_command(serve_command)

@@ -19,6 +19,11 @@ publish nothing move no watermark (their time is never read).  Both decisions de
 only on the sequence of events, not on how they were batched, so a run resumed from
 a checkpoint decides exactly as an uninterrupted one.
 
+A datapoint closed (by ``close_ready`` or ``close_all``) carries the exact Sum of its
+contributions, rounded once (:func:`castlewatch.engine.exact_sum.point_sum`): the same
+whatever the order of its events, so replay, run and a backfill merged from partitions
+(:mod:`castlewatch.engine.partial`) publish the same Sum.
+
 For checkpoints, every datapoint gets a serial (its creation order, which is also its
 order in its minute's dict, so a restored aggregator closes datapoints in the same
 order), and :meth:`MinuteAggregator.checkpoint_changes` hands over only the datapoints
@@ -40,6 +45,7 @@ from castlewatch.engine.checkpoint import (
     state_of_version_1,
 )
 from castlewatch.engine.evaluate import MetricKey
+from castlewatch.engine.exact_sum import point_sum
 from castlewatch.model import Datapoint, Stats
 
 MINUTE_MS = 60_000
@@ -132,6 +138,7 @@ class MinuteAggregator:
                 del self.windows[minute]
         if out:
             self._forget(out)
+            _exact_sums(out)
         return out
 
     def _forget(self, points: list[Datapoint]) -> None:
@@ -146,6 +153,7 @@ class MinuteAggregator:
         out += [p for m in sorted(self.windows) for p in self.windows[m].values()]
         self.windows.clear()
         self._forget(out)
+        _exact_sums(out)
         return out
 
     def advance(self, watermark_ms: int, since: dict[Metric, int] | None = None) -> None:
@@ -236,3 +244,11 @@ class MinuteAggregator:
             raise ValueError("the sealed datapoints' order names other datapoints")
         self.sealed = [sealed[s] for s in state.sealed]
         self.next_serial = state.next_serial
+
+
+def _exact_sums(points: list[Datapoint]) -> None:
+    """A closed datapoint publishes the exact Sum of its contributions, whatever their
+    order (:mod:`castlewatch.engine.exact_sum`, spec §8.4): the running sum kept while
+    it was open may differ in its last bits."""
+    for point in points:
+        point.sum = point_sum(point)

@@ -536,6 +536,16 @@ class LogGroupEvaluator:
             self.stats.disabled_filters[f.name] = reason
             log.error(reason)
 
+    def reset(self) -> None:
+        """Forget what the events so far left (each filter's dimension value sets and
+        whether it was disabled, §8.4): as newly compiled, without compiling again (a
+        backfill's next partition, :mod:`castlewatch.backfill.task`)."""
+        for f in self.filters:
+            f.dimension_sets = {} if f.dims else None
+            f.expiry = []
+            f.clock = -(2**62)
+            f.disabled = False
+
     # -- checkpoints --
 
     def snapshot(self) -> dict[str, Any]:

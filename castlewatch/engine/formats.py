@@ -20,6 +20,19 @@
     ``<recipientAccountId>_CloudTrail_<awsRegion>`` as CloudTrail names its streams (``""``
     when either is missing).
 
+``flow_log_file``
+    VPC Flow Logs as delivered to S3 (``*.log.gz``, text): the first line is a header of the
+    record's field names (``version account-id interface-id srcaddr ... start end action
+    log-status``, any custom format), not an event; every other line is one event, read as a
+    ``lines`` line is (the message is the record as it is, as in CloudWatch Logs). The
+    timestamp is the record's ``start`` field (epoch seconds, the start of its capture window)
+    in epoch ms, found by its name in the header; the log stream its ``interface-id`` (as
+    CloudWatch Logs names flow-log streams), ``""`` when the header has none. A first line
+    that is not a header naming ``start`` (names of lower-case letters, digits and ``-``) is
+    counted ``invalid_header``, and every record of the stream then ``bad_timestamp``; a record
+    whose ``start`` is missing or not a whole number of seconds is counted ``bad_timestamp``.
+    A checkpoint holds the header (:attr:`StreamParser.header`), so a resumed stream reads on.
+
 The JSON formats read a sequence of JSON values, concatenated (two ``aws logs`` outputs
 appended to one file are both read) and separated by whitespace or newlines (or a comma
 after a value that ends mid-line). A line that is one value is read as such (JSON Lines).
@@ -39,7 +52,8 @@ skipped, never raised: ``invalid_utf8``, ``too_large`` (a message over
 parse, is not of the expected shape, or lacks the message or timestamp), ``too_deep`` (a
 CloudTrail record nested deeper than orjson writes, 254 levels, so it cannot be the
 message; orjson reads up to 1024, deeper is ``invalid_json``), ``bad_timestamp`` (a
-timestamp present but unusable). Each count travels with the first
+timestamp present but unusable), ``invalid_header`` (``flow_log_file``: see there). Each
+count travels with the first
 :class:`~castlewatch.model.EventBatch` whose position is past the input counted
 (``EventBatch.malformed``).
 
@@ -50,6 +64,7 @@ turned into events, so that :mod:`castlewatch.engine.sources` can checkpoint it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -111,6 +126,7 @@ class StreamParser:
         "events",
         "fmt",
         "group",
+        "header",
         "ingestion",
         "light",
         "mode",
@@ -120,6 +136,7 @@ class StreamParser:
         "ready",
         "skip",
         "stats",
+        "_flow",
         "_times",
     )
 
@@ -147,6 +164,15 @@ class StreamParser:
         self.events: list[LogEvent] = []
         self.ready: list[tuple[list[LogEvent], int, int, dict[str, int] | None]] = []
         self._times: dict[str, int | None] = {}
+        # flow_log_file: the header line (None until read) and (start index, interface-id
+        # index or -1), or None for a header without ``start``
+        self.header: str | None = None
+        self._flow: tuple[int, int] | None = None
+
+    def set_header(self, header: str) -> None:
+        """``flow_log_file``: the stream's header line (from a checkpoint, on resume)."""
+        self.header = header
+        self._flow = _flow_fields(header)
 
     @property
     def read_pos(self) -> int:
@@ -178,6 +204,8 @@ class StreamParser:
         self.mode = None
         self.checked = 0
         self.check_at = 0
+        self.header = None
+        self._flow = None
 
     def counts(self) -> dict[str, int] | None:
         """Take the malformed tally since the last cut (None if nothing was counted)."""
@@ -189,14 +217,14 @@ class StreamParser:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream."""
-        if self.fmt == "lines":
+        if self.fmt == "lines" or self.fmt == "flow_log_file":
             self._feed_lines(data)
         else:
             self._feed_json(data)
 
     def end(self, final: bool) -> None:
         """No more bytes for now; ``final``: none will come (the partial last line is an event)."""
-        if self.fmt == "lines":
+        if self.fmt == "lines" or self.fmt == "flow_log_file":
             if final:
                 if self.pending:
                     line = self.take()
@@ -231,6 +259,8 @@ class StreamParser:
             self.plen += len(data)
             if self.plen > MAX_EVENT_BYTES + 1:  # + 1: a "\r" that may precede the newline
                 self.stats.count_malformed("too_large")
+                if self.fmt == "flow_log_file" and self.header is None:
+                    self.set_header("")
                 self.discard = True
                 self.offset += self.plen
                 self.pending = []
@@ -255,6 +285,8 @@ class StreamParser:
         if rest:
             if len(rest) > MAX_EVENT_BYTES + 1:  # + 1: a "\r" that may precede the newline
                 self.stats.count_malformed("too_large")
+                if self.fmt == "flow_log_file" and self.header is None:
+                    self.set_header("")
                 self.discard = True
                 self.offset = end + len(rest)
             else:
@@ -263,6 +295,7 @@ class StreamParser:
     def _lines(self, lines: list[bytes], base: int, end: int) -> None:
         """Events of ``lines`` (newline-separated from stream offset ``base`` to ``end``)."""
         timestamp = int(time.time() * 1000) if self.ingestion else READ_FROM_MESSAGE
+        flow = self.fmt == "flow_log_file"
         light = self.light
         group = self.group
         batch_size = self.batch_size
@@ -279,19 +312,49 @@ class StreamParser:
                     continue
             if len(line) > MAX_EVENT_BYTES:
                 count_malformed("too_large")
+                if flow and self.header is None:
+                    self.set_header("")  # the header's place: records cannot be timed
                 continue
             try:
                 message = line.decode()
             except UnicodeDecodeError:
                 count_malformed("invalid_utf8")
+                if flow and self.header is None:
+                    self.set_header("")
                 continue
-            append(message if light else LogEvent(timestamp, message, group, ""))
+            if flow:
+                event = self._flow_event(message)
+                if event is None:
+                    continue
+                append(event)
+            else:
+                append(message if light else LogEvent(timestamp, message, group, ""))
             if len(events) >= batch_size:
                 base = min(end, base + sum(map(len, lines[first : i + 1])) + (i + 1 - first))
                 first = i + 1
                 self.ready.append((events, base, 0, self.counts()))
                 events = self.events = []
                 append = events.append
+
+    def _flow_event(self, message: str) -> LogEvent | None:
+        """``flow_log_file``: the first line is the header (no event); a record is an event
+        timed by its ``start`` field, or counted ``bad_timestamp``."""
+        if self.header is None:
+            self.set_header(message)
+            if self._flow is None:
+                self.stats.count_malformed("invalid_header")
+            return None
+        if self._flow is None:
+            self.stats.count_malformed("bad_timestamp")
+            return None
+        start_at, stream_at = self._flow
+        fields = message.split(" ")
+        start = fields[start_at] if start_at < len(fields) else ""
+        if not (start.isdigit() and start.isascii()):
+            self.stats.count_malformed("bad_timestamp")
+            return None
+        stream = fields[stream_at] if 0 <= stream_at < len(fields) else ""
+        return LogEvent(int(start) * 1000, message, self.group, stream)
 
     # -- JSON ----------------------------------------------------------------------------
     #
@@ -535,6 +598,11 @@ class StreamParser:
         stream = item.get("logStreamName")
         return LogEvent(timestamp, message, self.group, stream if type(stream) is str else "")
 
+    def record_event(self, record: Any) -> LogEvent | None:
+        """The event of one CloudTrail record (a decoded ``Records`` item), as this format
+        makes it (module docstring), or None with the reason counted in :attr:`stats`."""
+        return self._cloudtrail_event(record)
+
     def _cloudtrail_event(self, record: Any) -> LogEvent | None:
         if type(record) is not dict:
             self.stats.count_malformed("invalid_json")
@@ -565,6 +633,18 @@ class StreamParser:
         region = record.get("awsRegion")
         stream = f"{account}_CloudTrail_{region}" if type(account) is str and type(region) is str else ""
         return LogEvent(timestamp, message.decode(), self.group, stream)
+
+
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def _flow_fields(header: str) -> tuple[int, int] | None:
+    """(index of ``start``, index of ``interface-id`` or -1) in a flow log header, or None if
+    ``header`` is not one (names of lower-case letters, digits and ``-``) naming ``start``."""
+    names = header.split(" ")
+    if not all(_FIELD_NAME.fullmatch(name) for name in names) or "start" not in names:
+        return None
+    return names.index("start"), names.index("interface-id") if "interface-id" in names else -1
 
 
 def _error_at(err: _JSONDecodeError, text: bytes) -> int:

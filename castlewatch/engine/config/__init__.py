@@ -16,7 +16,7 @@ A configuration has exactly these top-level keys (``allowed_lateness_s`` optiona
       - type: file                 # file | stdin | cloudwatch_logs
         path: logs/*.json.gz       # file or glob; relative to this file's directory
         log_group: cloudtrail
-        format: cloudtrail_archive # lines (default) | cloudwatch_events | cloudtrail_archive
+        format: cloudtrail_archive # lines (default) | cloudwatch_events | cloudtrail_archive | flow_log_file
       - type: file
         path: vpc/*.log
         log_group: vpc-flow-logs

@@ -336,9 +336,15 @@ class _Loader:
         if entry.type == "file":
             if not path:
                 raise self.fail(f"{where}.path", f"a file source needs a path (file or glob), got {path!r}")
-            path = self.resolve(path)
+            if not path.startswith("s3://"):
+                path = self.resolve(path)
+            elif not path[len("s3://"):].split("/", 1)[0]:
+                raise self.fail(f"{where}.path", f"an S3 path names its bucket: s3://BUCKET/PREFIX, got {path!r}")
         elif path is not None:
             raise self.fail(f"{where}.path", "a stdin source takes no path")
+        for key in ("endpoint_url", "region"):
+            if getattr(entry, key) is not None and not (path or "").startswith("s3://"):
+                raise self.fail(f"{where}.{key}", f"{key} goes with an s3:// path (read by castlewatch backfill)")
         if entry.log_group not in groups:
             raise self.fail(
                 f"{where}.log_group",
@@ -360,7 +366,7 @@ class _Loader:
                 f"{where}.timestamp",
                 f"format {entry.format!r} carries its own event time; timestamp applies to format 'lines' only",
             )
-        return SourceConfig(entry.type, entry.log_group, path, entry.format, timestamp)
+        return SourceConfig(entry.type, entry.log_group, path, entry.format, timestamp, entry.endpoint_url, entry.region)
 
     def sink_entry(self, raw: Any, where: str) -> SinkSpec:
         """The spec of one ``sinks`` entry, decoded as its type's mapping (:data:`SINK_ENTRIES`)."""

@@ -70,15 +70,19 @@ class SourceConfig:
         type: ``"file"`` or ``"stdin"``.
         log_group: the log group its events belong to (its metric filters apply).
         path: for ``file``, an absolute path or glob; None for ``stdin``.
-        format: ``"lines"``, ``"cloudwatch_events"`` or ``"cloudtrail_archive"``.
+        format: ``"lines"``, ``"cloudwatch_events"``, ``"cloudtrail_archive"`` or ``"flow_log_file"``.
         timestamp: for ``lines``, where the event time comes from; None otherwise.
+        endpoint_url, region: for an ``s3://bucket/prefix`` path (``castlewatch backfill``
+            reads it): the S3 endpoint (moto, LocalStack) and the bucket's region, or None.
     """
 
     type: Literal["file", "stdin"]
     log_group: str
     path: str | None = None
-    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive"] = "lines"
+    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file"] = "lines"
     timestamp: TimestampSpec | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
 
     @property
     def ingestion_time(self) -> bool:

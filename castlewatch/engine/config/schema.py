@@ -46,10 +46,11 @@ SourceType = Literal["file", "stdin", "cloudwatch_logs"]
 
 class SourceEntry(_Mapping, kw_only=True):
     """One ``file`` or ``stdin`` entry of ``sources`` (``timestamp`` is UNSET when not given,
-    unlike ``null``); ``cloudwatch_logs`` entries are :class:`CloudWatchLogsSourceEntry`."""
+    unlike ``null``); ``cloudwatch_logs`` entries are :class:`CloudWatchLogsSourceEntry`.
+    ``endpoint_url`` and ``region`` go with an ``s3://`` path (read by ``castlewatch backfill``)."""
 
     type: SourceType
-    path: Annotated[str | None, Meta(description="a file path or glob")] = None
+    path: Annotated[str | None, Meta(description="a file path or glob (or s3://bucket/prefix for backfill)")] = None
     log_group: Annotated[
         str,
         Meta(
@@ -59,10 +60,18 @@ class SourceEntry(_Mapping, kw_only=True):
             "(1-512 of letters, digits and . - _ / #)",
         ),
     ]
-    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive"] = "lines"
+    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file"] = "lines"
     timestamp: Annotated[
         Literal["ingestion"] | TimestampField | UnsetType, Meta(description=TIMESTAMP_SHAPE)
     ] = UNSET
+    endpoint_url: Annotated[
+        Annotated[str, Meta(pattern=r"^https?://\S+$")] | None,
+        Meta(description="an http:// or https:// URL such as http://127.0.0.1:4566"),
+    ] = None
+    region: Annotated[
+        Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None,
+        Meta(description="an AWS region such as us-east-1"),
+    ] = None
 
 
 # the pattern on the string, the description on the optional value (what error messages say)

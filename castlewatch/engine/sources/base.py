@@ -25,7 +25,7 @@ __all__ = ["CHUNK_BYTES", "FORMATS", "Source", "SourceSpec", "check_format"]
 #: Bytes read from a file or stdin (or decompressed from a gzip file) per read.
 CHUNK_BYTES = 1 << 20
 #: The byte formats of file and stdin sources (:mod:`castlewatch.engine.formats`).
-FORMATS = ("lines", "cloudwatch_events", "cloudtrail_archive")
+FORMATS = ("lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class SourceSpec:
         log_group: the log group name every event of this source belongs to.
         path: a file path or a glob (``*``, ``?``, ``[...]``, ``**``; ``~`` is expanded);
             matching files are read in sorted path order. ``None`` for stdin.
-        format: ``"lines"``, ``"cloudwatch_events"`` or ``"cloudtrail_archive"``
-            (:mod:`castlewatch.engine.formats`).
+        format: ``"lines"``, ``"cloudwatch_events"``, ``"cloudtrail_archive"`` or
+            ``"flow_log_file"`` (:mod:`castlewatch.engine.formats`).
         ingestion_time: for ``lines``, stamp events with the time they are read (epoch ms)
             instead of ``READ_FROM_MESSAGE``; ignored by the JSON formats, which carry their own timestamps.
     """
@@ -47,7 +47,7 @@ class SourceSpec:
     type: Literal["file", "stdin"]
     log_group: str
     path: str | None = None
-    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive"] = "lines"
+    format: Literal["lines", "cloudwatch_events", "cloudtrail_archive", "flow_log_file"] = "lines"
     ingestion_time: bool = False
 
 

@@ -86,6 +86,8 @@ class FileState:
         entry: dict[str, Any] = {"path": self.path, "dev": self.dev, "ino": self.ino, "offset": offset}
         if skip:
             entry["skip"] = skip
+        if offset and self.parser.header is not None:  # flow_log_file: its header, read before offset
+            entry["header"] = self.parser.header
         if self.gz:
             entry["gz"] = True
             entry["size"] = self.size

@@ -142,6 +142,9 @@ class FileSource(Source):
         check_format(spec)
         if not spec.path:
             raise ValueError("a file source needs a path")
+        if spec.path.startswith("s3://"):
+            raise ValueError(f"source path {spec.path!r} is in S3: castlewatch backfill reads S3 archives; "
+                             "replay and run read files (copy the objects down, or use backfill)")
         super().__init__(spec, stats, batch_size)
         self.poll_interval = POLL_INTERVAL_S
         self.chunk_bytes = CHUNK_BYTES
@@ -328,6 +331,8 @@ class FileSource(Source):
         f.parser.offset = offset
         f.parser.skip = entry.get("skip", 0)
         f.parser.discard = bool(entry.get("discard", False))
+        if isinstance(entry.get("header"), str):
+            f.parser.set_header(entry["header"])
         return True
 
     def _adopt_orphans(self) -> None:
