@@ -248,7 +248,7 @@ class MinuteAggregator:
 
 def _exact_sums(points: list[Datapoint]) -> None:
     """A closed datapoint publishes the exact Sum of its contributions, whatever their
-    order (:mod:`castlewatch.engine.exact_sum`, spec §8.4): the running sum kept while
+    order (:mod:`castlewatch.engine.exact_sum`, docs/decisions.md D1): the running sum kept while
     it was open may differ in its last bits."""
     for point in points:
         point.sum = point_sum(point)

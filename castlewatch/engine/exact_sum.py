@@ -1,4 +1,5 @@
-"""A datapoint's Sum as the exact sum of its contributions, rounded once (spec §8.4).
+"""A datapoint's Sum as the exact sum of its contributions, rounded once (docs/decisions.md D1;
+spec §8.4 says which statistics a datapoint keeps, not how its Sum is added up).
 
 A float sum depends on the order of its terms: ``(a + b) + c`` and ``a + (b + c)`` may
 differ in the last bit. A datapoint keeps every distinct value with its count
