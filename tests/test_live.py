@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dashboard_checks import LOG, WANT, XSS, outside_scripts, page_widgets, write_job
+from dashboard_checks import LOG, WANT, outside_scripts, page_widgets, write_job
 from prometheus_client.parser import text_string_to_metric_families
 
 from castlewatch.cli import main

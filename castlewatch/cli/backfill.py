@@ -17,7 +17,7 @@ from castlewatch.cli.engine_commands import (
     EXIT_OUTPUT_FAILED,
     ConfigError,
     RunFailed,
-    _load,
+    load_job,
     _out_option,
 )
 from castlewatch.cli.summary import print_summary, summary_table
@@ -96,7 +96,7 @@ def backfill_command(config: str, start: _dt.date, end: _dt.date, workers: int |
     from castlewatch.backfill.output import cloudwatch_caveat
     from castlewatch.backfill.run import BackfillConfigError, jobs_for
 
-    loaded = _load(config, out)
+    loaded = load_job(config, out)
     try:
         jobs_for(loaded)
     except BackfillConfigError as err:
