@@ -41,7 +41,8 @@ def _median(entry: dict | None) -> float | None:
 
 
 def _peers(w: dict) -> list[str]:
-    return [k for k in w["results"] if k not in ("floor", "grep", "castlewatch", "castlewatch_loop", "naive")]
+    return [k for k in w["results"]
+            if k not in ("floor", "grep", "castlewatch", "castlewatch_loop", "naive", "orjson", "in_order")]
 
 
 def _agree(w: dict) -> str:
@@ -104,6 +105,12 @@ def rows(results: dict) -> list[list[str]]:
             if "matcher" in r:
                 peer_cells = [f"matcher-only {rate(cw['ev_s']['median'] / r['matcher'])}"]
                 ratios.append(f"matcher {r['matcher']:.0%}")
+        if w["kind"] == "e2e":
+            naive = "-"
+            for key, name in (("orjson", "orjson.loads"), ("in_order", "in-order")):
+                if key in res:
+                    peer_cells.append(f"{name} {rate(_median(res[key]))}")
+                    ratios.append(f"{name} {r[key]:.0%}")
         ratios += [f"{_SHORT.get(k, k)} {ratio(r.get('peer:' + k))}" for k in peers]
         s = cw["ev_s"]
         out.append([
@@ -134,7 +141,8 @@ def summary_lines(results: dict) -> list[str]:
             lines.append(f"peak RSS: not measured ({rss['error'][-200:]})")
         else:
             lines.append(
-                f"peak RSS replaying {rss['events']:,} VPC flow events in a child process: {rss['peak_mb']:.0f} MB "
+                f"peak RSS replaying {rss['events']:,} VPC flow events (4 filters) in a child process: "
+                f"{rss['peak_mb']:.0f} MB "
                 f"({rss['after_import_mb']:.0f} MB after imports): {rss['target']['status']}"
                 + (f" ({rss['target']['note']})" if rss["target"].get("note") else " (target < 200 MB at 10M events)")
             )
