@@ -280,6 +280,33 @@ class Datapoint:
         if value > self.maximum:
             self.maximum = value
 
+    def add_block(self, total: float, count: int, minimum: float, maximum: float,
+                  distinct: list[tuple[float, int]], raw: Any) -> None:
+        """Fold a block of contributions in at once, with :meth:`add`'s result (the batch
+        path, :mod:`castlewatch.engine.batch.fold`, computes the statistics in event order).
+
+        Args:
+            total: the new ``sum``: this datapoint's sum plus each value, added in order.
+            count: how many contributions; ``minimum``/``maximum``: the new extremes.
+            distinct: (value, count) of each distinct value, in order of first arrival.
+            raw: the values in arrival order (float64 array), for a datapoint kept in arrays.
+        """
+        small = self._small
+        if small is not None:
+            for value, n in distinct:
+                held = small.get(value)
+                small[value] = n if held is None else held + n
+            if len(small) > SMALL_VALUES:
+                self._to_arrays()
+        else:
+            self._buffer.frombytes(raw.tobytes())
+            if len(self._buffer) >= self._limit:
+                self._fold_buffer()
+        self.sum = total
+        self.sample_count += count
+        self.minimum = minimum
+        self.maximum = maximum
+
     def _to_arrays(self) -> None:
         np, _ = _numpy()
         small, self._small = self._small, None

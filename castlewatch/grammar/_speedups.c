@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -299,8 +300,221 @@ PyDoc_STRVAR(plain_split_doc,
 "message.split() when the message is ASCII with no '\"', '[' or \\x1c-\\x1f (then\n"
 "str.split() separates exactly the space-delimited fields), else None.");
 
+/* ---- blocks of lines (castlewatch.engine.batch) -------------------------------------------
+ *
+ * A block is the UTF-8 bytes of a batch's messages, each followed by '\n' (messages hold no
+ * '\n'). Both functions return None when the block does not hold exactly n_lines lines.
+ */
+
+#define SCAN_HASH(w) ((uint32_t)((uint32_t)(w) * 2654435761u) >> 16)
+
+/* Count the lines of a block: -1 if it does not end with '\n'. */
+static Py_ssize_t
+count_lines(const char *data, Py_ssize_t size)
+{
+    Py_ssize_t lines = 0;
+    const char *p = data, *end = data + size;
+    if (size == 0)
+        return 0;
+    if (data[size - 1] != '\n')
+        return -1;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        lines++;
+        p++;
+    }
+    return lines;
+}
+
+static PyObject *
+scan_lines(PyObject *module, PyObject *args)
+{
+    PyObject *messages, *literals, *anchors, *masks = NULL, *flags = NULL, *out = NULL;
+    Py_ssize_t n_lines, n_lit, words, i, line;
+    const unsigned char **lit_data = NULL;
+    Py_ssize_t *lit_len = NULL, *lit_off = NULL;
+    uint32_t *lit_hash = NULL;
+    unsigned char bitmap[8192];
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "O!O!O!:scan_lines", &PyList_Type, &messages, &PyTuple_Type, &literals,
+                          &PyTuple_Type, &anchors))
+        return NULL;
+    n_lines = PyList_GET_SIZE(messages);
+    n_lit = PyTuple_GET_SIZE(literals);
+    if (PyTuple_GET_SIZE(anchors) != n_lit) {
+        PyErr_SetString(PyExc_ValueError, "one anchor offset per literal");
+        return NULL;
+    }
+    words = (n_lit + 63) / 64;
+    if (words == 0)
+        words = 1;
+    lit_data = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_data));
+    lit_len = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_len));
+    lit_off = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_off));
+    lit_hash = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_hash));
+    if (!lit_data || !lit_len || !lit_off || !lit_hash) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(bitmap, 0, sizeof(bitmap));
+    for (i = 0; i < n_lit; i++) {
+        PyObject *lit = PyTuple_GET_ITEM(literals, i);
+        Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchors, i));
+        uint32_t w;
+        if (off == -1 && PyErr_Occurred())
+            goto done;
+        if (!PyBytes_Check(lit) || PyBytes_GET_SIZE(lit) < 4 || off < 0 || off + 4 > PyBytes_GET_SIZE(lit)) {
+            PyErr_SetString(PyExc_ValueError, "literals must be bytes of at least 4, anchors within them");
+            goto done;
+        }
+        lit_data[i] = (const unsigned char *)PyBytes_AS_STRING(lit);
+        lit_len[i] = PyBytes_GET_SIZE(lit);
+        lit_off[i] = off;
+        memcpy(&w, lit_data[i] + off, 4);
+        lit_hash[i] = SCAN_HASH(w);
+        bitmap[lit_hash[i] >> 3] |= (unsigned char)(1u << (lit_hash[i] & 7));
+    }
+    masks = PyBytes_FromStringAndSize(NULL, n_lines * words * 8);
+    flags = PyBytes_FromStringAndSize(NULL, n_lines);
+    if (masks == NULL || flags == NULL)
+        goto done;
+    memset(PyBytes_AS_STRING(masks), 0, (size_t)(n_lines * words * 8));
+    {
+        uint64_t *mask = (uint64_t *)PyBytes_AS_STRING(masks);
+        unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
+        for (line = 0; line < n_lines; line++) {
+            PyObject *message = PyList_GET_ITEM(messages, line);
+            const unsigned char *data;
+            Py_ssize_t n, p, k = 0;
+            unsigned char f = 0;
+            uint64_t *m = mask + line * words;
+            if (!PyUnicode_Check(message) || ENSURE_READY(message) < 0 || PyUnicode_KIND(message) != PyUnicode_1BYTE_KIND) {
+                PyErr_Clear();
+                flag[line] = 4;  /* not scanned */
+                continue;
+            }
+            data = PyUnicode_1BYTE_DATA(message);
+            n = PyUnicode_GET_LENGTH(message);
+            while (k < n && (data[k] == ' ' || (data[k] >= '\t' && data[k] <= '\r')))
+                k++;
+            if (k < n && data[k] == '{')
+                f |= 2;
+            if (memchr(data, '\\', (size_t)n) != NULL)
+                f |= 1;
+            for (p = 0; p + 4 <= n; p++) {
+                uint32_t w, h;
+                memcpy(&w, data + p, 4);
+                h = SCAN_HASH(w);
+                if (bitmap[h >> 3] & (1u << (h & 7))) {
+                    Py_ssize_t j;
+                    for (j = 0; j < n_lit; j++) {
+                        Py_ssize_t start = p - lit_off[j];
+                        if (lit_hash[j] == h && start >= 0 && start + lit_len[j] <= n
+                            && memcmp(data + start, lit_data[j], (size_t)lit_len[j]) == 0)
+                            m[j >> 6] |= (uint64_t)1 << (j & 63);
+                    }
+                }
+            }
+            flag[line] = f;
+        }
+    }
+    out = PyTuple_Pack(2, masks, flags);
+done:
+    Py_XDECREF(masks);
+    Py_XDECREF(flags);
+    PyMem_Free(lit_data);
+    PyMem_Free(lit_len);
+    PyMem_Free(lit_off);
+    PyMem_Free(lit_hash);
+    return out;
+}
+
+PyDoc_STRVAR(scan_lines_doc,
+"scan_lines(messages, literals, anchors, /)\n--\n\n"
+"Which literals occur in each message (a list of str), code point for code point as\n"
+"Python's ``in``. literals: tuple of Latin-1 bytes (at least 4 each), anchors: the\n"
+"offset in each of the 4 bytes looked up first. Returns (masks, flags): masks holds\n"
+"ceil(len(literals) / 64) uint64 words per message, bit j set when literals[j] occurs\n"
+"in it; flags one byte per message: 1 when it holds a backslash, 2 when its first\n"
+"character that is not one of ' \\t\\n\\v\\f\\r' is '{', 4 when it was not scanned (a str\n"
+"not in the 1-byte representation: a character beyond U+00FF).");
+
+/* separators of the space-delimited split (str.split() on ASCII without \x1c-\x1f) */
+#define IS_SEP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))
+
+static PyObject *
+split_block(PyObject *module, PyObject *args)
+{
+    Py_buffer block;
+    Py_ssize_t n_lines, k, line;
+    PyObject *bounds = NULL, *flags = NULL, *out = NULL;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "y*nn:split_block", &block, &k, &n_lines))
+        return NULL;
+    if (k < 1 || block.len >= 0x7fffffff) {
+        PyErr_SetString(PyExc_ValueError, "k must be >= 1 and the block under 2 GiB");
+        goto done;
+    }
+    if (count_lines(block.buf, block.len) != n_lines) {
+        out = Py_None;
+        Py_INCREF(out);
+        goto done;
+    }
+    bounds = PyBytes_FromStringAndSize(NULL, n_lines * k * 2 * 4);
+    flags = PyBytes_FromStringAndSize(NULL, n_lines);
+    if (bounds == NULL || flags == NULL)
+        goto done;
+    memset(PyBytes_AS_STRING(bounds), 0, (size_t)(n_lines * k * 2 * 4));
+    {
+        const unsigned char *base = block.buf, *data = base;
+        int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
+        unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
+        for (line = 0; line < n_lines; line++) {
+            Py_ssize_t p = 0, fields = 0;
+            unsigned char special = 0;
+            int32_t *row = b + line * k * 2;
+            for (;;) {
+                unsigned char c;
+                while ((c = data[p]) != '\n' && IS_SEP(c))
+                    p++;
+                if (c == '\n')
+                    break;
+                if (fields < k)
+                    row[fields * 2] = (int32_t)(data + p - base);
+                while ((c = data[p]) != '\n' && !IS_SEP(c)) {
+                    special |= (unsigned char)((c >= 0x80) | (c == '"') | (c == '[') | ((c & 0xFC) == 0x1C));
+                    p++;
+                }
+                if (fields < k)
+                    row[fields * 2 + 1] = (int32_t)(data + p - base);
+                fields++;
+            }
+            flag[line] = (unsigned char)(!special && fields == k);
+            data += p + 1;
+        }
+    }
+    out = PyTuple_Pack(2, bounds, flags);
+done:
+    Py_XDECREF(bounds);
+    Py_XDECREF(flags);
+    PyBuffer_Release(&block);
+    return out;
+}
+
+PyDoc_STRVAR(split_block_doc,
+"split_block(block, k, n_lines, /)\n--\n\n"
+"The space-delimited fields of each line of a block (its lines each end with '\\n').\n"
+"Returns (bounds, flags): bounds holds k (start, end) int32 byte offsets into the block\n"
+"per line; flags one byte per line, 1 when the line is ASCII without '\"', '[' or\n"
+"\\x1c-\\x1f (so that str.split() gives its fields exactly) and has exactly k fields,\n"
+"else 0 (its bounds are then not to be used). None when the block does not hold\n"
+"n_lines lines.");
+
 static PyMethodDef speedups_methods[] = {
     {"plain_split", (PyCFunction)plain_split, METH_O, plain_split_doc},
+    {"scan_lines", (PyCFunction)scan_lines, METH_VARARGS, scan_lines_doc},
+    {"split_block", (PyCFunction)split_block, METH_VARARGS, split_block_doc},
     {NULL, NULL, 0, NULL},
 };
 

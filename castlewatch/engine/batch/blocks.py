@@ -1,0 +1,125 @@
+"""The two scans of a batch's messages made in one call each, and the block they split.
+
+A block is the UTF-8 bytes of the messages, each followed by ``\\n`` (the messages of a
+``lines`` source hold none). Two scans, in C (:mod:`castlewatch.grammar._speedups`) or, on
+the pure-Python backend, in Python with the same results:
+
+- :func:`scan`: which of a set of literals occur in each message (on the messages' own
+  1-byte representation, so a literal is found exactly when ``literal in message``),
+  whether it holds a backslash, and whether its first character other than
+  ``" \\t\\n\\r\\f\\v"`` is ``{``;
+- :func:`split`: the space-delimited fields of each line (§6.2), with a flag saying whether
+  the split is exact (ASCII, no ``"``, ``[`` or ``\\x1c``-``\\x1f``, so that ``str.split()`` is
+  the field split) and the line has exactly ``k`` fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from castlewatch.grammar import literals as _literals
+
+try:
+    from castlewatch.grammar import _speedups
+except ImportError:  # pragma: no cover - the extension not built: pure Python
+    _speedups = None
+
+#: The shortest literal the block scan looks for (its 4-byte anchor).
+MIN_LITERAL = 4
+BACKSLASH = 1  # scan flags
+OPENS_OBJECT = 2
+NOT_SCANNED = 4
+_BLANK_STR = " \t\n\r\f\v"
+_FIELD = re.compile(rb"[^ \t\n\r\f\v]+")
+_SPECIAL = re.compile(rb'[\x80-\xff"\[\x1c-\x1f]')
+
+
+def block_of(messages: list[str]) -> bytes:
+    """The block of ``messages``: their UTF-8 bytes (lone surrogates passed through, as the
+    literal scanner of :mod:`castlewatch.engine.prefilter` encodes them), one ``\\n`` after each."""
+    return ("\n".join(messages) + "\n").encode("utf-8", "surrogatepass") if messages else b""
+
+
+def _c_backend() -> bool:
+    return _speedups is not None and _literals.backend() == "c"
+
+
+def latin1(literals: tuple[str, ...]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    """The literals a 1-byte str can hold, as Latin-1 bytes, and their indexes (a literal with
+    a character beyond U+00FF occurs in no such str)."""
+    out, where = [], []
+    for i, lit in enumerate(literals):
+        try:
+            out.append(lit.encode("latin-1"))
+        except UnicodeEncodeError:
+            continue
+        where.append(i)
+    return tuple(out), tuple(where)
+
+
+def scan(messages: list[str], literals: tuple[str, ...], anchors: tuple[int, ...]) -> tuple[Any, Any]:
+    """``(masks, flags)`` for ``messages``: ``masks`` a ``(n, words)`` uint64 array (bit ``j``
+    of a message's words: ``literals[j] in message``), ``flags`` a uint8 array
+    (:data:`BACKSLASH`, :data:`OPENS_OBJECT`, :data:`NOT_SCANNED`: a message with a
+    character beyond U+00FF, whose bits are not set).
+
+    ``literals`` are at least :data:`MIN_LITERAL` characters; ``anchors[j]`` is where in
+    ``literals[j]`` the C scan's 4-byte lookup is taken (any offset gives the same result).
+    """
+    n = len(messages)
+    words = max(1, (len(literals) + 63) // 64)
+    if _c_backend():
+        data, where = latin1(literals)
+        masks, flags = _speedups.scan_lines(messages, data, tuple(anchors[i] for i in where))
+        masks = np.frombuffer(masks, np.uint64).reshape(n, max(1, (len(data) + 63) // 64))
+        if len(where) != len(literals):  # back to the literals' own numbering
+            full = np.zeros((n, words), np.uint64)
+            for j, i in enumerate(where):
+                bit = (masks[:, j >> 6] >> np.uint64(j & 63)) & np.uint64(1)
+                full[:, i >> 6] |= bit << np.uint64(i & 63)
+            masks = full
+        return masks, np.frombuffer(flags, np.uint8)
+    masks = np.zeros((n, words), np.uint64)
+    flags = np.zeros(n, np.uint8)
+    for i, message in enumerate(messages):
+        if message and max(message) > "\xff":
+            flags[i] = NOT_SCANNED
+            continue
+        f = BACKSLASH if "\\" in message else 0
+        if message.lstrip(_BLANK_STR)[:1] == "{":
+            f |= OPENS_OBJECT
+        flags[i] = f
+        for j, lit in enumerate(literals):
+            if lit in message:
+                masks[i, j >> 6] |= np.uint64(1 << (j & 63))
+    return masks, flags
+
+
+def split(block: bytes, k: int, n: int) -> tuple[Any, Any] | None:
+    """``(bounds, exact)`` for the ``n`` lines of ``block``: ``bounds`` a ``(n, k, 2)`` int32
+    array of each field's start and end offsets in the block, ``exact`` a bool array (the
+    line's split is exact and it has ``k`` fields; only then are its bounds filled); None
+    when the block does not hold ``n`` lines."""
+    if _c_backend():
+        found = _speedups.split_block(block, k, n)
+        if found is None:
+            return None
+        bounds, flags = found
+        return np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool)
+    lines = block.split(b"\n")
+    if len(lines) != n + 1 or lines[-1]:
+        return None
+    bounds = np.zeros((n, k, 2), np.int32)
+    exact = np.zeros(n, bool)
+    at = 0
+    for i, line in enumerate(lines[:-1]):
+        if _SPECIAL.search(line) is None:
+            spans = [m.span() for m in _FIELD.finditer(line)]
+            if len(spans) == k:
+                bounds[i] = np.array(spans, np.int32) + at
+                exact[i] = True
+        at += len(line) + 1
+    return bounds, exact
