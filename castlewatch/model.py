@@ -280,22 +280,27 @@ class Datapoint:
         if value > self.maximum:
             self.maximum = value
 
-    def add_block(self, total: float, count: int, minimum: float, maximum: float,
-                  distinct: list[tuple[float, int]], raw: Any) -> None:
+    def add_block(self, total: float, count: int, minimum: float, maximum: float, raw: Any) -> None:
         """Fold a block of contributions in at once, with :meth:`add`'s result (the batch
         path, :mod:`castlewatch.engine.batch.fold`, computes the statistics in event order).
 
         Args:
             total: the new ``sum``: this datapoint's sum plus each value, added in order.
-            count: how many contributions; ``minimum``/``maximum``: the new extremes.
-            distinct: (value, count) of each distinct value, in order of first arrival.
-            raw: the values in arrival order (float64 array), for a datapoint kept in arrays.
+            count: how many contributions (``len(raw)``); ``minimum``/``maximum``: the new extremes.
+            raw: the values in arrival order (float64 array).
         """
         small = self._small
         if small is not None:
-            for value, n in distinct:
-                held = small.get(value)
-                small[value] = n if held is None else held + n
+            if count > 32:  # the distinct values in order of first arrival, as a dict takes them
+                np, _ = _numpy()
+                distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
+                order = np.argsort(first)
+                pairs = zip(distinct[order].tolist(), counts[order].tolist())
+            else:
+                pairs = ((v, 1) for v in raw.tolist())
+            get = small.get
+            for value, n in pairs:
+                small[value] = get(value, 0) + n
             if len(small) > SMALL_VALUES:
                 self._to_arrays()
         else:

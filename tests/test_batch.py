@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,25 @@ def test_fold_keeps_the_first_zero_and_negative_zero_goes_one_by_one():
             b.add(keys[0], T0 * 1000, v)
         (pa,), (pb,) = a.close_all(), b.close_all()
         assert _point(pa) == _point(pb)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format, st.integers(0, 9999), st.integers(0, 13),
+              st.integers(0, 32), st.integers(0, 24), st.integers(0, 60), st.integers(0, 60)),
+    st.sampled_from(["2024-02-29T23:59:59Z", "2023-02-29T00:00:00Z", "1900-02-29T12:00:00Z", "2000-02-29T12:00:00Z",
+                     "2024-03-05 09:00:00Z", "2024-03-05T09:00:00z", "2024-03-05T09:00:0\u0661Z", "", "Z" * 20]),
+    st.text(max_size=22)), max_size=40))
+def test_iso_times_read_with_numpy_are_those_of_iso8601_ms(texts):
+    from castlewatch.engine.batch.plan import iso_seconds_z
+    from castlewatch.model import iso8601_ms
+
+    ms, ok = iso_seconds_z(texts)
+    for text, t, good in zip(texts, ms.tolist(), ok.tolist()):
+        if good:
+            assert t == iso8601_ms(text)
+        elif re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text, re.ASCII):  # left out: not a valid time
+            assert iso8601_ms(text) is None
 
 
 # ---- the literals plan (CloudTrail) -------------------------------------------------------

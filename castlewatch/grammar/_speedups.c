@@ -325,24 +325,35 @@ count_lines(const char *data, Py_ssize_t size)
     return lines;
 }
 
+#define SCAN_BUCKETS (1 << 14)
+#define SCAN_MAX_STRIDE 8
+
+typedef struct {
+    uint32_t hash;      /* of the 4 bytes at offset */
+    int32_t literal;    /* index */
+    int32_t offset;     /* of the 4 bytes in the literal */
+    int32_t next;       /* next entry of the bucket, -1 */
+} ScanEntry;
+
 static PyObject *
 scan_lines(PyObject *module, PyObject *args)
 {
-    PyObject *messages, *literals, *anchors, *masks = NULL, *flags = NULL, *out = NULL;
-    Py_ssize_t n_lines, n_lit, words, i, line;
+    PyObject *messages, *literals, *firsts, *masks = NULL, *flags = NULL, *out = NULL;
+    Py_ssize_t n_lines, n_lit, words, i, line, n_entries = 0, stride;
     const unsigned char **lit_data = NULL;
-    Py_ssize_t *lit_len = NULL, *lit_off = NULL;
-    uint32_t *lit_hash = NULL;
+    Py_ssize_t *lit_len = NULL, *lit_first = NULL;
+    ScanEntry *entries = NULL;
+    int32_t *head = NULL;
     unsigned char bitmap[8192];
     (void)module;
 
-    if (!PyArg_ParseTuple(args, "O!O!O!:scan_lines", &PyList_Type, &messages, &PyTuple_Type, &literals,
-                          &PyTuple_Type, &anchors))
+    if (!PyArg_ParseTuple(args, "O!O!O!n:scan_lines", &PyList_Type, &messages, &PyTuple_Type, &literals,
+                          &PyTuple_Type, &firsts, &stride))
         return NULL;
     n_lines = PyList_GET_SIZE(messages);
     n_lit = PyTuple_GET_SIZE(literals);
-    if (PyTuple_GET_SIZE(anchors) != n_lit) {
-        PyErr_SetString(PyExc_ValueError, "one anchor offset per literal");
+    if (PyTuple_GET_SIZE(firsts) != n_lit || stride < 1) {
+        PyErr_SetString(PyExc_ValueError, "one first window per literal, and a stride >= 1");
         return NULL;
     }
     words = (n_lit + 63) / 64;
@@ -350,29 +361,52 @@ scan_lines(PyObject *module, PyObject *args)
         words = 1;
     lit_data = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_data));
     lit_len = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_len));
-    lit_off = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_off));
-    lit_hash = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_hash));
-    if (!lit_data || !lit_len || !lit_off || !lit_hash) {
+    lit_first = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_first));
+    head = PyMem_Malloc(SCAN_BUCKETS * sizeof(*head));
+    if (!lit_data || !lit_len || !lit_first || !head) {
         PyErr_NoMemory();
         goto done;
     }
-    memset(bitmap, 0, sizeof(bitmap));
     for (i = 0; i < n_lit; i++) {
         PyObject *lit = PyTuple_GET_ITEM(literals, i);
-        Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchors, i));
-        uint32_t w;
-        if (off == -1 && PyErr_Occurred())
+        Py_ssize_t first = PyLong_AsSsize_t(PyTuple_GET_ITEM(firsts, i));
+        if (first == -1 && PyErr_Occurred())
             goto done;
-        if (!PyBytes_Check(lit) || PyBytes_GET_SIZE(lit) < 4 || off < 0 || off + 4 > PyBytes_GET_SIZE(lit)) {
-            PyErr_SetString(PyExc_ValueError, "literals must be bytes of at least 4, anchors within them");
+        if (!PyBytes_Check(lit) || PyBytes_GET_SIZE(lit) > 0x7fffffff || first < 0
+            || first + stride + 3 > PyBytes_GET_SIZE(lit)) {
+            PyErr_SetString(PyExc_ValueError, "literals must be bytes holding stride windows of 4 from their first");
             goto done;
         }
         lit_data[i] = (const unsigned char *)PyBytes_AS_STRING(lit);
         lit_len[i] = PyBytes_GET_SIZE(lit);
-        lit_off[i] = off;
-        memcpy(&w, lit_data[i] + off, 4);
-        lit_hash[i] = SCAN_HASH(w);
-        bitmap[lit_hash[i] >> 3] |= (unsigned char)(1u << (lit_hash[i] & 7));
+        lit_first[i] = first;
+        n_entries += stride;
+    }
+    /* stride consecutive 4-byte windows of each literal: an occurrence has one at a probed
+       position (one in every stride positions) */
+    entries = PyMem_Calloc((size_t)(n_entries ? n_entries : 1), sizeof(*entries));
+    if (entries == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(bitmap, 0, sizeof(bitmap));
+    for (i = 0; i < SCAN_BUCKETS; i++)
+        head[i] = -1;
+    {
+        Py_ssize_t e = 0, o;
+        for (i = 0; i < n_lit; i++) {
+            for (o = lit_first[i]; o < lit_first[i] + stride; o++, e++) {
+                uint32_t w, h;
+                memcpy(&w, lit_data[i] + o, 4);
+                h = SCAN_HASH(w);
+                entries[e].hash = h;
+                entries[e].literal = (int32_t)i;
+                entries[e].offset = (int32_t)o;
+                entries[e].next = head[h & (SCAN_BUCKETS - 1)];
+                head[h & (SCAN_BUCKETS - 1)] = (int32_t)e;
+                bitmap[h >> 3] |= (unsigned char)(1u << (h & 7));
+            }
+        }
     }
     masks = PyBytes_FromStringAndSize(NULL, n_lines * words * 8);
     flags = PyBytes_FromStringAndSize(NULL, n_lines);
@@ -384,7 +418,7 @@ scan_lines(PyObject *module, PyObject *args)
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
         for (line = 0; line < n_lines; line++) {
             PyObject *message = PyList_GET_ITEM(messages, line);
-            const unsigned char *data;
+            const unsigned char *data, *bs;
             Py_ssize_t n, p, k = 0;
             unsigned char f = 0;
             uint64_t *m = mask + line * words;
@@ -399,19 +433,28 @@ scan_lines(PyObject *module, PyObject *args)
                 k++;
             if (k < n && data[k] == '{')
                 f |= 2;
-            if (memchr(data, '\\', (size_t)n) != NULL)
-                f |= 1;
-            for (p = 0; p + 4 <= n; p++) {
-                uint32_t w, h;
-                memcpy(&w, data + p, 4);
-                h = SCAN_HASH(w);
-                if (bitmap[h >> 3] & (1u << (h & 7))) {
-                    Py_ssize_t j;
-                    for (j = 0; j < n_lit; j++) {
-                        Py_ssize_t start = p - lit_off[j];
-                        if (lit_hash[j] == h && start >= 0 && start + lit_len[j] <= n
-                            && memcmp(data + start, lit_data[j], (size_t)lit_len[j]) == 0)
-                            m[j >> 6] |= (uint64_t)1 << (j & 63);
+            bs = data;
+            while ((bs = memchr(bs, '\\', (size_t)(data + n - bs))) != NULL) {
+                if (bs + 1 < data + n && bs[1] == 'u') {
+                    f |= 1;
+                    break;
+                }
+                bs++;
+            }
+            if (n_lit) {
+                for (p = 0; p + 4 <= n; p += stride) {
+                    uint32_t w, h;
+                    memcpy(&w, data + p, 4);
+                    h = SCAN_HASH(w);
+                    if (bitmap[h >> 3] & (1u << (h & 7))) {
+                        int32_t e;
+                        for (e = head[h & (SCAN_BUCKETS - 1)]; e >= 0; e = entries[e].next) {
+                            Py_ssize_t j = entries[e].literal, start = p - entries[e].offset;
+                            if (entries[e].hash == h && start >= 0 && start + lit_len[j] <= n
+                                && !(m[j >> 6] & ((uint64_t)1 << (j & 63)))
+                                && memcmp(data + start, lit_data[j], (size_t)lit_len[j]) == 0)
+                                m[j >> 6] |= (uint64_t)1 << (j & 63);
+                        }
                     }
                 }
             }
@@ -424,20 +467,23 @@ done:
     Py_XDECREF(flags);
     PyMem_Free(lit_data);
     PyMem_Free(lit_len);
-    PyMem_Free(lit_off);
-    PyMem_Free(lit_hash);
+    PyMem_Free(lit_first);
+    PyMem_Free(entries);
+    PyMem_Free(head);
     return out;
 }
 
 PyDoc_STRVAR(scan_lines_doc,
-"scan_lines(messages, literals, anchors, /)\n--\n\n"
+"scan_lines(messages, literals, firsts, stride, /)\n--\n\n"
 "Which literals occur in each message (a list of str), code point for code point as\n"
-"Python's ``in``. literals: tuple of Latin-1 bytes (at least 4 each), anchors: the\n"
-"offset in each of the 4 bytes looked up first. Returns (masks, flags): masks holds\n"
-"ceil(len(literals) / 64) uint64 words per message, bit j set when literals[j] occurs\n"
-"in it; flags one byte per message: 1 when it holds a backslash, 2 when its first\n"
-"character that is not one of ' \\t\\n\\v\\f\\r' is '{', 4 when it was not scanned (a str\n"
-"not in the 1-byte representation: a character beyond U+00FF).");
+"Python's ``in``. literals: tuple of Latin-1 bytes; the scan probes a message every\n"
+"stride bytes for the stride consecutive 4-byte windows of each literal that start at\n"
+"firsts[j] (within it: firsts[j] + stride + 3 <= len). Returns\n"
+"(masks, flags): masks holds ceil(len(literals) / 64) uint64 words per message, bit j\n"
+"set when literals[j] occurs in it; flags one byte per message: 1 when it holds a\n"
+"backslash followed by 'u', 2 when its first character that is not one of\n"
+"' \\t\\n\\v\\f\\r' is '{', 4 when it was not scanned (a str not in the 1-byte\n"
+"representation: a character beyond U+00FF).");
 
 /* separators of the space-delimited split (str.split() on ASCII without \x1c-\x1f) */
 #define IS_SEP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))

@@ -6,7 +6,7 @@ the pure-Python backend, in Python with the same results:
 
 - :func:`scan`: which of a set of literals occur in each message (on the messages' own
   1-byte representation, so a literal is found exactly when ``literal in message``),
-  whether it holds a backslash, and whether its first character other than
+  whether it holds ``\\u`` (a JSON escape that may hide a literal), and whether its first character other than
   ``" \\t\\n\\r\\f\\v"`` is ``{``;
 - :func:`split`: the space-delimited fields of each line (§6.2), with a flag saying whether
   the split is exact (ASCII, no ``"``, ``[`` or ``\\x1c``-``\\x1f``, so that ``str.split()`` is
@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - the extension not built: pure Python
 
 #: The shortest literal the block scan looks for (its 4-byte anchor).
 MIN_LITERAL = 4
-BACKSLASH = 1  # scan flags
+ESCAPE_U = 1  # scan flags
 OPENS_OBJECT = 2
 NOT_SCANNED = 4
 _BLANK_STR = " \t\n\r\f\v"
@@ -60,20 +60,53 @@ def latin1(literals: tuple[str, ...]) -> tuple[tuple[bytes, ...], tuple[int, ...
     return tuple(out), tuple(where)
 
 
-def scan(messages: list[str], literals: tuple[str, ...], anchors: tuple[int, ...]) -> tuple[Any, Any]:
+def windows(literals: tuple[bytes, ...], sample: list[str]) -> tuple[tuple[int, ...], int]:
+    """``(firsts, stride)`` for the C scan: it probes every ``stride`` bytes (the shortest
+    literal's length - 3, at most 8) and registers ``stride`` consecutive 4-byte windows of
+    each literal from ``firsts[j]``, those least frequent in ``sample`` (common windows,
+    such as ``"eve`` in CloudTrail, would be verified at every occurrence)."""
+    if not literals:
+        return (), 1
+    stride = max(1, min(8, min(len(lit) for lit in literals) - 3))
+    counts: dict[bytes, int] = {}
+    for message in sample:
+        data = message.encode("latin-1", "replace")
+        for i in range(len(data) - 3):
+            w = data[i:i + 4]
+            counts[w] = counts.get(w, 0) + 1
+    firsts = []
+    for lit in literals:
+        cost = [counts.get(lit[o:o + 4], 0) for o in range(len(lit) - 3)]
+        totals = [sum(cost[o:o + stride]) for o in range(len(cost) - stride + 1)]
+        firsts.append(totals.index(min(totals)))
+    return tuple(firsts), stride
+
+
+class LiteralScan:
+    """The C scan's set-up for a set of literals, made once from a sample of messages."""
+
+    def __init__(self, literals: tuple[str, ...], sample: list[str]) -> None:
+        self.literals = literals
+        self.data, self.where = latin1(literals)
+        self.firsts, self.stride = windows(self.data, sample) if _speedups is not None else ((), 1)
+
+
+def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | None = None) -> tuple[Any, Any]:
     """``(masks, flags)`` for ``messages``: ``masks`` a ``(n, words)`` uint64 array (bit ``j``
     of a message's words: ``literals[j] in message``), ``flags`` a uint8 array
-    (:data:`BACKSLASH`, :data:`OPENS_OBJECT`, :data:`NOT_SCANNED`: a message with a
-    character beyond U+00FF, whose bits are not set).
+    (:data:`ESCAPE_U`: ``\\u`` in it, :data:`OPENS_OBJECT`, :data:`NOT_SCANNED`: a message
+    with a character beyond U+00FF, whose bits are not set).
 
-    ``literals`` are at least :data:`MIN_LITERAL` characters; ``anchors[j]`` is where in
-    ``literals[j]`` the C scan's 4-byte lookup is taken (any offset gives the same result).
+    ``literals`` are at least :data:`MIN_LITERAL` characters; ``setup`` (for the C scan) is
+    made once per set of literals (:class:`LiteralScan`).
     """
     n = len(messages)
     words = max(1, (len(literals) + 63) // 64)
     if _c_backend():
-        data, where = latin1(literals)
-        masks, flags = _speedups.scan_lines(messages, data, tuple(anchors[i] for i in where))
+        if setup is None or setup.literals != literals:
+            setup = LiteralScan(literals, messages[:64])
+        data, where = setup.data, setup.where
+        masks, flags = _speedups.scan_lines(messages, data, setup.firsts, setup.stride)
         masks = np.frombuffer(masks, np.uint64).reshape(n, max(1, (len(data) + 63) // 64))
         if len(where) != len(literals):  # back to the literals' own numbering
             full = np.zeros((n, words), np.uint64)
@@ -88,7 +121,7 @@ def scan(messages: list[str], literals: tuple[str, ...], anchors: tuple[int, ...
         if message and max(message) > "\xff":
             flags[i] = NOT_SCANNED
             continue
-        f = BACKSLASH if "\\" in message else 0
+        f = ESCAPE_U if "\\u" in message else 0
         if message.lstrip(_BLANK_STR)[:1] == "{":
             f |= OPENS_OBJECT
         flags[i] = f

@@ -230,22 +230,8 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
     # add() keeps the first of equal extremes: a -0.0 held stays when the block adds 0.0
     lo[lo_zero & (lo == 0)] = -0.0
     hi[hi_zero & (hi == 0)] = -0.0
-    order = np.lexsort((value, point_of))
-    v_sorted, p_sorted = value[order], point_of[order]
-    new = np.concatenate(([True], (p_sorted[1:] != p_sorted[:-1]) | (v_sorted[1:] != v_sorted[:-1])))
-    starts = np.flatnonzero(new)
-    run_counts = np.diff(np.append(starts, len(order)))
-    firsts = np.minimum.reduceat(order, starts)  # each (point, value)'s first contribution
-    by_first = np.argsort(firsts, kind="stable")
-    run_point = p_sorted[starts][by_first].tolist()
-    run_value = v_sorted[starts][by_first].tolist()
-    run_count = run_counts[by_first].tolist()
-    distinct: list[list] = [[] for _ in range(k)]
-    for p, v, c in zip(run_point, run_value, run_count):
-        distinct[p].append((v, c))
     per_point = np.argsort(point_of, kind="stable")
-    split_at = np.cumsum(counts)[:-1]
-    raws = np.split(value[per_point], split_at)
+    raws = np.split(value[per_point], np.cumsum(counts)[:-1])
     for i, point in enumerate(points):
         if counts[i]:
             total = float(sums[i])
@@ -253,4 +239,4 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
                 total = point.sum
                 for v in raws[i].tolist():
                     total += v
-            point.add_block(total, int(counts[i]), float(lo[i]), float(hi[i]), distinct[i], raws[i])
+            point.add_block(total, int(counts[i]), float(lo[i]), float(hi[i]), raws[i])

@@ -2,7 +2,7 @@
 by msgspec (see :mod:`castlewatch.engine.batch`).
 
 A line no filter's requirement holds in (the literals it cannot match without, as the
-general evaluator's prefilter decides: ``FilterPattern.requirement``), with no backslash,
+general evaluator's prefilter decides: ``FilterPattern.requirement``), without ``\\u``,
 opening a JSON object when a JSON filter is there, matches no filter: it contributes the
 ``defaultValue`` of each filter that has one. Its time (only needed then) is the
 timestamp field as msgspec decodes the message, one JSON object, with a Struct holding
@@ -19,11 +19,10 @@ from typing import Any, Optional
 import numpy as np
 
 from castlewatch.engine.batch import blocks
-from castlewatch.engine.batch.plan import NO_TIME
+from castlewatch.engine.batch.plan import NO_TIME, iso_seconds_z
 from castlewatch.engine.evaluate import MAX_EVENT_MS, MIN_EVENT_MS
 from castlewatch.model import iso8601_ms
 
-_TIME_CACHE = 4096
 
 
 def _requirement(f: Any) -> Any:
@@ -49,13 +48,11 @@ class LiteralPlan:
         self.active = active
         self.requirements = requirements  # per filter, over literal ids (None: always met)
         self.literals = tuple(literals)
-        self.anchors: tuple[int, ...] = tuple(0 for _ in literals)
-        self.anchored = False
+        self.setup: blocks.LiteralScan | None = None
         self.json = any(f.kind == "json" for f in active)
         self.defaults = [f for f in active if f.default is not None]
         self.field = field
         self.decoder = None
-        self.times: dict[str, int] = {}
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> LiteralPlan | None:
@@ -94,27 +91,19 @@ class LiteralPlan:
 
     # -- per block --
 
-    def _anchor(self, messages: list[str]) -> None:
-        """Where in each literal the C scan looks first: its 4 characters rarest in this batch."""
-        sample = "".join(messages[:256]).encode("latin-1", "ignore")
-        counts = np.bincount(np.frombuffer(sample, np.uint8), minlength=256).astype(np.float64) + 1
-        cost = np.log(counts)
-        anchors = []
-        for lit in self.literals:
-            codes = [min(ord(c), 255) for c in lit]
-            anchors.append(int(np.argmin([sum(cost[c] for c in codes[i:i + 4]) for i in range(len(codes) - 3)])))
-        self.anchors = tuple(anchors)
-        self.anchored = True
-
-    def _met(self, req: Any, masks: Any, n: int) -> Any:
-        if req is None:
-            return np.ones(n, bool)
+    def _met(self, req: Any, found: Any) -> Any:
+        """Whether ``req`` holds on each line, from ``found`` (lines x literals, bool)."""
         if isinstance(req, int):
-            return (masks[:, req >> 6] >> np.uint64(req & 63)) & np.uint64(1) != 0
+            return found[:, req]
         mode, parts = req
-        out = self._met(parts[0], masks, n)
-        for p in parts[1:]:
-            out = (out & self._met(p, masks, n)) if mode == "all" else (out | self._met(p, masks, n))
+        ints = [p for p in parts if isinstance(p, int)]
+        out = None
+        if ints:
+            out = found[:, ints].all(axis=1) if mode == "all" else found[:, ints].any(axis=1)
+        for p in parts:
+            if not isinstance(p, int):
+                sub = self._met(p, found)
+                out = sub if out is None else (out & sub if mode == "all" else out | sub)
         return out
 
     def evaluate(self, path: Any, messages: list[str]) -> Any:
@@ -122,14 +111,15 @@ class LiteralPlan:
         from castlewatch.engine.batch import Contributions
 
         n = len(messages)
-        if not self.anchored:
-            self._anchor(messages)
-        masks, flags = blocks.scan(messages, self.literals, self.anchors)
+        if self.setup is None:
+            self.setup = blocks.LiteralScan(self.literals, messages[:64])
+        masks, flags = blocks.scan(messages, self.literals, self.setup)
         candidate = (flags & blocks.NOT_SCANNED) != 0
+        found = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little").view(bool)
         for req in self.requirements:
-            candidate |= self._met(req, masks, n)
+            candidate |= np.ones(n, bool) if req is None else self._met(req, found)
         if self.json:
-            candidate |= (flags & blocks.BACKSLASH) != 0
+            candidate |= (flags & blocks.ESCAPE_U) != 0
             candidate |= (flags & blocks.OPENS_OBJECT) == 0
         out = Contributions()
         if not self.defaults:
@@ -163,22 +153,24 @@ class LiteralPlan:
         decode = self.decoder.decode
         errors = (msgspec.DecodeError, msgspec.ValidationError)
         times = np.full(len(messages), _UNKNOWN, np.int64)
-        cache = self.times
         name = self.field
+        rows, texts = [], []
         for i in np.flatnonzero(wanted).tolist():
             try:
                 value = getattr(decode(messages[i]), name)
             except errors:
                 continue
-            t = cache.get(value) if value is not None else NO_TIME
-            if t is None:
-                t = iso8601_ms(value)
-                if t is None or not MIN_EVENT_MS <= t <= MAX_EVENT_MS:
-                    t = NO_TIME
-                if len(cache) >= _TIME_CACHE:
-                    cache.clear()
-                cache[value] = t
-            times[i] = t
+            if value is None:
+                times[i] = NO_TIME
+                continue
+            rows.append(i)
+            texts.append(value)
+        if rows:
+            ms, ok = iso_seconds_z(texts)
+            for j in np.flatnonzero(~ok).tolist():  # other forms: as the general evaluator reads them
+                t = iso8601_ms(texts[j])
+                ms[j] = t if t is not None and MIN_EVENT_MS <= t <= MAX_EVENT_MS else NO_TIME
+            times[np.array(rows)] = ms
         return times
 
 
