@@ -262,6 +262,8 @@ class StreamParser:
 
     def _lines(self, lines: list[bytes], base: int, end: int) -> None:
         """Events of ``lines`` (newline-separated from stream offset ``base`` to ``end``)."""
+        if self.light and self._plain_lines(lines, base, end):
+            return
         timestamp = int(time.time() * 1000) if self.ingestion else READ_FROM_MESSAGE
         light = self.light
         group = self.group
@@ -292,6 +294,30 @@ class StreamParser:
                 self.ready.append((events, base, 0, self.counts()))
                 events = self.events = []
                 append = events.append
+
+    def _plain_lines(self, lines: list[bytes], base: int, end: int) -> bool:
+        """The usual case of :meth:`_lines` for bare messages, in a few calls for all the
+        lines: ASCII, no ``\\r``, no empty line, none too large (each line then is one
+        event, as the loop would find). False (nothing done) otherwise."""
+        chunk = b"\n".join(lines)
+        if not chunk.isascii() or b"\r" in chunk:
+            return False
+        texts = chunk.decode("ascii").split("\n")
+        if "" in texts or max(map(len, texts)) > MAX_EVENT_BYTES:
+            return False
+        events = self.events
+        batch_size = self.batch_size
+        first = i = 0  # lines before ``first`` are cut into batches; before ``i``, gathered
+        while i < len(texts):
+            take = texts[i : i + batch_size - len(events)]
+            events.extend(take)
+            i += len(take)
+            if len(events) >= batch_size:
+                base = min(end, base + sum(map(len, lines[first:i])) + (i - first))
+                first = i
+                self.ready.append((events, base, 0, self.counts()))
+                events = self.events = []
+        return True
 
     # -- JSON ----------------------------------------------------------------------------
     #
