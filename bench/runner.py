@@ -379,6 +379,7 @@ class EndToEnd(Impl):
 
     def __init__(self, workload: Workload, work: Path, key: str = "castlewatch", path: Path | None = None) -> None:
         self.workload, self.work, self.path = workload, work, path
+        compile_package()
         self.filters = e2e_filters(workload)
         self.runs = 0
         if key != "castlewatch":
@@ -397,6 +398,15 @@ class EndToEnd(Impl):
         totals = sink_totals(str(out))
         return Outcome({name: int(t["sample_count"]) for name, t in totals.items()},
                        extra={"sink": str(out), "sink_totals": totals})
+
+
+def compile_package() -> None:
+    """Write castlewatch's bytecode, as installing it does: a process started with
+    ``PYTHONDONTWRITEBYTECODE`` (or from a read-only checkout) would otherwise compile every
+    module again, which is not what start-up costs an installed castlewatch."""
+    import compileall
+
+    compileall.compile_dir(str(Path(castlewatch.__file__).parent), quiet=2)
 
 
 def reference_replay(w: Workload, path: Path, out: Path) -> Stats:

@@ -291,19 +291,26 @@ class Datapoint:
         """
         small = self._small
         if small is not None:
+            pairs: Any = None
             if count > 32:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
                 distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
-                order = np.argsort(first)
-                pairs = zip(distinct[order].tolist(), counts[order].tolist())
+                held = np.fromiter(small, np.float64, len(small))
+                if len(small) + np.count_nonzero(~np.isin(distinct, held)) <= SMALL_VALUES:
+                    order = np.argsort(first)
+                    pairs = zip(distinct[order].tolist(), counts[order].tolist())
+                else:  # beyond a dict's share either way: to the arrays, then the block as below
+                    self._to_arrays()
+                    small = None
             else:
                 pairs = ((v, 1) for v in raw.tolist())
-            get = small.get
-            for value, n in pairs:
-                small[value] = get(value, 0) + n
-            if len(small) > SMALL_VALUES:
-                self._to_arrays()
-        else:
+            if small is not None:
+                get = small.get
+                for value, n in pairs:
+                    small[value] = get(value, 0) + n
+                if len(small) > SMALL_VALUES:
+                    self._to_arrays()
+        if small is None:
             self._buffer.frombytes(raw.tobytes())
             if len(self._buffer) >= self._limit:
                 self._fold_buffer()

@@ -382,17 +382,17 @@ def test_the_conformance_cases_exercise_both_plans():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["a b c", "x" * 30, "", "\r", "line\r", "caf\u00e9", "\u2603 ok", "{}", " "]),
-                max_size=60),
+@given(st.lists(st.sampled_from(["a b c", "x" * 30, "", "\r", "line\r", "caf\u00e9", "\u2603 ok", "{}", " "]
+                                + ["plain line"] * 6), max_size=60),
        st.integers(1, 7), st.lists(st.integers(1, 50), min_size=1, max_size=8), st.booleans())
 def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks, final_newline):
-    """``StreamParser._plain_lines`` (ASCII lines without ``\\r`` or an empty line, read in a
+    """``StreamParser._plain_chunk`` (ASCII lines without ``\\r`` or an empty line, read in a
     few calls) gives the events, batches and positions the line-by-line loop gives."""
     from castlewatch.engine.formats import StreamParser
     from castlewatch.engine.sources.base import SourceSpec
 
     class LineByLine(StreamParser):
-        def _plain_lines(self, *args) -> bool:
+        def _plain_chunk(self, *args) -> bool:
             return False
 
     data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()

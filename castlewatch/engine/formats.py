@@ -246,6 +246,8 @@ class StreamParser:
             self.discard = False
             base += newline + 1
             buf = buf[newline + 1 :]
+        if self.light and self._plain_chunk(buf, base):
+            return
         lines = buf.split(b"\n")
         rest = lines.pop()
         end = base + len(buf) - len(rest)
@@ -262,8 +264,6 @@ class StreamParser:
 
     def _lines(self, lines: list[bytes], base: int, end: int) -> None:
         """Events of ``lines`` (newline-separated from stream offset ``base`` to ``end``)."""
-        if self.light and self._plain_lines(lines, base, end):
-            return
         timestamp = int(time.time() * 1000) if self.ingestion else READ_FROM_MESSAGE
         light = self.light
         group = self.group
@@ -295,16 +295,18 @@ class StreamParser:
                 events = self.events = []
                 append = events.append
 
-    def _plain_lines(self, lines: list[bytes], base: int, end: int) -> bool:
-        """The usual case of :meth:`_lines` for bare messages, in a few calls for all the
-        lines: ASCII, no ``\\r``, no empty line, none too large (each line then is one
-        event, as the loop would find). False (nothing done) otherwise."""
-        chunk = b"\n".join(lines)
-        if not chunk.isascii() or b"\r" in chunk:
+    def _plain_chunk(self, buf: bytes, base: int) -> bool:
+        """The usual case of :meth:`_feed_lines` for bare messages (``buf`` starting at stream
+        offset ``base`` on a line's start), in a few calls for all its lines: ASCII, no
+        ``\\r``, no empty line, none too large, so that each line is one event, as
+        :meth:`_lines` would find. False (nothing done) otherwise."""
+        if not buf.isascii() or b"\r" in buf:
             return False
-        texts = chunk.decode("ascii").split("\n")
-        if "" in texts or max(map(len, texts)) > MAX_EVENT_BYTES:
+        texts = buf.decode("ascii").split("\n")
+        rest = texts.pop()
+        if "" in texts or len(rest) > MAX_EVENT_BYTES + 1 or max(map(len, texts), default=0) > MAX_EVENT_BYTES:
             return False
+        end = base + len(buf) - len(rest)
         events = self.events
         batch_size = self.batch_size
         first = i = 0  # lines before ``first`` are cut into batches; before ``i``, gathered
@@ -313,10 +315,13 @@ class StreamParser:
             events.extend(take)
             i += len(take)
             if len(events) >= batch_size:
-                base = min(end, base + sum(map(len, lines[first:i])) + (i - first))
+                base = min(end, base + sum(map(len, texts[first:i])) + (i - first))
                 first = i
                 self.ready.append((events, base, 0, self.counts()))
                 events = self.events = []
+        self.offset = end
+        if rest:
+            self.hold(buf[len(buf) - len(rest) :])
         return True
 
     # -- JSON ----------------------------------------------------------------------------

@@ -485,8 +485,20 @@ PyDoc_STRVAR(scan_lines_doc,
 "' \\t\\n\\v\\f\\r' is '{', 4 when it was not scanned (a str not in the 1-byte\n"
 "representation: a character beyond U+00FF).");
 
-/* separators of the space-delimited split (str.split() on ASCII without \x1c-\x1f) */
-#define IS_SEP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))
+/* byte classes of the space-delimited split: 1 a separator (str.split() on ASCII without
+   \x1c-\x1f), 2 a byte that makes the split not plain ('"', '[', \x1c-\x1f, non-ASCII),
+   4 the end of a line ('\n', also a separator), 0 any other */
+static unsigned char split_class[256];
+
+static void
+init_split_class(void)
+{
+    int c;
+    for (c = 0; c < 256; c++)
+        split_class[c] = (unsigned char)((c >= 0x80 || c == '"' || c == '[' || (c >= 0x1c && c <= 0x1f)) ? 2 : 0);
+    split_class[' '] = split_class['\t'] = split_class['\v'] = split_class['\f'] = split_class['\r'] = 1;
+    split_class['\n'] = 1 | 4;
+}
 
 static PyObject *
 split_block(PyObject *module, PyObject *args)
@@ -511,33 +523,34 @@ split_block(PyObject *module, PyObject *args)
     flags = PyBytes_FromStringAndSize(NULL, n_lines);
     if (bounds == NULL || flags == NULL)
         goto done;
-    memset(PyBytes_AS_STRING(bounds), 0, (size_t)(n_lines * k * 2 * 4));
     {
-        const unsigned char *base = block.buf, *data = base;
+        const unsigned char *base = block.buf, *p = base;
         int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
         for (line = 0; line < n_lines; line++) {
-            Py_ssize_t p = 0, fields = 0;
-            unsigned char special = 0;
+            Py_ssize_t fields = 0;
+            unsigned char special = 0, cls;
             int32_t *row = b + line * k * 2;
+            memset(row, 0, (size_t)(k * 2 * 4));
             for (;;) {
-                unsigned char c;
-                while ((c = data[p]) != '\n' && IS_SEP(c))
+                while ((cls = split_class[*p]) == 1)  /* separators, not the end of the line */
                     p++;
-                if (c == '\n')
+                if (cls & 4)
                     break;
                 if (fields < k)
-                    row[fields * 2] = (int32_t)(data + p - base);
-                while ((c = data[p]) != '\n' && !IS_SEP(c)) {
-                    special |= (unsigned char)((c >= 0x80) | (c == '"') | (c == '[') | ((c & 0xFC) == 0x1C));
+                    row[fields * 2] = (int32_t)(p - base);
+                while (!((cls = split_class[*p]) & 1)) {
+                    special |= cls;
                     p++;
                 }
                 if (fields < k)
-                    row[fields * 2 + 1] = (int32_t)(data + p - base);
+                    row[fields * 2 + 1] = (int32_t)(p - base);
                 fields++;
+                if (cls & 4)
+                    break;
             }
             flag[line] = (unsigned char)(!special && fields == k);
-            data += p + 1;
+            p++;  /* past the '\n' */
         }
     }
     out = PyTuple_Pack(2, bounds, flags);
@@ -578,6 +591,7 @@ PyInit__speedups(void)
     PyObject *module;
     if (PyType_Ready(&LiteralsType) < 0)
         return NULL;
+    init_split_class();
     module = PyModule_Create(&speedups_module);
     if (module == NULL)
         return NULL;

@@ -222,21 +222,27 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
     ids = np.concatenate((np.arange(k), point_of))
     sums = np.bincount(ids, weights=np.concatenate((start, value)), minlength=k)
     counts = np.bincount(point_of, minlength=k)
+    per_point = np.argsort(point_of, kind="stable")
+    ordered = value[per_point]
+    ends = np.cumsum(counts)
+    held = counts > 0
+    starts = (ends - counts)[held]
     lo = np.array([p.minimum for p in points], np.float64)
     hi = np.array([p.maximum for p in points], np.float64)
     lo_zero, hi_zero = np.signbit(lo) & (lo == 0), np.signbit(hi) & (hi == 0)
-    np.minimum.at(lo, point_of, value)
-    np.maximum.at(hi, point_of, value)
+    lo[held] = np.minimum(lo[held], np.minimum.reduceat(ordered, starts))
+    hi[held] = np.maximum(hi[held], np.maximum.reduceat(ordered, starts))
     # add() keeps the first of equal extremes: a -0.0 held stays when the block adds 0.0
     lo[lo_zero & (lo == 0)] = -0.0
     hi[hi_zero & (hi == 0)] = -0.0
-    per_point = np.argsort(point_of, kind="stable")
-    raws = np.split(value[per_point], np.cumsum(counts)[:-1])
-    for i, point in enumerate(points):
-        if counts[i]:
-            total = float(sums[i])
-            if np.signbit(start[i]) and start[i] == 0:  # 0.0 + -0.0 is 0.0: add from -0.0 itself
+    raws = np.split(ordered, ends[:-1])
+    negative_zero = (np.signbit(start) & (start == 0)).tolist()
+    for point, n, total, low, high, raw, from_negative_zero in zip(
+        points, counts.tolist(), sums.tolist(), lo.tolist(), hi.tolist(), raws, negative_zero
+    ):
+        if n:
+            if from_negative_zero:  # 0.0 + -0.0 is 0.0: add from the -0.0 itself
                 total = point.sum
-                for v in raws[i].tolist():
+                for v in raw.tolist():
                     total += v
-            point.add_block(total, int(counts[i]), float(lo[i]), float(hi[i]), raws[i])
+            point.add_block(total, n, low, high, raw)
