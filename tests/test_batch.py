@@ -409,3 +409,37 @@ def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks,
         parser.cut()
         results.append((parser.ready, parser.offset, parser.stats.malformed))
     assert results[0] == results[1]
+
+
+# ---- the two scans, C and Python ----------------------------------------------------------
+
+
+_ALPHABET = st.sampled_from(list("ab \t\x0b\x0c\r\x1c\x1f\"[]{}\\u") + ["\u00e9", "\u2603", "ab", "REJECT", '"key"'])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_ALPHABET, max_size=30).map("".join), min_size=1, max_size=20), st.integers(1, 6),
+       st.lists(st.sampled_from(["REJECT", '"key"', "abab", "b \tab", "\u00e9abc", "\u2603abc", "[]{}"]),
+                unique=True, max_size=5))
+def test_the_c_scans_equal_the_python_ones(messages, k, literals):
+    from castlewatch.engine.batch import blocks
+    from castlewatch.grammar import literals as backends
+
+    if "c" not in backends.AVAILABLE:
+        pytest.skip("castlewatch.grammar._speedups is not built")
+    before = backends.backend()
+    got = {}
+    try:
+        for name in ("c", "python"):
+            backends.use_backend(name)
+            masks, flags = blocks.scan(messages, tuple(literals))
+            split = blocks.split(blocks.block_of(messages), k, len(messages))
+            bounds, exact = split
+            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist())
+    finally:
+        backends.use_backend(before)
+    assert got["c"] == got["python"]
+    for message, (m, f) in zip(messages, zip(got["c"][0], got["c"][1])):
+        if max(message, default="a") <= "\xff":
+            assert [bool(m[j >> 6] >> (j & 63) & 1) for j in range(len(literals))] == [x in message for x in literals]
+            assert bool(f & 1) == ("\\u" in message)
