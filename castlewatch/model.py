@@ -292,7 +292,10 @@ class Datapoint:
         small = self._small
         if small is not None:
             pairs: Any = None
-            if count > 32:  # the distinct values in order of first arrival, as a dict takes them
+            first_value = float(raw[0])
+            if count > 32 and first_value == raw[-1] and (raw == first_value).all():  # one value: the first kept
+                pairs = ((first_value, count),)
+            elif count > 32:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
                 distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
                 held = np.fromiter(small, np.float64, len(small))
