@@ -36,6 +36,11 @@ def ratio(x: float | None) -> str:
     return f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
 
 
+def share(x: float) -> str:
+    """A share as a percentage: one decimal below 10% (``1.8%``), none above (``42%``)."""
+    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
+
+
 def _median(entry: dict | None) -> float | None:
     return None if entry is None else entry["ev_s"]["median"]
 
@@ -76,7 +81,7 @@ def _target(w: dict) -> str:
     out = []
     for t in w["targets"]:
         value = t["value"]
-        shown = "-" if value is None else f"{value:.0%}" if t["threshold"] < 1 else ratio(value)
+        shown = "-" if value is None else share(value) if t["threshold"] < 1 else ratio(value)
         out.append(f"{t['status']}: {shown} ({t['target']})")
     return "\n".join(out) or "-"
 
@@ -94,7 +99,7 @@ def rows(results: dict) -> list[list[str]]:
         if "grep" in res:
             floor += f"\ngrep {rate(_median(res['grep']))}"
         naive = rate(_median(res.get("naive")))
-        ratios = [f"floor {r['floor']:.0%}"] if "floor" in r else []
+        ratios = [f"floor {share(r['floor'])}"] if "floor" in r else []
         if "naive" in r:
             ratios.append(f"naive {ratio(r['naive'])}")
         if "castlewatch_loop" in res:
@@ -110,7 +115,7 @@ def rows(results: dict) -> list[list[str]]:
             for key, name in (("orjson", "orjson.loads"), ("in_order", "in-order")):
                 if key in res:
                     peer_cells.append(f"{name} {rate(_median(res[key]))}")
-                    ratios.append(f"{name} {r[key]:.0%}")
+                    ratios.append(f"{name} {share(r[key])}")
         ratios += [f"{_SHORT.get(k, k)} {ratio(r.get('peer:' + k))}" for k in peers]
         s = cw["ev_s"]
         out.append([

@@ -211,7 +211,8 @@ def vpc_four_filters() -> list[MetricFilter]:
         _filter("RejectCount", VPC_REJECT, VPC_GROUP, ns, "RejectCount", "1"),
         _filter("SSHRejects", VPC_SSH_REJECT, VPC_GROUP, ns, "SSHRejects", "1"),
         _filter("Bytes", VPC_FIELDS, VPC_GROUP, ns, "Bytes", "$bytes"),
-        _filter("BytesByAction", VPC_FIELDS, VPC_GROUP, ns, "BytesByAction", "$bytes", dimensions={"Action": "$action"}),
+        _filter("BytesByAction", VPC_FIELDS, VPC_GROUP, ns, "BytesByAction", "$bytes",
+                dimensions={"Action": "$action"}),
     ]})
 
 

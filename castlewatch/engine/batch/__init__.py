@@ -12,13 +12,14 @@ range, bad dimension values, late) end as the general evaluator leaves them.
 Two plans (:mod:`.plan`), chosen once per log group from its metric filters:
 
 - ``literals`` (:mod:`.literal_plan`): every filter needs a literal (JSON, regex, term and
-  space-delimited patterns with a literal requirement). One scan of the block finds each
-  filter's literals in each line (:func:`.blocks.scan`); a line where some filter's
-  requirement holds, with a backslash (JSON literals may be ``\\u``-escaped), or that does
-  not open an object while a JSON filter is there, is a candidate and takes the general
-  path. No other line can match any filter: it publishes only the ``defaultValue`` of the
-  filters that have one, at its time, read for the whole block by msgspec
-  (``decode_lines`` with a Struct of the timestamp field alone, the field's raw text).
+  space-delimited patterns with a literal requirement). One C call finds each filter's
+  literals in each line of the batch (:func:`.blocks.scan`); a line where some filter's
+  requirement holds, with ``\\u`` (JSON literals may be escaped), or that does not open
+  an object while a JSON filter is there, is a candidate and takes the general path. No
+  other line can match any filter: it publishes only the ``defaultValue`` of the filters
+  that have one, at its time, which msgspec reads (a Struct of the timestamp field alone;
+  a line msgspec does not take as one JSON object takes the general path), ISO 8601 times
+  of CloudTrail's form parsed with numpy.
 - ``fields`` (:mod:`.field_plan`): every filter is a space-delimited pattern of the same
   number of fields, without ``...``, whose conditions are ``=``/``!=`` exact strings,
   with values and dimensions from its fields (VPC Flow Logs). The block is split in one
@@ -30,8 +31,10 @@ Anything else (no plan, a block whose lines cannot be told apart) is evaluated e
 event by the general evaluator, as without this package.
 
 The exactness guard is one per plan, decided per line before anything is counted
-(``general``: the rows that take the general path); a block the guard cannot settle
-(a dimension filter that could be disabled within it, §8.4) takes the general path whole.
+(``Contributions.general``: the lines that take the general path); a block the guard
+cannot settle (a dimension filter that could be disabled within it, §8.4) takes the
+general path whole, and the aggregation has its own (:mod:`.fold`: a ``-0.0``, or late
+datapoints that could reach their bound, fold contribution by contribution).
 """
 
 from __future__ import annotations
