@@ -83,12 +83,26 @@ def windows(literals: tuple[bytes, ...], sample: list[str]) -> tuple[tuple[int, 
 
 
 class LiteralScan:
-    """The C scan's set-up for a set of literals, made once from a sample of messages."""
+    """A scan's set-up for a set of literals, made once from a sample of messages: the C
+    scan's windows, and the pure-Python backend's RE2 set of the literals (one pass per
+    message, :class:`~castlewatch.engine.prefilter.LiteralScanner`)."""
 
     def __init__(self, literals: tuple[str, ...], sample: list[str]) -> None:
         self.literals = literals
         self.data, self.where = latin1(literals)
         self.firsts, self.stride = windows(self.data, sample) if _speedups is not None else ((), 1)
+        self._python: Any = None
+
+    def python_scanner(self) -> Any:
+        """``message -> literal ids found`` (RE2 set over the message's UTF-8 bytes)."""
+        if self._python is None:
+            from castlewatch.engine.prefilter import LiteralScanner
+
+            scanner = LiteralScanner([("any", list(self.literals))]) if self.literals else None
+            order = [scanner.ids[lit] for lit in self.literals] if scanner else []
+            back = {j: i for i, j in enumerate(order)}
+            self._python = (scanner, back)
+        return self._python
 
 
 def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | None = None) -> tuple[Any, Any]:
@@ -115,20 +129,26 @@ def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | No
                 full[:, i >> 6] |= bit << np.uint64(i & 63)
             masks = full
         return masks, np.frombuffer(flags, np.uint8)
-    masks = np.zeros((n, words), np.uint64)
+    if setup is None or setup.literals != literals:
+        setup = LiteralScan(literals, [])
+    scanner, back = setup.python_scanner()
+    rows: list[list[int]] = []
     flags = np.zeros(n, np.uint8)
+    word_mask = (1 << 64) - 1
     for i, message in enumerate(messages):
-        if message and max(message) > "\xff":
+        bits = 0
+        if not message.isascii() and max(message) > "\xff":
             flags[i] = NOT_SCANNED
-            continue
-        f = ESCAPE_U if "\\u" in message else 0
-        if message.lstrip(_BLANK_STR)[:1] == "{":
-            f |= OPENS_OBJECT
-        flags[i] = f
-        for j, lit in enumerate(literals):
-            if lit in message:
-                masks[i, j >> 6] |= np.uint64(1 << (j & 63))
-    return masks, flags
+        else:
+            f = ESCAPE_U if "\\u" in message else 0
+            if message.lstrip(_BLANK_STR)[:1] == "{":
+                f |= OPENS_OBJECT
+            flags[i] = f
+            if scanner is not None:
+                for j in scanner.scan(message):
+                    bits |= 1 << back[j]
+        rows.append([(bits >> (64 * w)) & word_mask for w in range(words)])
+    return np.array(rows, np.uint64).reshape(n, words), flags
 
 
 def split(block: bytes, k: int, n: int) -> tuple[Any, Any] | None:
