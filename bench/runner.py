@@ -413,8 +413,9 @@ def reference_replay(w: Workload, path: Path, out: Path) -> Stats:
     """The same job in this process through the general evaluator (the reference), writing
     the JSON Lines sink ``out``."""
     engine = Engine(load_config_text(e2e_config(w, path, out, e2e_filters(w)), out.parent))
-    for fast in getattr(engine, "batches", {}).values():
-        fast.enabled = False
+    for fast in engine.batches.values():
+        if fast is not None:  # a log group without a batch plan is on the general path already
+            fast.enabled = False
     return run_async(engine.replay())
 
 
