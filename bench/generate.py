@@ -403,10 +403,40 @@ def app_log_lines(n: int, seed: int = 1) -> Iterator[str]:
         )
 
 
+def vpc_late_lines(n: int, seed: int = 1, in_order: bool = False) -> Iterator[str]:
+    """A late-heavy VPC Flow Logs stream: the ``n`` records of :func:`vpc_flow_lines`, every
+    tenth moved (its ``start`` and ``end``) far enough ahead that the other nine, read in
+    between, are each more than an hour behind the newest record read before them (90 % of
+    the events; the live tenth keeps moving on in time order).
+
+    ``in_order``: the same records sorted by ``start`` (stable), the in-order stream they
+    are compared with.
+    """
+    base = list(vpc_flow_lines(n, seed))
+    # the base stream spans at most 2 s per 50 records (+ 60 s of end): live records are
+    # put 3 hours beyond that
+    shift = 2 * (n // 50 + 1) + 60 + 3 * 3600
+    out = []
+    for i, line in enumerate(base):
+        if i % 10 == 0:
+            f = line.split(" ")
+            if f[10] != "-":
+                f[10] = str(int(f[10]) + shift)
+                f[11] = str(int(f[11]) + shift)
+                line = " ".join(f)
+        out.append(line)
+    if in_order:
+        out.sort(key=lambda line: int(line.split(" ")[10]))
+    return iter(out)
+
+
 GENERATORS: dict[str, Callable[..., Iterator[str]]] = {
     "cloudtrail": cloudtrail_events,
     "vpc": vpc_flow_lines,
     "app": app_log_lines,
+    "vpc-e2e": vpc_flow_lines,  # the same stream, another size (the end-to-end workload's)
+    "vpc-late": vpc_late_lines,
+    "vpc-late-sorted": lambda n, seed=1: vpc_late_lines(n, seed, in_order=True),
 }
 
 

@@ -36,12 +36,18 @@ def ratio(x: float | None) -> str:
     return f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
 
 
+def share(x: float) -> str:
+    """A share as a percentage: one decimal below 10% (``1.8%``), none above (``42%``)."""
+    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
+
+
 def _median(entry: dict | None) -> float | None:
     return None if entry is None else entry["ev_s"]["median"]
 
 
 def _peers(w: dict) -> list[str]:
-    return [k for k in w["results"] if k not in ("floor", "grep", "castlewatch", "castlewatch_loop", "naive")]
+    return [k for k in w["results"]
+            if k not in ("floor", "grep", "castlewatch", "castlewatch_loop", "naive", "orjson", "in_order")]
 
 
 def _agree(w: dict) -> str:
@@ -75,7 +81,7 @@ def _target(w: dict) -> str:
     out = []
     for t in w["targets"]:
         value = t["value"]
-        shown = "-" if value is None else f"{value:.0%}" if t["threshold"] < 1 else ratio(value)
+        shown = "-" if value is None else share(value) if t["threshold"] < 1 else ratio(value)
         out.append(f"{t['status']}: {shown} ({t['target']})")
     return "\n".join(out) or "-"
 
@@ -93,7 +99,7 @@ def rows(results: dict) -> list[list[str]]:
         if "grep" in res:
             floor += f"\ngrep {rate(_median(res['grep']))}"
         naive = rate(_median(res.get("naive")))
-        ratios = [f"floor {r['floor']:.0%}"] if "floor" in r else []
+        ratios = [f"floor {share(r['floor'])}"] if "floor" in r else []
         if "naive" in r:
             ratios.append(f"naive {ratio(r['naive'])}")
         if "castlewatch_loop" in res:
@@ -104,6 +110,12 @@ def rows(results: dict) -> list[list[str]]:
             if "matcher" in r:
                 peer_cells = [f"matcher-only {rate(cw['ev_s']['median'] / r['matcher'])}"]
                 ratios.append(f"matcher {r['matcher']:.0%}")
+        if w["kind"] == "e2e":
+            naive = "-"
+            for key, name in (("orjson", "orjson.loads"), ("in_order", "in-order")):
+                if key in res:
+                    peer_cells.append(f"{name} {rate(_median(res[key]))}")
+                    ratios.append(f"{name} {share(r[key])}")
         ratios += [f"{_SHORT.get(k, k)} {ratio(r.get('peer:' + k))}" for k in peers]
         s = cw["ev_s"]
         out.append([
@@ -134,7 +146,8 @@ def summary_lines(results: dict) -> list[str]:
             lines.append(f"peak RSS: not measured ({rss['error'][-200:]})")
         else:
             lines.append(
-                f"peak RSS replaying {rss['events']:,} VPC flow events in a child process: {rss['peak_mb']:.0f} MB "
+                f"peak RSS replaying {rss['events']:,} VPC flow events (4 filters) in a child process: "
+                f"{rss['peak_mb']:.0f} MB "
                 f"({rss['after_import_mb']:.0f} MB after imports): {rss['target']['status']}"
                 + (f" ({rss['target']['note']})" if rss["target"].get("note") else " (target < 200 MB at 10M events)")
             )

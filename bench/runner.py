@@ -49,7 +49,7 @@ from bench import generate
 from bench.checkpoint import checkpoint_cost
 from bench.naive import NaivePack, NaivePattern, metric_value
 from bench.peers import AWS_JSON, MOTO, make_peer, version
-from bench.workloads import WORKLOADS, Workload, cis_patterns, select_filters
+from bench.workloads import WORKLOADS, Workload, cis_patterns, e2e_filters, select_filters, vpc_four_filters
 
 SCHEMA_VERSION = 1
 MATCH = "match"  # the count key of a single-pattern workload
@@ -57,14 +57,16 @@ MATCH = "match"  # the count key of a single-pattern workload
 #: Sizes and repetitions per mode; ``scale`` multiplies the event counts.
 MODES: dict[str, dict[str, Any]] = {
     "quick": {
-        "events": {"cloudtrail": 20_000, "vpc": 100_000, "app": 100_000},
+        "events": {"cloudtrail": 20_000, "vpc": 100_000, "app": 100_000, "vpc-e2e": 100_000, "vpc-late": 100_000,
+                   "vpc-late-sorted": 100_000},
         "peer_slice": {AWS_JSON: {"match": 60, "pack": 6}, AWS_JSON + " (parsed once)": {"match": 2_000, "pack": 300}},
         "rss_events": 300_000,
         "runs": 3,
         "compile_repeats": 30,
     },
     "full": {
-        "events": {"cloudtrail": 200_000, "vpc": 2_000_000, "app": 2_000_000},
+        "events": {"cloudtrail": 200_000, "vpc": 2_000_000, "app": 2_000_000, "vpc-e2e": 500_000,
+                   "vpc-late": 500_000, "vpc-late-sorted": 500_000},
         "peer_slice": {AWS_JSON: {"match": 300, "pack": 30},
                        AWS_JSON + " (parsed once)": {"match": 20_000, "pack": 3_000}},
         "rss_events": 10_000_000,
@@ -344,6 +346,79 @@ class Replay(Impl):
         )
 
 
+class FloorOrjson(Impl):
+    key, label = "orjson", "orjson.loads on every line"
+    called_as = "for line in open(path, encoding='utf-8'): orjson.loads(line)"
+
+    def run(self, path: Path) -> Outcome:
+        import orjson
+
+        loads = orjson.loads
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                loads(line)
+        return Outcome({})
+
+
+def e2e_config(w: Workload, path: Path, out: Path, filters: list[MetricFilter]) -> str:
+    """The config of an ``e2e`` workload: one file source, the JSON Lines sink ``out``."""
+    return json.dumps({
+        "metric_filters": [f.to_aws() | {"logGroupName": w.log_group} for f in filters],
+        "sources": [{"type": "file", "path": str(path), "log_group": w.log_group, "timestamp": w.timestamp}],
+        "sinks": [{"type": "jsonl", "path": str(out)}],
+    })
+
+
+class EndToEnd(Impl):
+    """``castlewatch replay --config FILE`` in a fresh process: start-up, reading, evaluation,
+    aggregation and the JSON Lines sink, all timed (issue 11)."""
+
+    key, label = "castlewatch", "castlewatch replay (new process)"
+    called_as = "python -m castlewatch replay --config FILE (file source, jsonl sink), start-up included"
+    same_events = False
+
+    def __init__(self, workload: Workload, work: Path, key: str = "castlewatch", path: Path | None = None) -> None:
+        self.workload, self.work, self.path = workload, work, path
+        compile_package()
+        self.filters = e2e_filters(workload)
+        self.runs = 0
+        if key != "castlewatch":
+            self.key, self.label = key, "castlewatch replay, the same events in time order"
+            self.same_events = True
+
+    def run(self, path: Path) -> Outcome:
+        self.runs += 1
+        out = self.work / f"{self.workload.name}-{self.key}-run{self.runs}.jsonl"
+        config = self.work / f"{self.workload.name}-{self.key}.json"
+        config.write_text(e2e_config(self.workload, path, out, self.filters), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "castlewatch", "replay", "--config", str(config)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"castlewatch replay exited {done.returncode}: {done.stderr[-2000:]}")
+        totals = sink_totals(str(out))
+        return Outcome({name: int(t["sample_count"]) for name, t in totals.items()},
+                       extra={"sink": str(out), "sink_totals": totals})
+
+
+def compile_package() -> None:
+    """Write castlewatch's bytecode, as installing it does: a process started with
+    ``PYTHONDONTWRITEBYTECODE`` (or from a read-only checkout) would otherwise compile every
+    module again, which is not what start-up costs an installed castlewatch."""
+    import compileall
+
+    compileall.compile_dir(str(Path(castlewatch.__file__).parent), quiet=2)
+
+
+def reference_replay(w: Workload, path: Path, out: Path) -> Stats:
+    """The same job in this process through the general evaluator (the reference), writing
+    the JSON Lines sink ``out``."""
+    engine = Engine(load_config_text(e2e_config(w, path, out, e2e_filters(w)), out.parent))
+    for fast in engine.batches.values():
+        if fast is not None:  # a log group without a batch plan is on the general path already
+            fast.enabled = False
+    return run_async(engine.replay())
+
+
 def sink_totals(path: str) -> dict[str, dict[str, float]]:
     """Per metric name, the SampleCount and Sum written to a JSON Lines sink."""
     totals: dict[str, dict[str, float]] = {}
@@ -448,6 +523,13 @@ class Suite:
             if w.kind == "pack":
                 impls.append(CastlewatchLoop(filters))
             impls.append(NaiveFilters(filters, collect_values=w.kind == "extract"))
+        elif w.kind == "e2e":
+            impls.append(EndToEnd(w, self.work))
+            if w.compare == "orjson":
+                impls.append(FloorOrjson())
+            elif w.compare == "in_order":
+                impls.append(EndToEnd(w, self.work, "in_order", self.stream(w.in_order_stream)))
+            return impls, skipped
         else:
             impls.append(Replay(w, select_filters(w.filters), self.work))
             return impls, skipped
@@ -467,8 +549,8 @@ class Suite:
         path = self.stream(w.stream)
         info = self.streams[w.stream]
         impls, skipped = self.implementations(w)
-        paths = {impl.key: _slice(path, impl.slice_events, self.work) if impl.slice_events else path
-                 for impl in impls}
+        paths = {impl.key: _slice(path, impl.slice_events, self.work) if impl.slice_events
+                 else getattr(impl, "path", None) or path for impl in impls}
         times: dict[str, list[float]] = {impl.key: [] for impl in impls}
         outcomes: dict[str, Outcome] = {}
         for r in range(self.runs):
@@ -481,7 +563,7 @@ class Suite:
         results: dict[str, Any] = {}
         for impl in impls:
             p = paths[impl.key]
-            events = info["events"] if p == path else impl.slice_events
+            events = info["events"] if p == path or getattr(impl, "same_events", False) else impl.slice_events
             size = info["bytes"] if p == path else p.stat().st_size
             o = outcomes[impl.key]
             entry: dict[str, Any] = {
@@ -516,6 +598,8 @@ class Suite:
         }
         if w.kind == "match":
             record["pattern"] = w.pattern
+        elif w.kind == "e2e":
+            record["filters"] = {f.filter_name: f.filter_pattern for f in e2e_filters(w)}
         else:
             record["filters"] = {f.filter_name: f.filter_pattern for f in select_filters(w.filters)}
         record["disagreements"] = self.agreement(w, impls, outcomes, paths, path, results)
@@ -533,6 +617,8 @@ class Suite:
         found: list[dict] = []
         if w.kind == "replay":
             return self.replay_agreement(w, mine, results)
+        if w.kind == "e2e":
+            return self.e2e_agreement(w, outcomes, path, results)
         for impl in impls:
             if impl.key in ("castlewatch", "floor") or (impl.key == "grep" and not w.grep_exact):
                 continue
@@ -589,6 +675,30 @@ class Suite:
                                   "castlewatch": base["results"]["castlewatch"]["value_sum"], "sink": written["sum"]})
         return found
 
+    def e2e_agreement(self, w: Workload, outcomes: dict[str, Outcome], path: Path, results: dict) -> list[dict]:
+        """The datapoints written equal, line for line, those of the general evaluator (the
+        reference, in this process, batch path off); the in-order run publishes the same
+        SampleCount per metric."""
+        self.progress(f"{w.name}: the reference (general evaluator)")
+        out = self.work / f"{w.name}-reference.jsonl"
+        stats = reference_replay(w, path, out)
+        mine = outcomes["castlewatch"]
+        found = []
+        with open(mine.extra["sink"], encoding="utf-8") as a, open(out, encoding="utf-8") as b:
+            ours, reference = a.read().splitlines(), b.read().splitlines()
+        results["castlewatch"]["reference"] = {"datums": len(reference), "events_read": stats.events_read,
+                                               "matched": dict(stats.matched), "late_events": stats.late_events}
+        if ours != reference:
+            first = next((i for i, (x, y) in enumerate(zip(ours, reference)) if x != y), min(len(ours), len(reference)))
+            found.append({"implementation": "castlewatch", "kind": "datapoints_vs_reference",
+                          "castlewatch": len(ours), "reference": len(reference), "first_difference": first,
+                          "example": {"castlewatch": ours[first] if first < len(ours) else None,
+                                      "reference": reference[first] if first < len(reference) else None}})
+        if "in_order" in outcomes and outcomes["in_order"].counts != mine.counts:
+            found.append({"implementation": "in_order", "kind": "sample_counts", "castlewatch": mine.counts,
+                          "in_order": outcomes["in_order"].counts})
+        return found
+
     # -- ratios and targets --
 
     def ratios(self, record: dict) -> dict[str, float]:
@@ -600,7 +710,7 @@ class Suite:
                 continue
             if key == "floor":
                 out["floor"] = cw / entry["ev_s"]["median"]
-            elif key in ("grep", "naive", "castlewatch_loop"):
+            elif key in ("grep", "naive", "castlewatch_loop", "orjson", "in_order"):
                 out[key] = cw / entry["ev_s"]["median"]
             else:
                 out["peer:" + key] = cw / entry["ev_s"]["median"]
@@ -654,9 +764,9 @@ class Suite:
         size = generate.write_stream(path, "vpc", n, self.seed)
         out = self.work / "rss-out"
         out.mkdir(exist_ok=True)
-        w = next(x for x in WORKLOADS if x.name == "replay-vpc")
+        w = next(x for x in WORKLOADS if x.name == "e2e-vpc")
         config = self.work / "rss-config.json"
-        config.write_text(Replay(w, select_filters(w.filters), self.work).config_text(path, out), encoding="utf-8")
+        config.write_text(e2e_config(w, path, out / "datapoints.jsonl", vpc_four_filters()), encoding="utf-8")
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         done = subprocess.run([sys.executable, "-m", "bench.runner", "rss-child", str(config)],

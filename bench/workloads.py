@@ -10,10 +10,16 @@ and what castlewatch does with it:
 - ``extract``: a metric filter with a value reference (``metricValue: $bytes``)
   through the ``LogGroupEvaluator``, contributions summed;
 - ``replay``: ``Engine.replay()`` from the file through per-minute aggregation to
-  the JSON Lines sink, compared with the matcher-only workload ``baseline``.
+  the JSON Lines sink, compared with the matcher-only workload ``baseline``;
+- ``e2e``: ``castlewatch replay --config FILE`` in a fresh process (start-up included),
+  with the realistic filter sets of issue 11 (:func:`cis_default_filters`,
+  :func:`vpc_four_filters`), compared with ``orjson.loads`` on every line, with
+  iterating the lines, or with the same events in time order (``compare``); its
+  datapoints must equal those of the general evaluator (the reference) written by an
+  in-process replay with the batch path off.
 
 The metric filters are those of castlewatch's built-in packs (``castlewatch/data/packs``):
-the 15 CIS filters for CloudTrail and the VPC Flow Logs ones.
+the 15 CIS filters for CloudTrail and the VPC Flow Logs ones; the ``e2e`` workloads build their own sets here.
 """
 
 from __future__ import annotations
@@ -64,14 +70,19 @@ class Workload:
             joins the correctness guard.
         peers: peers to run (names in :data:`bench.peers.PEERS`).
         baseline: for ``replay``, the matcher-only workload on the same stream.
-        timestamp: for ``replay``, the config's ``timestamp`` of the source.
+        timestamp: for ``replay`` and ``e2e``, the config's ``timestamp`` of the source.
         targets: the issue's targets for this workload.
+        filter_set: for ``e2e``, ``"cis+default"`` or ``"vpc4"`` (see :func:`e2e_filters`).
+        compare: for ``e2e``, what castlewatch is measured against: ``"orjson"``
+            (``orjson.loads`` on every line), ``"floor"`` (iterating the lines) or
+            ``"in_order"`` (the same run on the stream ``in_order_stream``).
+        in_order_stream: for ``compare="in_order"``, the in-order stream.
     """
 
     name: str
     title: str
-    stream: Literal["cloudtrail", "vpc", "app"]
-    kind: Literal["match", "pack", "extract", "replay"]
+    stream: str
+    kind: Literal["match", "pack", "extract", "replay", "e2e"]
     pattern: str = ""
     filters: tuple[str, ...] = ()
     grep: tuple[str, ...] = ()
@@ -80,10 +91,15 @@ class Workload:
     baseline: str = ""
     timestamp: dict = field(default_factory=dict)
     targets: tuple[Target, ...] = ()
+    filter_set: str = ""
+    compare: str = ""
+    in_order_stream: str = ""
 
     @property
     def log_group(self) -> str:
-        return CLOUDTRAIL_GROUP if self.stream == "cloudtrail" else VPC_GROUP if self.stream == "vpc" else "app"
+        if self.stream == "cloudtrail":
+            return CLOUDTRAIL_GROUP
+        return VPC_GROUP if self.stream.startswith("vpc") else "app"
 
 
 _TERM_TARGET = Target("floor", 0.40, ">= 40% of floor")
@@ -111,6 +127,17 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("replay-vpc", "replay: VPC flow, REJECT bytes -> JSONL", "vpc", "replay", filters=("VPCRejectedBytes",),
              grep=("REJECT",), baseline="vpc-reject-bytes", timestamp={"field": "$11", "format": "epoch_s"},
              targets=(Target("matcher", 0.60, ">= 60% of matcher-only"),)),
+    Workload("e2e-cloudtrail", "end to end: CloudTrail, 15 CIS + defaultValue -> JSONL", "cloudtrail", "e2e",
+             grep=("eventName",), timestamp={"field": "$.eventTime", "format": "iso8601"},
+             filter_set="cis+default", compare="orjson",
+             targets=(Target("orjson", 0.75, ">= 75% of orjson.loads"),)),
+    Workload("e2e-vpc", "end to end: VPC flow, 4 filters -> JSONL", "vpc-e2e", "e2e", grep=("REJECT",),
+             timestamp={"field": "$11", "format": "epoch_s"}, filter_set="vpc4", compare="floor",
+             targets=(Target("floor", 0.06, ">= 6% of floor"),)),
+    Workload("e2e-vpc-late", "end to end: VPC flow, 90% late, 4 filters -> JSONL", "vpc-late", "e2e",
+             grep=("REJECT",), timestamp={"field": "$11", "format": "epoch_s"}, filter_set="vpc4",
+             compare="in_order", in_order_stream="vpc-late-sorted",
+             targets=(Target("in_order", 0.80, ">= 80% of in-order"),)),
 )
 
 
@@ -139,3 +166,61 @@ def select_filters(names: tuple[str, ...]) -> list[MetricFilter]:
 def cis_patterns() -> list[str]:
     """The filter patterns of the 15 CIS filters (the compile-time workload)."""
     return [f.filter_pattern for f in select_filters(("CIS-*",))]
+
+
+# ---- the end-to-end filter sets (issue 11) -----------------------------------------------------
+
+#: The VPC Flow Logs v2 default format with every field named (no condition).
+VPC_FIELDS = (
+    "[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, "
+    "windowstart, windowend, action, flowlogstatus]"
+)
+VPC_SSH_REJECT = VPC_REJECT.replace("destport,", 'destport="22",').replace("protocol,", 'protocol="6",')
+
+
+def _filter(name: str, pattern: str, group: str, namespace: str, metric: str, value: str,
+            default: float | None = None, dimensions: dict | None = None) -> dict:
+    transformation: dict = {"metricName": metric, "metricNamespace": namespace, "metricValue": value}
+    if default is not None:
+        transformation["defaultValue"] = default
+    if dimensions:
+        transformation["dimensions"] = dimensions
+    return {"filterName": name, "filterPattern": pattern, "logGroupName": group,
+            "metricTransformations": [transformation]}
+
+
+def cis_default_filters() -> list[MetricFilter]:
+    """The 15 CIS monitoring filters (their canonical pattern in ``cis-patterns.json``, the
+    one Security Hub prints) and one filter with a ``defaultValue``, so that every event
+    publishes (console sign-ins, 1 per sign-in and 0 for every other event)."""
+    text = resources.files("castlewatch").joinpath("data/cis-patterns.json").read_text(encoding="utf-8")
+    entries = [e for e in json.loads(text) if e["id"].startswith("CIS")]
+    if len(entries) != 15:
+        raise ValueError(f"cis-patterns.json holds {len(entries)} CIS filters, not 15")
+    filters = [_filter(f"CIS-{e['metric_name']}", e["filter_pattern"], CLOUDTRAIL_GROUP, "CISBenchmark",
+                       e["metric_name"], "1") for e in entries]
+    filters.append(_filter("ConsoleSignIns", '{ $.eventName = "ConsoleLogin" }', CLOUDTRAIL_GROUP,
+                           "castlewatch/CloudTrail", "ConsoleSignIns", "1", default=0))
+    return load_metric_filters({"metricFilters": filters})
+
+
+def vpc_four_filters() -> list[MetricFilter]:
+    """Four VPC Flow Logs filters: the REJECT count, SSH rejects, every flow's ``$bytes``,
+    and ``$bytes`` by ``$action`` as a dimension."""
+    ns = "castlewatch/VPCFlowLogs"
+    return load_metric_filters({"metricFilters": [
+        _filter("RejectCount", VPC_REJECT, VPC_GROUP, ns, "RejectCount", "1"),
+        _filter("SSHRejects", VPC_SSH_REJECT, VPC_GROUP, ns, "SSHRejects", "1"),
+        _filter("Bytes", VPC_FIELDS, VPC_GROUP, ns, "Bytes", "$bytes"),
+        _filter("BytesByAction", VPC_FIELDS, VPC_GROUP, ns, "BytesByAction", "$bytes",
+                dimensions={"Action": "$action"}),
+    ]})
+
+
+def e2e_filters(w: Workload) -> list[MetricFilter]:
+    """The filter set of an ``e2e`` workload."""
+    if w.filter_set == "cis+default":
+        return cis_default_filters()
+    if w.filter_set == "vpc4":
+        return vpc_four_filters()
+    raise ValueError(f"no filter set {w.filter_set!r}")

@@ -282,6 +282,48 @@ class Datapoint:
         if value > self.maximum:
             self.maximum = value
 
+    def add_block(self, total: float, count: int, minimum: float, maximum: float, raw: Any) -> None:
+        """Fold a block of contributions in at once, with :meth:`add`'s result (the batch
+        path, :mod:`castlewatch.engine.batch.fold`, computes the statistics in event order).
+
+        Args:
+            total: the new ``sum``: this datapoint's sum plus each value, added in order.
+            count: how many contributions (``len(raw)``); ``minimum``/``maximum``: the new extremes.
+            raw: the values in arrival order (float64 array).
+        """
+        small = self._small
+        if small is not None:
+            pairs: Any = None
+            first_value = float(raw[0])
+            if count > 32 and first_value == raw[-1] and (raw == first_value).all():  # one value: the first kept
+                pairs = ((first_value, count),)
+            elif count > 32:  # the distinct values in order of first arrival, as a dict takes them
+                np, _ = _numpy()
+                distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
+                held = np.fromiter(small, np.float64, len(small))
+                if len(small) + np.count_nonzero(~np.isin(distinct, held)) <= SMALL_VALUES:
+                    order = np.argsort(first)
+                    pairs = zip(distinct[order].tolist(), counts[order].tolist())
+                else:  # beyond a dict's share either way: to the arrays, then the block as below
+                    self._to_arrays()
+                    small = None
+            else:
+                pairs = ((v, 1) for v in raw.tolist())
+            if small is not None:
+                get = small.get
+                for value, n in pairs:
+                    small[value] = get(value, 0) + n
+                if len(small) > SMALL_VALUES:
+                    self._to_arrays()
+        if small is None:
+            self._buffer.frombytes(raw.tobytes())
+            if len(self._buffer) >= self._limit:
+                self._fold_buffer()
+        self.sum = total
+        self.sample_count += count
+        self.minimum = minimum
+        self.maximum = maximum
+
     def _to_arrays(self) -> None:
         np, _ = _numpy()
         small, self._small = self._small, None

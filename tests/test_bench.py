@@ -46,13 +46,13 @@ def test_every_workload_runs_with_its_baselines(results):
     for w in results["workloads"]:
         res = w["results"]
         assert {"castlewatch", "floor", "grep"} <= set(res), w["name"]
-        if w["kind"] != "replay":
+        if w["kind"] not in ("replay", "e2e"):
             assert "naive" in res, w["name"]
         for entry in res.values():
             assert entry["runs"] == 2
             assert 0 < entry["ev_s"]["min"] <= entry["ev_s"]["median"] <= entry["ev_s"]["max"]
         assert w["results"]["castlewatch"]["matches"] > 0, w["name"]
-    assert set(results["streams"]) == {"app", "cloudtrail", "vpc"}
+    assert set(results["streams"]) == {"app", "cloudtrail", "vpc", "vpc-e2e", "vpc-late", "vpc-late-sorted"}
     assert all(100 <= s["events"] <= 1000 for s in results["streams"].values())
 
 
@@ -76,6 +76,34 @@ def test_replay_writes_what_the_matchers_find(results):
         assert "matcher" in w["ratios"]
     sink = _workload(results, "replay-vpc")["results"]["castlewatch"]["sink_totals"]["VPCFlowLogsRejectedBytes"]
     assert sink["sum"] == _workload(results, "vpc-reject-bytes")["results"]["castlewatch"]["value_sum"]
+
+
+def test_end_to_end_workloads_write_the_reference_datapoints(results):
+    """issue 11: `castlewatch replay` in a new process writes, line for line, what the general
+    evaluator writes in this process; the late-heavy stream publishes what its in-order copy does."""
+    for name, compare in (("e2e-cloudtrail", "orjson"), ("e2e-vpc", "floor"), ("e2e-vpc-late", "in_order")):
+        w = _workload(results, name)
+        assert w["disagreements"] == [], name
+        cw = w["results"]["castlewatch"]
+        assert cw["reference"]["events_read"] == w["events"]
+        assert cw["reference"]["datums"] > 0 and cw["matches"] > 0
+        assert compare in w["ratios"] and w["targets"][0]["ratio"] == compare
+    late = _workload(results, "e2e-vpc-late")
+    assert late["results"]["castlewatch"]["reference"]["late_events"] > 0.8 * late["events"]
+    assert late["results"]["in_order"]["counts"] == late["results"]["castlewatch"]["counts"]
+    assert set(_workload(results, "e2e-cloudtrail")["filters"]) >= {"CIS-RootUsage", "ConsoleSignIns"}
+
+
+def test_late_heavy_stream_is_90_percent_an_hour_behind():
+    lines = list(generate.vpc_late_lines(2000))
+    newest, behind = 0, 0
+    for line in lines:
+        start = int(line.split()[10])
+        behind += start < newest - 3600
+        newest = max(newest, start)
+    assert behind == 1800
+    ordered = list(generate.vpc_late_lines(2000, in_order=True))
+    assert sorted(ordered) == sorted(lines) and ordered == sorted(lines, key=lambda x: int(x.split()[10]))
 
 
 def test_peers_agree_where_they_implement_the_pattern(results):

@@ -706,6 +706,7 @@ def _break_source_at(monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
         return real(self, lines, base, end)
 
     monkeypatch.setattr(formats.StreamParser, "_lines", lines)
+    monkeypatch.setattr(formats.StreamParser, "_plain_chunk", lambda self, buf, base: False)  # every line via _lines
 
 
 def test_a_source_that_raises_stops_the_run_and_the_error_propagates(tmp_path, monkeypatch):
@@ -773,10 +774,10 @@ def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):
     crash right after a checkpoint, the restarted run counts the rest once."""
     import asyncio
 
-    from castlewatch.engine.runner import Engine
+    from castlewatch.engine.runner import BATCH_EVENTS, Engine
 
     log = tmp_path / "app.log"
-    lines = events(BASE, 2500, seed=52)
+    lines = events(BASE, BATCH_EVENTS * 5 // 2, seed=52)
     with open(log, "wb") as fh:
         for i, line in enumerate(lines):
             fh.write(line.encode() + b"\n")
@@ -810,9 +811,10 @@ def test_malformed_counts_after_a_crash_equal_a_replay(tmp_path):
         return dict(stats.malformed)
 
     first = asyncio.run(crash_after_the_first_batch())
-    assert first == {"invalid_utf8": 4}  # those within the first 1,000 events only
+    # those within the first batch's events only (one after event i when i % 250 == 100)
+    assert first == {"invalid_utf8": sum(i % 250 == 100 for i in range(BATCH_EVENTS - 1))}
     assert read_checkpoint(checkpoint)["stats"]["malformed"] == first
-    assert asyncio.run(restart()) == {"invalid_utf8": 10}
+    assert asyncio.run(restart()) == {"invalid_utf8": sum(i % 250 == 100 for i in range(len(lines)))}
 
 
 STDIN_CONFIG = """\

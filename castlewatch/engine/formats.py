@@ -276,6 +276,8 @@ class StreamParser:
             self.discard = False
             base += newline + 1
             buf = buf[newline + 1 :]
+        if self.light and self._plain_chunk(buf, base):
+            return
         lines = buf.split(b"\n")
         rest = lines.pop()
         end = base + len(buf) - len(rest)
@@ -355,6 +357,35 @@ class StreamParser:
             return None
         stream = fields[stream_at] if 0 <= stream_at < len(fields) else ""
         return LogEvent(int(start) * 1000, message, self.group, stream)
+
+    def _plain_chunk(self, buf: bytes, base: int) -> bool:
+        """The usual case of :meth:`_feed_lines` for bare messages (``buf`` starting at stream
+        offset ``base`` on a line's start), in a few calls for all its lines: ASCII, no
+        ``\\r``, no empty line, none too large, so that each line is one event, as
+        :meth:`_lines` would find. False (nothing done) otherwise."""
+        if not buf.isascii() or b"\r" in buf:
+            return False
+        texts = buf.decode("ascii").split("\n")
+        rest = texts.pop()
+        if "" in texts or len(rest) > MAX_EVENT_BYTES + 1 or max(map(len, texts), default=0) > MAX_EVENT_BYTES:
+            return False
+        end = base + len(buf) - len(rest)
+        events = self.events
+        batch_size = self.batch_size
+        first = i = 0  # lines before ``first`` are cut into batches; before ``i``, gathered
+        while i < len(texts):
+            take = texts[i : i + batch_size - len(events)]
+            events.extend(take)
+            i += len(take)
+            if len(events) >= batch_size:
+                base = min(end, base + sum(map(len, texts[first:i])) + (i - first))
+                first = i
+                self.ready.append((events, base, 0, self.counts()))
+                events = self.events = []
+        self.offset = end
+        if rest:
+            self.hold(buf[len(buf) - len(rest) :])
+        return True
 
     # -- JSON ----------------------------------------------------------------------------
     #

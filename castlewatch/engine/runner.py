@@ -82,6 +82,9 @@ from castlewatch.engine.sources import open_source, source_name, split_source
 from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import SinkContext, SinkError, open_sink
 
+#: Most events a source hands over in one batch: the batch path (castlewatch.engine.batch)
+#: evaluates a batch in a few calls, whose fixed cost fewer, larger batches spread thinner.
+BATCH_EVENTS = 4096
 #: Evaluation errors reported one by one on stderr; later ones are counted only.
 REPORTED_EVALUATION_ERRORS = 10
 #: The longest ``run`` waits for its source tasks to end once it has cancelled them.
@@ -176,12 +179,13 @@ class Engine:
         self._evaluation_errors = 0
         self.evaluators: dict[str, LogGroupEvaluator] = {}
         self.aggregators: dict[str, MinuteAggregator] = {}
+        self.batches: dict[str, Any] = {}  # source name -> its batch path (castlewatch.engine.batch), if any
         self.positions: dict[str, Any] = dict(state.get("sources", {}))
         for spec in (part for entry in config.sources for part in split_source(entry)):
             positions = self.positions.get(source_name(spec))
             try:
                 # Counts travel in the batches (EventBatch.malformed), added in process().
-                source = open_source(spec, None, positions=positions)
+                source = open_source(spec, None, positions=positions, batch_size=BATCH_EVENTS)
             except ValueError as err:
                 if positions and str(err).startswith("positions"):  # the checkpoint's, not the spec's
                     raise CheckpointError(f"checkpoint {self.checkpoint}: source {source_name(spec)}: {err}") from None
@@ -194,6 +198,10 @@ class Engine:
             timestamp = getattr(spec, "timestamp", None)  # lines sources: where an event's time is
             self.evaluators[name] = LogGroupEvaluator(by_group.get(spec.log_group, []), self.stats, timestamp)
             aggregator = self.aggregators[name] = MinuteAggregator(self.stats, lateness_ms)
+            if timestamp is not None and timestamp.kind != "ingestion":  # lines timed from their messages
+                from castlewatch.engine.batch import batch_path
+
+                self.batches[name] = batch_path(self.evaluators[name], aggregator)
             try:
                 if name in state.get("evaluators", {}):
                     self.evaluators[name].restore(state["evaluators"][name])
@@ -245,7 +253,10 @@ class Engine:
         aggregator = self.aggregators[batch.source]
         add = aggregator.add
         bad_before = self.stats.malformed.get("bad_timestamp", 0)
-        if batch.messages is not None:
+        fast = self.batches.get(batch.source)
+        if batch.messages is not None and fast is not None and fast.enabled:  # evaluated as a block
+            fast.process(batch.messages, lambda index, err: self._skip_event(batch, index, err))
+        elif batch.messages is not None:
             evaluate_message = evaluator.evaluate_message
             messages = iter(batch.messages)
             while True:

@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -299,8 +300,280 @@ PyDoc_STRVAR(plain_split_doc,
 "message.split() when the message is ASCII with no '\"', '[' or \\x1c-\\x1f (then\n"
 "str.split() separates exactly the space-delimited fields), else None.");
 
+/* ---- blocks of lines (castlewatch.engine.batch) -------------------------------------------
+ *
+ * A block is the UTF-8 bytes of a batch's messages, each followed by '\n' (messages hold no
+ * '\n'). Both functions return None when the block does not hold exactly n_lines lines.
+ */
+
+#define SCAN_HASH(w) ((uint32_t)((uint32_t)(w) * 2654435761u) >> 16)
+
+/* Count the lines of a block: -1 if it does not end with '\n'. */
+static Py_ssize_t
+count_lines(const char *data, Py_ssize_t size)
+{
+    Py_ssize_t lines = 0;
+    const char *p = data, *end = data + size;
+    if (size == 0)
+        return 0;
+    if (data[size - 1] != '\n')
+        return -1;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        lines++;
+        p++;
+    }
+    return lines;
+}
+
+#define SCAN_BUCKETS (1 << 14)
+#define SCAN_MAX_STRIDE 8
+
+typedef struct {
+    uint32_t hash;      /* of the 4 bytes at offset */
+    int32_t literal;    /* index */
+    int32_t offset;     /* of the 4 bytes in the literal */
+    int32_t next;       /* next entry of the bucket, -1 */
+} ScanEntry;
+
+static PyObject *
+scan_lines(PyObject *module, PyObject *args)
+{
+    PyObject *messages, *literals, *firsts, *masks = NULL, *flags = NULL, *out = NULL;
+    Py_ssize_t n_lines, n_lit, words, i, line, n_entries = 0, stride;
+    const unsigned char **lit_data = NULL;
+    Py_ssize_t *lit_len = NULL, *lit_first = NULL;
+    ScanEntry *entries = NULL;
+    int32_t *head = NULL;
+    unsigned char bitmap[8192];
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "O!O!O!n:scan_lines", &PyList_Type, &messages, &PyTuple_Type, &literals,
+                          &PyTuple_Type, &firsts, &stride))
+        return NULL;
+    n_lines = PyList_GET_SIZE(messages);
+    n_lit = PyTuple_GET_SIZE(literals);
+    if (PyTuple_GET_SIZE(firsts) != n_lit || stride < 1) {
+        PyErr_SetString(PyExc_ValueError, "one first window per literal, and a stride >= 1");
+        return NULL;
+    }
+    words = (n_lit + 63) / 64;
+    if (words == 0)
+        words = 1;
+    lit_data = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_data));
+    lit_len = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_len));
+    lit_first = PyMem_Calloc((size_t)(n_lit ? n_lit : 1), sizeof(*lit_first));
+    head = PyMem_Malloc(SCAN_BUCKETS * sizeof(*head));
+    if (!lit_data || !lit_len || !lit_first || !head) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n_lit; i++) {
+        PyObject *lit = PyTuple_GET_ITEM(literals, i);
+        Py_ssize_t first = PyLong_AsSsize_t(PyTuple_GET_ITEM(firsts, i));
+        if (first == -1 && PyErr_Occurred())
+            goto done;
+        if (!PyBytes_Check(lit) || PyBytes_GET_SIZE(lit) > 0x7fffffff || first < 0
+            || first + stride + 3 > PyBytes_GET_SIZE(lit)) {
+            PyErr_SetString(PyExc_ValueError, "literals must be bytes holding stride windows of 4 from their first");
+            goto done;
+        }
+        lit_data[i] = (const unsigned char *)PyBytes_AS_STRING(lit);
+        lit_len[i] = PyBytes_GET_SIZE(lit);
+        lit_first[i] = first;
+        n_entries += stride;
+    }
+    /* stride consecutive 4-byte windows of each literal: an occurrence has one at a probed
+       position (one in every stride positions) */
+    entries = PyMem_Calloc((size_t)(n_entries ? n_entries : 1), sizeof(*entries));
+    if (entries == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(bitmap, 0, sizeof(bitmap));
+    for (i = 0; i < SCAN_BUCKETS; i++)
+        head[i] = -1;
+    {
+        Py_ssize_t e = 0, o;
+        for (i = 0; i < n_lit; i++) {
+            for (o = lit_first[i]; o < lit_first[i] + stride; o++, e++) {
+                uint32_t w, h;
+                memcpy(&w, lit_data[i] + o, 4);
+                h = SCAN_HASH(w);
+                entries[e].hash = h;
+                entries[e].literal = (int32_t)i;
+                entries[e].offset = (int32_t)o;
+                entries[e].next = head[h & (SCAN_BUCKETS - 1)];
+                head[h & (SCAN_BUCKETS - 1)] = (int32_t)e;
+                bitmap[h >> 3] |= (unsigned char)(1u << (h & 7));
+            }
+        }
+    }
+    masks = PyBytes_FromStringAndSize(NULL, n_lines * words * 8);
+    flags = PyBytes_FromStringAndSize(NULL, n_lines);
+    if (masks == NULL || flags == NULL)
+        goto done;
+    memset(PyBytes_AS_STRING(masks), 0, (size_t)(n_lines * words * 8));
+    {
+        uint64_t *mask = (uint64_t *)PyBytes_AS_STRING(masks);
+        unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
+        for (line = 0; line < n_lines; line++) {
+            PyObject *message = PyList_GET_ITEM(messages, line);
+            const unsigned char *data, *bs;
+            Py_ssize_t n, p, k = 0;
+            unsigned char f = 0;
+            uint64_t *m = mask + line * words;
+            if (!PyUnicode_Check(message) || ENSURE_READY(message) < 0 || PyUnicode_KIND(message) != PyUnicode_1BYTE_KIND) {
+                PyErr_Clear();
+                flag[line] = 4;  /* not scanned */
+                continue;
+            }
+            data = PyUnicode_1BYTE_DATA(message);
+            n = PyUnicode_GET_LENGTH(message);
+            while (k < n && (data[k] == ' ' || (data[k] >= '\t' && data[k] <= '\r')))
+                k++;
+            if (k < n && data[k] == '{')
+                f |= 2;
+            bs = data;
+            while ((bs = memchr(bs, '\\', (size_t)(data + n - bs))) != NULL) {
+                if (bs + 1 < data + n && bs[1] == 'u') {
+                    f |= 1;
+                    break;
+                }
+                bs++;
+            }
+            if (n_lit) {
+                for (p = 0; p + 4 <= n; p += stride) {
+                    uint32_t w, h;
+                    memcpy(&w, data + p, 4);
+                    h = SCAN_HASH(w);
+                    if (bitmap[h >> 3] & (1u << (h & 7))) {
+                        int32_t e;
+                        for (e = head[h & (SCAN_BUCKETS - 1)]; e >= 0; e = entries[e].next) {
+                            Py_ssize_t j = entries[e].literal, start = p - entries[e].offset;
+                            if (entries[e].hash == h && start >= 0 && start + lit_len[j] <= n
+                                && !(m[j >> 6] & ((uint64_t)1 << (j & 63)))
+                                && memcmp(data + start, lit_data[j], (size_t)lit_len[j]) == 0)
+                                m[j >> 6] |= (uint64_t)1 << (j & 63);
+                        }
+                    }
+                }
+            }
+            flag[line] = f;
+        }
+    }
+    out = PyTuple_Pack(2, masks, flags);
+done:
+    Py_XDECREF(masks);
+    Py_XDECREF(flags);
+    PyMem_Free(lit_data);
+    PyMem_Free(lit_len);
+    PyMem_Free(lit_first);
+    PyMem_Free(entries);
+    PyMem_Free(head);
+    return out;
+}
+
+PyDoc_STRVAR(scan_lines_doc,
+"scan_lines(messages, literals, firsts, stride, /)\n--\n\n"
+"Which literals occur in each message (a list of str), code point for code point as\n"
+"Python's ``in``. literals: tuple of Latin-1 bytes; the scan probes a message every\n"
+"stride bytes for the stride consecutive 4-byte windows of each literal that start at\n"
+"firsts[j] (within it: firsts[j] + stride + 3 <= len). Returns\n"
+"(masks, flags): masks holds ceil(len(literals) / 64) uint64 words per message, bit j\n"
+"set when literals[j] occurs in it; flags one byte per message: 1 when it holds a\n"
+"backslash followed by 'u', 2 when its first character that is not one of\n"
+"' \\t\\n\\v\\f\\r' is '{', 4 when it was not scanned (a str not in the 1-byte\n"
+"representation: a character beyond U+00FF).");
+
+/* byte classes of the space-delimited split: 1 a separator (str.split() on ASCII without
+   \x1c-\x1f), 2 a byte that makes the split not plain ('"', '[', \x1c-\x1f, non-ASCII),
+   4 the end of a line ('\n', also a separator), 0 any other */
+static unsigned char split_class[256];
+
+static void
+init_split_class(void)
+{
+    int c;
+    for (c = 0; c < 256; c++)
+        split_class[c] = (unsigned char)((c >= 0x80 || c == '"' || c == '[' || (c >= 0x1c && c <= 0x1f)) ? 2 : 0);
+    split_class[' '] = split_class['\t'] = split_class['\v'] = split_class['\f'] = split_class['\r'] = 1;
+    split_class['\n'] = 1 | 4;
+}
+
+static PyObject *
+split_block(PyObject *module, PyObject *args)
+{
+    Py_buffer block;
+    Py_ssize_t n_lines, k, line;
+    PyObject *bounds = NULL, *flags = NULL, *out = NULL;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "y*nn:split_block", &block, &k, &n_lines))
+        return NULL;
+    if (k < 1 || block.len >= 0x7fffffff) {
+        PyErr_SetString(PyExc_ValueError, "k must be >= 1 and the block under 2 GiB");
+        goto done;
+    }
+    if (count_lines(block.buf, block.len) != n_lines) {
+        out = Py_None;
+        Py_INCREF(out);
+        goto done;
+    }
+    bounds = PyBytes_FromStringAndSize(NULL, n_lines * k * 2 * 4);
+    flags = PyBytes_FromStringAndSize(NULL, n_lines);
+    if (bounds == NULL || flags == NULL)
+        goto done;
+    {
+        const unsigned char *base = block.buf, *p = base;
+        int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
+        unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
+        for (line = 0; line < n_lines; line++) {
+            Py_ssize_t fields = 0;
+            unsigned char special = 0, cls;
+            int32_t *row = b + line * k * 2;
+            memset(row, 0, (size_t)(k * 2 * 4));
+            for (;;) {
+                while ((cls = split_class[*p]) == 1)  /* separators, not the end of the line */
+                    p++;
+                if (cls & 4)
+                    break;
+                if (fields < k)
+                    row[fields * 2] = (int32_t)(p - base);
+                while (!((cls = split_class[*p]) & 1)) {
+                    special |= cls;
+                    p++;
+                }
+                if (fields < k)
+                    row[fields * 2 + 1] = (int32_t)(p - base);
+                fields++;
+                if (cls & 4)
+                    break;
+            }
+            flag[line] = (unsigned char)(!special && fields == k);
+            p++;  /* past the '\n' */
+        }
+    }
+    out = PyTuple_Pack(2, bounds, flags);
+done:
+    Py_XDECREF(bounds);
+    Py_XDECREF(flags);
+    PyBuffer_Release(&block);
+    return out;
+}
+
+PyDoc_STRVAR(split_block_doc,
+"split_block(block, k, n_lines, /)\n--\n\n"
+"The space-delimited fields of each line of a block (its lines each end with '\\n').\n"
+"Returns (bounds, flags): bounds holds k (start, end) int32 byte offsets into the block\n"
+"per line; flags one byte per line, 1 when the line is ASCII without '\"', '[' or\n"
+"\\x1c-\\x1f (so that str.split() gives its fields exactly) and has exactly k fields,\n"
+"else 0 (its bounds are then not to be used). None when the block does not hold\n"
+"n_lines lines.");
+
 static PyMethodDef speedups_methods[] = {
     {"plain_split", (PyCFunction)plain_split, METH_O, plain_split_doc},
+    {"scan_lines", (PyCFunction)scan_lines, METH_VARARGS, scan_lines_doc},
+    {"split_block", (PyCFunction)split_block, METH_VARARGS, split_block_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -318,6 +591,7 @@ PyInit__speedups(void)
     PyObject *module;
     if (PyType_Ready(&LiteralsType) < 0)
         return NULL;
+    init_split_class();
     module = PyModule_Create(&speedups_module);
     if (module == NULL)
         return NULL;

@@ -19,14 +19,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import fastavro
-import fastavro.schema
-import fastavro.write
 import orjson
 
 from castlewatch.model import Datapoint
 from castlewatch.sinks.base import SinkError, SinkKind
 from castlewatch.sinks.files import DurableFileSink, prepare_file
+
+
+def _fastavro() -> Any:
+    """fastavro, imported when an Avro sink is first used (a replay without one starts faster)."""
+    import fastavro
+    import fastavro.schema
+    import fastavro.write
+
+    return fastavro
 
 _AVRO_SCHEMA_FILE = "datapoint.avsc"
 _AVRO_CODEC = "deflate"
@@ -43,6 +49,7 @@ def avro_schema() -> dict[str, Any]:
     (array<long>, ``Counts[i]`` contributions equal to ``Values[i]``).
     """
     text = resources.files("castlewatch.sinks").joinpath(_AVRO_SCHEMA_FILE).read_text(encoding="utf-8")
+    fastavro = _fastavro()
     return fastavro.parse_schema(orjson.loads(text))
 
 
@@ -83,11 +90,12 @@ class AvroSink(DurableFileSink):
             try:
                 fh.seek(0)
                 try:
-                    file_schema = fastavro.reader(fh).writer_schema
+                    file_schema = _fastavro().reader(fh).writer_schema
                 except Exception as exc:  # fastavro raises several types for a bad header
                     raise SinkError(f"{self.path}: not an Avro container file up to byte {size}: {exc}") from exc
-                ours = fastavro.schema.to_parsing_canonical_form(schema)
-                if fastavro.schema.to_parsing_canonical_form(file_schema) != ours:
+                canonical = _fastavro().schema.to_parsing_canonical_form
+                ours = canonical(schema)
+                if canonical(file_schema) != ours:
                     raise SinkError(f"{self.path}: written with a different Avro schema; cannot append")
                 fh.seek(0, os.SEEK_END)
             except BaseException:
@@ -96,7 +104,7 @@ class AvroSink(DurableFileSink):
         # On a non-empty file opened 'a+b' the Writer reads the header and appends
         # blocks with the existing sync marker and codec; otherwise it writes a header.
         try:
-            self._writer = fastavro.write.Writer(fh, schema, codec=_AVRO_CODEC)
+            self._writer = _fastavro().write.Writer(fh, schema, codec=_AVRO_CODEC)
         except BaseException:
             fh.close()
             raise

@@ -1,0 +1,177 @@
+"""The ``literals`` plan: a block literal prefilter, and the time of the other lines read
+by msgspec (see :mod:`castlewatch.engine.batch`).
+
+A line no filter's requirement holds in (the literals it cannot match without, as the
+general evaluator's prefilter decides: ``FilterPattern.requirement``), without ``\\u``,
+opening a JSON object when a JSON filter is there, matches no filter: it contributes the
+``defaultValue`` of each filter that has one. Its time (only needed then) is the
+timestamp field as msgspec decodes the message, one JSON object, with a Struct holding
+that top-level field alone (a string or null; duplicate keys: the last, as orjson);
+a message msgspec does not take so takes the general path. Literals shorter than
+:data:`~castlewatch.engine.batch.blocks.MIN_LITERAL` characters are not scanned: a
+requirement needing one counts as met (more candidates, never fewer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from castlewatch.engine.batch import blocks
+from castlewatch.engine.batch.plan import NO_TIME, iso_seconds_z
+from castlewatch.engine.evaluate import MAX_EVENT_MS, MIN_EVENT_MS
+from castlewatch.model import iso8601_ms
+
+
+
+def _requirement(f: Any) -> Any:
+    """What a filter needs in the message to possibly match, or None (anything may match)."""
+    pattern = f.pattern
+    if pattern.kind == "terms":
+        terms = pattern.tree.terms
+        required = [t.text for t in terms if t.role == "required"]
+        if required:
+            return ("all", required)
+        if any(t.role == "excluded" for t in terms):
+            return None
+        optional = [t.text for t in terms if t.role == "optional"]
+        return ("any", optional) if optional else None
+    return pattern.requirement if pattern.kind in ("json", "regex", "space_delimited") else None
+
+
+class LiteralPlan:
+    """See the module docstring; :meth:`make` returns None when it does not fit."""
+
+    def __init__(self, evaluator: Any, active: list, requirements: list, literals: list[str], field: str | None):
+        self.evaluator = evaluator
+        self.active = active
+        self.requirements = requirements  # per filter, over literal ids (None: always met)
+        self.literals = tuple(literals)
+        self.setup: blocks.LiteralScan | None = None
+        self.json = any(f.kind == "json" for f in active)
+        self.defaults = [f for f in active if f.default is not None]
+        self.field = field
+        self.decoder = None
+
+    @classmethod
+    def make(cls, evaluator: Any, active: list) -> LiteralPlan | None:
+        ids: dict[str, int] = {}
+
+        def compile_(req: Any) -> Any:
+            if isinstance(req, str):
+                if len(req) < blocks.MIN_LITERAL:
+                    return None  # not scanned: counts as met
+                return ids.setdefault(req, len(ids))
+            mode, parts = req
+            parts = [compile_(p) for p in parts]
+            if mode == "any" and any(p is None for p in parts):
+                return None
+            parts = [p for p in parts if p is not None]
+            return (mode, parts) if parts else None
+
+        requirements = []
+        for f in active:
+            req = _requirement(f)
+            if req is None:
+                return None
+            requirements.append(compile_(req))
+        if all(r is None for r in requirements):
+            return None
+        field = None
+        if any(f.default is not None for f in active):
+            spec = evaluator.timestamp
+            if spec is None or spec.kind != "json" or spec.format != "iso8601":
+                return None
+            ref = spec.selector
+            if not ref.startswith("$.") or not ref[2:].isidentifier():
+                return None
+            field = ref[2:]
+        return cls(evaluator, active, requirements, sorted(ids, key=ids.get), field)
+
+    # -- per block --
+
+    def _met(self, req: Any, found: Any) -> Any:
+        """Whether ``req`` holds on each line, from ``found`` (lines x literals, bool)."""
+        if isinstance(req, int):
+            return found[:, req]
+        mode, parts = req
+        ints = [p for p in parts if isinstance(p, int)]
+        out = None
+        if ints:
+            out = found[:, ints].all(axis=1) if mode == "all" else found[:, ints].any(axis=1)
+        for p in parts:
+            if not isinstance(p, int):
+                sub = self._met(p, found)
+                out = sub if out is None else (out & sub if mode == "all" else out | sub)
+        return out
+
+    def evaluate(self, path: Any, messages: list[str]) -> Any:
+        """The block's contributions (:class:`~castlewatch.engine.batch.Contributions`)."""
+        from castlewatch.engine.batch import Contributions
+
+        n = len(messages)
+        if self.setup is None:
+            self.setup = blocks.LiteralScan(self.literals, messages[:64])
+        masks, flags = blocks.scan(messages, self.literals, self.setup)
+        candidate = (flags & blocks.NOT_SCANNED) != 0
+        found = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little").view(bool)
+        for req in self.requirements:
+            candidate |= np.ones(n, bool) if req is None else self._met(req, found)
+        if self.json:
+            candidate |= (flags & blocks.ESCAPE_U) != 0
+            candidate |= (flags & blocks.OPENS_OBJECT) == 0
+        out = Contributions()
+        if not self.defaults:
+            out.general = np.flatnonzero(candidate)
+            return out
+        times = self._times(messages, ~candidate)
+        unknown = times == _UNKNOWN
+        fast = ~candidate & ~unknown & (times != NO_TIME)
+        general = candidate | unknown
+        bad = int(np.count_nonzero(~general & ~fast))
+        if bad:
+            self.evaluator.stats.count_malformed("bad_timestamp", bad)
+        out.general = np.flatnonzero(general)
+        rows = np.flatnonzero(fast)
+        k = len(self.defaults)
+        out.rows = np.repeat(rows, k)
+        out.ts = np.repeat(times[rows], k)
+        out.kid = np.tile(np.array([path.key_id(f.key) for f in self.defaults], np.int64), len(rows))
+        out.value = np.tile(np.array([f.default for f in self.defaults], np.float64), len(rows))
+        return out
+
+    def _times(self, messages: list[str], wanted: Any) -> Any:
+        """Event times (ms) of the ``wanted`` messages: :data:`NO_TIME` where the field gives no
+        usable time (``bad_timestamp``), ``_UNKNOWN`` where msgspec does not take the message
+        as one JSON object with a string or null (or no) field there (the general path decides)."""
+        import msgspec
+
+        if self.decoder is None:
+            struct = msgspec.defstruct("TimeOnly", [(self.field, Optional[str], None)])
+            self.decoder = msgspec.json.Decoder(struct)
+        decode = self.decoder.decode
+        errors = (msgspec.DecodeError, msgspec.ValidationError)
+        times = np.full(len(messages), _UNKNOWN, np.int64)
+        name = self.field
+        rows, texts = [], []
+        for i in np.flatnonzero(wanted).tolist():
+            try:
+                value = getattr(decode(messages[i]), name)
+            except errors:
+                continue
+            if value is None:
+                times[i] = NO_TIME
+                continue
+            rows.append(i)
+            texts.append(value)
+        if rows:
+            ms, ok = iso_seconds_z(texts)
+            for j in np.flatnonzero(~ok).tolist():  # other forms: as the general evaluator reads them
+                t = iso8601_ms(texts[j])
+                ms[j] = t if t is not None and MIN_EVENT_MS <= t <= MAX_EVENT_MS else NO_TIME
+            times[np.array(rows)] = ms
+        return times
+
+
+_UNKNOWN = NO_TIME + 1  # a time msgspec cannot tell

@@ -1,0 +1,445 @@
+"""The batch path (castlewatch.engine.batch, issue 11) against the general evaluator.
+
+Every test runs the same batches through both: ``BatchPath.process`` and the general
+evaluator event by event (``LogGroupEvaluator.evaluate_message`` into
+``MinuteAggregator.add``, as the engine does without the batch path), on both matcher
+backends, and compares every datapoint closed after each batch and at the end (Sum
+bit for bit, SampleCount, Minimum, Maximum, Values/Counts, serials), every counter
+(matched per filter, malformed per reason, not JSON, late, out of range, bad dimension
+values) and the state a checkpoint would hold (watermarks, late clocks, open
+datapoints, dimension value sets).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import castlewatch
+from castlewatch.engine.aggregate import MinuteAggregator
+from castlewatch.engine.batch import batch_path
+from castlewatch.engine.batch import fold as batch_fold
+from castlewatch.engine.evaluate import EventEvaluationError, LogGroupEvaluator, TimestampSpec
+from castlewatch.metric_filters import load_metric_filters
+from castlewatch.model import READ_FROM_MESSAGE, Stats
+
+pytestmark = pytest.mark.usefixtures("literal_backend")
+
+GROUP = "g"
+JSON_TIME = TimestampSpec("json", selector="$.eventTime", format="iso8601")
+FIELD_TIME = TimestampSpec("position", position=11, format="epoch_s")
+T0 = 1_709_629_200  # 2024-03-05T09:00:00Z, seconds
+CASES = [json.loads(line) for line in
+         (Path(__file__).parent / "conformance" / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+def mf(name: str, pattern: str, value: str = "1", default: float | None = None, dims: dict | None = None) -> dict:
+    t: dict[str, Any] = {"metricName": name, "metricNamespace": "ns", "metricValue": value}
+    if default is not None:
+        t["defaultValue"] = default
+    if dims:
+        t["dimensions"] = dims
+    return {"filterName": name, "filterPattern": pattern, "logGroupName": GROUP, "metricTransformations": [t]}
+
+
+def _point(p) -> tuple:
+    return (p.serial, p.namespace, p.metric_name, p.dimensions, p.unit, p.timestamp, p.sample_count,
+            struct_bits(p.sum), struct_bits(p.minimum), struct_bits(p.maximum), p.items())
+
+
+def struct_bits(x: float) -> tuple:
+    return (math.copysign(1.0, x), x.hex()) if not math.isinf(x) else (x,)
+
+
+def _state(evaluator: LogGroupEvaluator, agg: MinuteAggregator) -> tuple:
+    return (
+        asdict(agg.stats),
+        list(agg.watermarks.items()), list(agg.late_clocks.items()), agg.next_serial,
+        [(m, [(k, _point(p)) for k, p in w.items()]) for m, w in agg.windows.items()],
+        [(m, [(k, _point(p)) for k, p in late.items()]) for m, late in agg.late.items()],
+        [_point(p) for p in agg.sealed],
+        evaluator.snapshot(),
+    )
+
+
+def run_both(filters: list[dict], timestamp: TimestampSpec, batches: list[list[str]], lateness_ms: int = 60_000,
+             require_plan: str | None = None) -> tuple:
+    """Run ``batches`` through the batch path and the general evaluator; assert every
+    datapoint, counter and state agree after each batch; return (stats, datapoints)."""
+    loaded = load_metric_filters(filters)
+    sides = []
+    for _ in range(2):
+        stats = Stats()
+        evaluator = LogGroupEvaluator(loaded, stats, timestamp)
+        sides.append((evaluator, MinuteAggregator(stats, lateness_ms)))
+    (ev_a, agg_a), (ev_b, agg_b) = sides
+    path = batch_path(ev_a, agg_a)
+    if require_plan is not None:
+        assert path is not None and type(path.plan).__name__ == require_plan
+    skipped_a: list[int] = []
+    skipped_b: list[int] = []
+    written = []
+    for batch in batches:
+        if path is not None:
+            path.process(batch, lambda i, err: skipped_a.append(i))
+        else:
+            for i, m in enumerate(batch):
+                try:
+                    ev_a.evaluate_message(m, READ_FROM_MESSAGE, agg_a.add)
+                except EventEvaluationError:
+                    skipped_a.append(i)
+        for i, m in enumerate(batch):
+            try:
+                ev_b.evaluate_message(m, READ_FROM_MESSAGE, agg_b.add)
+            except EventEvaluationError:
+                skipped_b.append(i)
+        assert _state(ev_a, agg_a) == _state(ev_b, agg_b)
+        a, b = agg_a.close_ready(), agg_b.close_ready()
+        assert [_point(p) for p in a] == [_point(p) for p in b]
+        written += a
+    assert skipped_a == skipped_b
+    a, b = agg_a.close_all(), agg_b.close_all()
+    assert [_point(p) for p in a] == [_point(p) for p in b]
+    return agg_a.stats, written + a
+
+
+# ---- the aggregation alone ------------------------------------------------------------------
+
+
+def test_bincount_sums_in_event_order():
+    """The premise of fold's Sum: np.bincount adds each bin's weights in order, from 0.0."""
+    rng = random.Random(5)
+    values = [rng.choice([0.1, 0.2, 0.3, 1e16, -1e16, 1.0, 3.3333]) for _ in range(5000)]
+    got = np.bincount(np.zeros(len(values), np.int64), weights=np.array(values))[0]
+    total = 0.0
+    for v in values:
+        total += v
+    assert got.hex() == total.hex()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fold_equals_add_one_by_one(data):
+    keys = [("ns", f"m{i % 3}", (("d", str(i)),) if i % 2 else (), "None") for i in range(5)]
+    lateness = data.draw(st.sampled_from([0, 60_000, 3_600_000]))
+    a, b = MinuteAggregator(Stats(), lateness), MinuteAggregator(Stats(), lateness)
+    clock = T0 * 1000
+    for _ in range(data.draw(st.integers(1, 4))):
+        n = data.draw(st.integers(1, 120))
+        late_share = data.draw(st.sampled_from([0.0, 0.5, 0.9]))
+        rows = data.draw(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30_000_000), st.booleans(),
+                                            st.sampled_from([0.0, 1.0, 0.1, 0.2, -2.5, 1e300, 7.0, 2.0**-1074])),
+                                  min_size=n, max_size=n))
+        kid, ts, vals = [], [], []
+        for k, back, late, v in rows:
+            clock += 700
+            kid.append(k)
+            ts.append(clock - back if late and back / 30_000_000 < late_share + 0.1 else clock)
+            vals.append(v)
+        batch_fold.fold(a, keys, np.array(kid), np.array(ts, np.int64), np.array(vals))
+        for k, t, v in zip(kid, ts, vals):
+            b.add(keys[k], t, v)
+        state = lambda g: ([(m, [(k, _point(p)) for k, p in w.items()]) for m, w in g.windows.items()],  # noqa: E731
+                           [(m, [(k, _point(p)) for k, p in w.items()]) for m, w in g.late.items()],
+                           [_point(p) for p in g.sealed], list(g.watermarks.items()), list(g.late_clocks.items()),
+                           g.next_serial, g.stats.late_events)
+        assert state(a) == state(b)
+
+
+def test_fold_keeps_the_first_zero_and_negative_zero_goes_one_by_one():
+    keys = [("ns", "m", (), "None")]
+    for values in ([0.0] * 30 + [-0.0] * 30, [-0.0] * 30 + [0.0] * 30, [0.0] * 60):
+        a, b = MinuteAggregator(Stats()), MinuteAggregator(Stats())
+        ts = np.full(len(values), T0 * 1000, np.int64)
+        batch_fold.fold(a, keys, np.zeros(len(values), np.int64), ts, np.array(values))
+        for v in values:
+            b.add(keys[0], T0 * 1000, v)
+        (pa,), (pb,) = a.close_all(), b.close_all()
+        assert _point(pa) == _point(pb)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format, st.integers(0, 9999), st.integers(0, 13),
+              st.integers(0, 32), st.integers(0, 24), st.integers(0, 60), st.integers(0, 60)),
+    st.sampled_from(["2024-02-29T23:59:59Z", "2023-02-29T00:00:00Z", "1900-02-29T12:00:00Z", "2000-02-29T12:00:00Z",
+                     "2024-03-05 09:00:00Z", "2024-03-05T09:00:00z", "2024-03-05T09:00:0\u0661Z", "", "Z" * 20]),
+    st.text(max_size=22)), max_size=40))
+def test_iso_times_read_with_numpy_are_those_of_iso8601_ms(texts):
+    from castlewatch.engine.batch.plan import iso_seconds_z
+    from castlewatch.model import iso8601_ms
+
+    ms, ok = iso_seconds_z(texts)
+    for text, t, good in zip(texts, ms.tolist(), ok.tolist()):
+        if good:
+            assert t == iso8601_ms(text)
+        elif re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text, re.ASCII):  # left out: not a valid time
+            assert iso8601_ms(text) is None
+
+
+# ---- the literals plan (CloudTrail) -------------------------------------------------------
+
+
+def _cis_filters() -> list[dict]:
+    text = (Path(castlewatch.__file__).parent / "data" / "cis-patterns.json").read_text(encoding="utf-8")
+    cis = [e for e in json.loads(text) if e["id"].startswith("CIS")]
+    out = [mf(e["metric_name"], e["filter_pattern"]) for e in cis]
+    out.append(mf("SignIns", '{ $.eventName = "ConsoleLogin" }', default=0))
+    return out
+
+
+_NAMES = ["ConsoleLogin", "DescribeInstances", "CreateTrail", "DeleteVpc", "PutBucketPolicy", "GetObject",
+          "StopLogging", "DisableKey", "AttachRolePolicy"]
+_TIMES = ["2024-03-05T09:00:00Z", "2024-03-05T09:00:59Z", "2024-03-05T09:01:00Z", "2024-03-05T07:00:00Z",
+          "2024-03-05T09:03:30.5+00:00", "2024-03-05 09:02:00", "not a time", "0000-01-01T00:00:00Z",
+          "9999-12-31T23:59:59Z", ""]
+
+
+@st.composite
+def cloudtrail_line(draw) -> str:
+    kind = draw(st.sampled_from(["record"] * 6 + ["hostile"]))
+    if kind == "hostile":
+        return draw(st.sampled_from([
+            "plain text event", "   ", "{", "{}", "[1, 2]", '"string"', "{\"eventTime\": 5}", "{\"eventTime\": null}",
+            '{"eventTime":"2024-03-05T09:00:00Z"} {"x":1}', '{"eventTime":"2024-03-05T09:00:00Z",}',
+            '{"eventName":"Console\\u004cogin","eventTime":"2024-03-05T09:00:00Z"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","eventTime":"2024-03-05T11:00:00Z"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","eventTime":7}', '\t{"eventTime":"2024-03-05T09:05:00Z"}  ',
+            '\x0b{"eventTime":"2024-03-05T09:05:00Z"}', '{"eventTime":"2024-03-05T09:00:00Z","n":1e999}',
+            '{"eventTime":"2024-03-05T09:00:00Z","n":123456789012345678901234567890}',
+            '{"a":' + "[" * 600 + "]" * 600 + ',"eventTime":"2024-03-05T09:00:00Z"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","s":"caf\u00e9 \u2603"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","s":"\\ud800"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","eventName":"ConsoleLogin"}',
+        ]))
+    record: dict[str, Any] = {"eventVersion": "1.08", "eventTime": draw(st.sampled_from(_TIMES)),
+                              "eventName": draw(st.sampled_from(_NAMES))}
+    if draw(st.booleans()):
+        record["eventSource"] = draw(st.sampled_from(["kms.amazonaws.com", "s3.amazonaws.com", "ec2.amazonaws.com"]))
+    if draw(st.booleans()):
+        record["errorCode"] = draw(st.sampled_from(["AccessDenied", "Client.UnauthorizedOperation", "Throttling"]))
+    if draw(st.booleans()):
+        record["userIdentity"] = {"type": draw(st.sampled_from(["Root", "IAMUser"])), "arn": "arn:aws:iam::1:user/x"}
+    if draw(st.booleans()):
+        record["responseElements"] = {"ConsoleLogin": draw(st.sampled_from(["Success", "Failure"]))}
+        record["additionalEventData"] = {"MFAUsed": draw(st.sampled_from(["Yes", "No"]))}
+    text = json.dumps(record, separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    return text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(cloudtrail_line(), min_size=1, max_size=60), min_size=1, max_size=4),
+       st.sampled_from([0, 60_000, 3_600_000]))
+def test_cloudtrail_batches_agree(batches, lateness):
+    run_both(_cis_filters(), JSON_TIME, batches, lateness, require_plan="LiteralPlan")
+
+
+def test_cloudtrail_sample_agrees_and_takes_the_batch_path():
+    lines = (Path(castlewatch.__file__).parent / "data" / "samples" / "cloudtrail.jsonl").read_text().splitlines()
+    stats, points = run_both(_cis_filters(), JSON_TIME, [lines[i:i + 7] for i in range(0, len(lines), 7)],
+                             require_plan="LiteralPlan")
+    assert stats.matched["SignIns"] > 0 and points
+
+
+# ---- the fields plan (VPC Flow Logs) ------------------------------------------------------
+
+V = ("[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, "
+     "windowstart, windowend, action, flowlogstatus]")
+R = V.replace("action,", 'action="REJECT",')
+
+
+def _vpc_filters(default: bool = False) -> list[dict]:
+    return [
+        mf("RejectCount", R, default=0 if default else None),
+        mf("SSHRejects", R.replace("destport,", 'destport="22",').replace("protocol,", 'protocol="6",')),
+        mf("NotAccept", V.replace("action,", 'action!="ACCEPT",')),
+        mf("Bytes", V, "$bytes"),
+        mf("BytesByAction", V, "$bytes", dims={"Action": "$action", "Port": "$7"}),
+    ]
+
+
+@st.composite
+def flow_line(draw, clock: list) -> str:
+    clock[0] += draw(st.integers(0, 3))
+    start = clock[0] - (draw(st.integers(3600, 20000)) if draw(st.integers(0, 9)) < 3 else 0)
+    kind = draw(st.sampled_from(["flow"] * 8 + ["nodata", "hostile"]))
+    if kind == "nodata":
+        return f"2 123 eni-1 - - - - - - - {start} {start + 60} - NODATA"
+    if kind == "hostile":
+        return draw(st.sampled_from([
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 \"10\" {start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 {start} {start} REJECT OK extra",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 {start} {start} REJECT",
+            f"2  123\teni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 {start}  {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 1e400 {start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 -0 {start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 9007199254740993 {start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 0.5 {start}.5 {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 x{start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 99999999999999999 {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 {'p' * 1100} 6 1 10 {start} {start} REJECT OK",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 10 {start} {start} R\u00c9JECT OK",
+            f"2 123 eni-1 [1.2.3.4 5.6.7.8] 1 22 6 1 10 {start} {start} REJECT OK x",
+            f"2 123 eni-1 1.2.3.4 5.6.7.8 1 22\x1c6 1 10 {start} {start} REJECT OK",
+            "   ",
+        ]))
+    action = draw(st.sampled_from(["ACCEPT", "REJECT", "REJECT"]))
+    port = draw(st.sampled_from(["22", "443", "022", "3389"]))
+    size = draw(st.sampled_from(["0", "1", "40", "1500", "000123", "123456789012345"]))
+    eni = draw(st.integers(0, 3))
+    return f"2 123 eni-{eni} 10.0.0.1 10.0.0.2 40000 {port} 6 3 {size} {start} {start + 5} {action} OK"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from([0, 60_000, 3_600_000]), st.booleans())
+def test_vpc_batches_agree(data, lateness, default):
+    clock = [T0]
+    batches = [data.draw(st.lists(flow_line(clock), min_size=1, max_size=80))
+               for _ in range(data.draw(st.integers(1, 4)))]
+    run_both(_vpc_filters(default), FIELD_TIME, batches, lateness, require_plan="FieldPlan")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from([0, 3_600_000]))
+def test_vpc_batches_mixing_both_paths_agree(data, lateness):
+    """Without a dimension filter, lines the split cannot take go down the general path one
+    by one, between the others."""
+    clock = [T0]
+    batches = [data.draw(st.lists(flow_line(clock), min_size=1, max_size=80))
+               for _ in range(data.draw(st.integers(1, 4)))]
+    run_both(_vpc_filters()[:4], FIELD_TIME, batches, lateness, require_plan="FieldPlan")
+
+
+def test_vpc_sample_agrees_and_takes_the_batch_path():
+    lines = (Path(castlewatch.__file__).parent / "data" / "samples" / "vpc-flow.log").read_text().splitlines()
+    stats, points = run_both(_vpc_filters(), FIELD_TIME, [lines[i:i + 50] for i in range(0, len(lines), 50)],
+                             require_plan="FieldPlan")
+    assert stats.matched["Bytes"] > 0 and points
+
+
+def test_a_dimension_filter_reaching_its_limit_in_a_block_is_disabled_as_the_general_path_does():
+    lines = [f"2 123 eni-1 1.2.3.4 5.6.7.8 {i} 22 6 1 10 {T0 + i} {T0 + i} REJECT OK" for i in range(2500)]
+    stats, _ = run_both([mf("BySrc", V, "$bytes", dims={"Src": "$srcport"})], FIELD_TIME,
+                        [lines[i:i + 300] for i in range(0, len(lines), 300)], require_plan="FieldPlan")
+    assert "BySrc" in stats.disabled_filters and stats.matched["BySrc"] == 1000
+
+
+# ---- every conformance case ---------------------------------------------------------------
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        castlewatch.compile_pattern(pattern)
+    except castlewatch.FilterPatternError:
+        return False
+    return True
+
+
+CASE_PATTERNS = [c for c in CASES if not c.get("invalid") and _compiles(c["pattern"])]
+
+
+@pytest.mark.parametrize("case", CASE_PATTERNS, ids=[c["id"] for c in CASE_PATTERNS])
+def test_conformance_case_agrees(case):
+    """The case's pattern with a defaultValue filter beside it, over its event, the event in
+    a JSON record with a time, and both again in a second batch; a space-delimited pattern
+    also with its event timed by its first field."""
+    event = case["event"]
+    record = json.dumps({"eventTime": "2024-03-05T09:00:00Z", "message": event, "eventName": "ConsoleLogin"})
+    filters = [mf("case", case["pattern"]), mf("other", '{ $.eventName = "ConsoleLogin" }', default=0)]
+    batches = [[event, record, event], [record, event]]
+    run_both(filters, JSON_TIME, batches)
+    if castlewatch.compile_pattern(case["pattern"]).kind == "space_delimited":
+        timed = f"{T0} {event}"
+        run_both([mf("case", case["pattern"], default=0)], TimestampSpec("position", position=1, format="epoch_s"),
+                 [[event, timed], [timed, event, "1 2 3"]])
+
+
+def test_the_conformance_cases_exercise_both_plans():
+    plans = {"LiteralPlan": 0, "FieldPlan": 0}
+    for case in CASE_PATTERNS:
+        for filters, spec in (
+            ([mf("case", case["pattern"]), mf("other", '{ $.eventName = "ConsoleLogin" }', default=0)], JSON_TIME),
+            ([mf("case", case["pattern"], default=0)], TimestampSpec("position", position=1, format="epoch_s")),
+        ):
+            stats = Stats()
+            path = batch_path(LogGroupEvaluator(load_metric_filters(filters), stats, spec), MinuteAggregator(stats))
+            if path is not None:
+                plans[type(path.plan).__name__] += 1
+    assert plans["LiteralPlan"] >= 50 and plans["FieldPlan"] >= 10, plans
+
+
+# ---- the lines source's plain case --------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a b c", "x" * 30, "", "\r", "line\r", "caf\u00e9", "\u2603 ok", "{}", " "]
+                                + ["plain line"] * 6), max_size=60),
+       st.integers(1, 7), st.lists(st.integers(1, 50), min_size=1, max_size=8), st.booleans())
+def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks, final_newline):
+    """``StreamParser._plain_chunk`` (ASCII lines without ``\\r`` or an empty line, read in a
+    few calls) gives the events, batches and positions the line-by-line loop gives."""
+    from castlewatch.engine.formats import StreamParser
+    from castlewatch.engine.sources.base import SourceSpec
+
+    class LineByLine(StreamParser):
+        def _plain_chunk(self, *args) -> bool:
+            return False
+
+    data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    results = []
+    for kind in (StreamParser, LineByLine):
+        parser = kind(SourceSpec("file", GROUP, "x"), batch_size)
+        at, k = 0, 0
+        while at < len(data):
+            size = chunks[k % len(chunks)]
+            parser.feed(data[at:at + size])
+            at += size
+            k += 1
+        parser.end(final=True)
+        parser.cut()
+        results.append((parser.ready, parser.offset, parser.stats.malformed))
+    assert results[0] == results[1]
+
+
+# ---- the two scans, C and Python ----------------------------------------------------------
+
+
+_ALPHABET = st.sampled_from(list("ab \t\x0b\x0c\r\x1c\x1f\"[]{}\\u") + ["\u00e9", "\u2603", "ab", "REJECT", '"key"'])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_ALPHABET, max_size=30).map("".join), min_size=1, max_size=20), st.integers(1, 6),
+       st.lists(st.sampled_from(["REJECT", '"key"', "abab", "b \tab", "\u00e9abc", "\u2603abc", "[]{}"]),
+                unique=True, max_size=5))
+def test_the_c_scans_equal_the_python_ones(messages, k, literals):
+    from castlewatch.engine.batch import blocks
+    from castlewatch.grammar import literals as backends
+
+    if "c" not in backends.AVAILABLE:
+        pytest.skip("castlewatch.grammar._speedups is not built")
+    before = backends.backend()
+    got = {}
+    try:
+        for name in ("c", "python"):
+            backends.use_backend(name)
+            masks, flags = blocks.scan(messages, tuple(literals))
+            split = blocks.split(blocks.block_of(messages), k, len(messages))
+            bounds, exact = split
+            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist())
+    finally:
+        backends.use_backend(before)
+    assert got["c"] == got["python"]
+    for message, (m, f) in zip(messages, zip(got["c"][0], got["c"][1])):
+        if max(message, default="a") <= "\xff":
+            assert [bool(m[j >> 6] >> (j & 63) & 1) for j in range(len(literals))] == [x in message for x in literals]
+            assert bool(f & 1) == ("\\u" in message)
