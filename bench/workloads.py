@@ -24,6 +24,9 @@ the 15 CIS filters for CloudTrail and the VPC Flow Logs ones; the ``e2e`` worklo
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 from dataclasses import dataclass, field
 from typing import Literal
 
