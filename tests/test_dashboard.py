@@ -227,23 +227,27 @@ def test_new_dimension_values_update_the_dashboard_at_most_once_an_interval(moto
     assert [m[3] for m in lines["properties"]["metrics"]] == ["a", "b", "c"]
 
 
+async def replay_dashboard(url: str) -> int:
+    """A ``cloudwatch_dashboard`` sink (dashboard ``d``) through a replay: its put at start
+    and at the end; the number of puts made."""
+    sink = open_sink(CloudWatchDashboardSinkSpec(dashboard_name="d", region="us-east-1", endpoint_url=url),
+                     None, SinkContext(0, CONFIG, None))
+    await sink.start("replay")
+    try:
+        await sink.finish()
+    finally:
+        await sink.aclose()
+    return sink.puts
+
+
 def test_a_dashboard_cloudwatch_refuses_fails_replay(moto, caplog):
     spec = CloudWatchDashboardSinkSpec(dashboard_name="d", region="us-east-1", endpoint_url="")
-
-    async def main(url: str) -> None:
-        sink = open_sink(CloudWatchDashboardSinkSpec(dashboard_name="d", region="us-east-1", endpoint_url=url),
-                         None, SinkContext(0, CONFIG, None))
-        await sink.start("replay")
-        try:
-            await sink.finish()
-        finally:
-            await sink.aclose()
 
     assert spec.where == "CloudWatch dashboard d"
     with caplog.at_level(logging.ERROR), FaultProxy(moto) as proxy:
         proxy.inject("PutDashboard", *[Fault("invalid")] * 2)
         with pytest.raises(PublishError, match="CloudWatch dashboard d: CloudWatch refused the dashboard"):
-            asyncio.run(main(proxy.url))
+            asyncio.run(replay_dashboard(proxy.url))
     assert "InvalidParameterValue" in caplog.text
 
 
@@ -253,18 +257,8 @@ def test_a_dashboard_saved_with_warnings_logs_each_message(moto, caplog):
     the first of replay's two puts, at start and at the end, answers one)."""
     answer = {"DashboardValidationMessages": [{"DataPath": "/widgets/0", "Message": "Should have a region"}]}
 
-    async def main(url: str) -> int:
-        sink = open_sink(CloudWatchDashboardSinkSpec(dashboard_name="d", region="us-east-1", endpoint_url=url),
-                         None, SinkContext(0, CONFIG, None))
-        await sink.start("replay")
-        try:
-            await sink.finish()
-        finally:
-            await sink.aclose()
-        return sink.puts
-
     with caplog.at_level(logging.WARNING), FaultProxy(moto) as proxy:
         proxy.inject("PutDashboard", Fault("answer", body=json.dumps(answer).encode()))
-        assert asyncio.run(main(proxy.url)) == 2
+        assert asyncio.run(replay_dashboard(proxy.url)) == 2
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == ["castlewatch: CloudWatch dashboard d: saved with a warning: /widgets/0: Should have a region"]

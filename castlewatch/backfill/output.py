@@ -14,7 +14,7 @@ import datetime as _dt
 from castlewatch.aws import hold_clients
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.config.load import sink_problem
-from castlewatch.engine.runner import _NamedSink as NamedSink
+from castlewatch.engine.runner import NamedSink, sync_sink_counters
 from castlewatch.model import Datapoint, Stats
 from castlewatch.sinks import SinkContext, SinkError, open_sink
 
@@ -66,26 +66,11 @@ async def write_datapoints(config: EngineConfig, batches: list[list[Datapoint]],
             for sink in sinks:
                 await sink.finish()
         except BaseException:
-            _sync(stats, sinks)
+            sync_sink_counters(stats, sinks)
             for sink in sinks:
                 with contextlib.suppress(Exception):
                     await sink.aclose()
             raise
-        _sync(stats, sinks)
+        sync_sink_counters(stats, sinks)
         for sink in sinks:
             await sink.aclose()
-
-
-def _sync(stats: Stats, sinks: list[NamedSink]) -> None:
-    """The delivery counters of the sinks that keep them (CloudWatch), into ``stats``."""
-    reports = [r for r in (sink.counters() for sink in sinks) if r is not None]
-    if not reports:
-        return
-    stats.published = sum(r["published"] for r in reports)
-    stats.unknown_outcomes = sum(r["unknown_outcomes"] for r in reports)
-    stats.unpublished = sum(r["unpublished"] for r in reports)
-    refused: dict[str, int] = {}
-    for r in reports:
-        for reason, n in r["refused"].items():
-            refused[reason] = refused.get(reason, 0) + n
-    stats.refused = refused

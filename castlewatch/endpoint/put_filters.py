@@ -69,6 +69,19 @@ def _transformation(value: Any, number: int) -> MetricTransformation:
     )
 
 
+def _named_filter(payload: dict[str, Any]) -> tuple[str, str, str]:
+    """(logGroupName, filterName, filterPattern) of a Put*Filter call, each required.
+
+    Raises:
+        ApiError: a member is missing or not a string (the service's validation error).
+    """
+    return (
+        member(payload, "logGroupName", str, required=True),
+        member(payload, "filterName", str, required=True),
+        member(payload, "filterPattern", str, required=True),
+    )
+
+
 async def put_metric_filter(call: Call) -> web.Response:
     """Validate a PutMetricFilter call (§8.1-§8.2, the quotas of §1), then forward it.
 
@@ -76,9 +89,7 @@ async def put_metric_filter(call: Call) -> web.Response:
         ApiError: the service's refusal; an unreachable upstream (503).
     """
     p = call.payload
-    group = member(p, "logGroupName", str, required=True)
-    name = member(p, "filterName", str, required=True)
-    pattern_text = member(p, "filterPattern", str, required=True)
+    group, name, pattern_text = _named_filter(p)
     transformations = member(p, "metricTransformations", list, required=True)
     metric_filter = MetricFilter(
         filter_name=name,
@@ -106,9 +117,7 @@ async def put_subscription_filter(call: Call) -> web.Response:
         ApiError: the service's refusal; an unreachable upstream (503).
     """
     p = call.payload
-    group = member(p, "logGroupName", str, required=True)
-    name = member(p, "filterName", str, required=True)
-    pattern_text = member(p, "filterPattern", str, required=True)
+    group, name, pattern_text = _named_filter(p)
     destination = member(p, "destinationArn", str, required=True)
     try:
         validate_subscription_filter(

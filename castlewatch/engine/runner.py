@@ -226,7 +226,7 @@ class Engine:
             for i, (spec, pos) in enumerate(zip(config.sinks, sink_positions)):
                 try:
                     sink = open_sink(spec, pos, SinkContext(i, config, self.checkpoint))
-                    self.sinks.append(_NamedSink(sink, spec.where))
+                    self.sinks.append(NamedSink(sink, spec.where))
                 except ValueError as err:
                     if pos is None:
                         raise
@@ -379,21 +379,8 @@ class Engine:
                 await sink.aclose()
 
     def _sync_sink_stats(self) -> None:
-        """Take the delivery counters of the sinks that keep them (``Sink.counters()``)
-        into :attr:`stats`: theirs are the newer (a CloudWatch sink's publish ledger is
-        written at every request, the checkpoint every few seconds)."""
-        reports = [r for r in (sink.counters() for sink in self.sinks) if r is not None]
-        if not reports:
-            return
-        stats = self.stats
-        stats.published = sum(r["published"] for r in reports)
-        stats.unknown_outcomes = sum(r["unknown_outcomes"] for r in reports)
-        stats.unpublished = sum(r["unpublished"] for r in reports)
-        refused: dict[str, int] = {}
-        for r in reports:
-            for reason, n in r["refused"].items():
-                refused[reason] = refused.get(reason, 0) + n
-        stats.refused = refused
+        """Take the delivery counters of the sinks into :attr:`stats` (:func:`sync_sink_counters`)."""
+        sync_sink_counters(self.stats, self.sinks)
 
     # -- daemon --
 
@@ -569,7 +556,25 @@ async def _stop(tasks: list[asyncio.Task]) -> None:
         await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
 
 
-class _NamedSink:
+def sync_sink_counters(stats: Stats, sinks: list[NamedSink]) -> None:
+    """Take the delivery counters of the sinks that keep them (``Sink.counters()``: published,
+    refused per reason, unknown outcomes, unpublished) into ``stats``, summed over the sinks:
+    theirs are the newer (a CloudWatch sink's publish ledger is written at every request, the
+    checkpoint every few seconds). Sinks that keep none leave ``stats`` as it is."""
+    reports = [r for r in (sink.counters() for sink in sinks) if r is not None]
+    if not reports:
+        return
+    stats.published = sum(r["published"] for r in reports)
+    stats.unknown_outcomes = sum(r["unknown_outcomes"] for r in reports)
+    stats.unpublished = sum(r["unpublished"] for r in reports)
+    refused: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r["refused"].items():
+            refused[reason] = refused.get(reason, 0) + n
+    stats.refused = refused
+
+
+class NamedSink:
     """A sink whose ``OSError`` s (disk full, ...) become :class:`OutputError` s naming its
     file; the lifecycle of :class:`~castlewatch.sinks.SinkBase` for a sink that has only
     ``write``, ``flush`` and ``close``."""
