@@ -24,7 +24,9 @@ the 15 CIS filters for CloudTrail and the VPC Flow Logs ones; the ``e2e`` worklo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Literal
 
 from castlewatch.metric_filters import load_metric_filters
