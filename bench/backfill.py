@@ -8,8 +8,8 @@ Method:
 - The archives are seeded (:mod:`bench.archives`): two days of CloudTrail objects
   (``{"Records": [...]}``) and VPC Flow Logs objects (header + default-format records) for
   two accounts in two regions, written to a temporary folder in the S3 layout.
-- The filters are the bundled demo's (the CIS monitoring filters over CloudTrail, the VPC
-  Flow Logs rejects): ``castlewatch/data/demo/metric-filters.json``.
+- The filters are the built-in packs the bundled demo uses for these log groups (``cis``
+  over CloudTrail, ``vpc-flow-logs`` over the VPC Flow Logs).
 - Three ways over the same objects, timed in interleaved rounds (round 1: replay, 1 worker,
   2 workers; round 2: ...), median of the rounds with min and max: a single-process
   ``castlewatch replay`` (a glob of the objects, every minute held open to the end as a
@@ -43,7 +43,6 @@ import orjson
 from bench.archives import archive_objects, write_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-FILTERS = ROOT / "castlewatch" / "data" / "demo" / "metric-filters.json"
 FIRST = _dt.date(2024, 3, 5)
 
 #: Per mode: days of archives, minutes between deliveries, events per CloudTrail object,
@@ -61,7 +60,8 @@ def _config(folder: Path, out: Path, name: str, replay: bool) -> str:
         flow = f"{folder}/AWSLogs/*/vpcflowlogs/*/*/*/*/*.log.gz"
     else:
         trail = flow = str(folder)
-    return (f"metric_filters: {{file: '{FILTERS}'}}\n"
+    return ("metric_filters:\n  - {pack: cis, log_group: CloudTrail/DefaultLogGroup}\n"
+            "  - {pack: vpc-flow-logs, log_group: vpc-flow-logs}\n"
             "sources:\n"
             f"  - {{type: file, path: '{trail}', log_group: CloudTrail/DefaultLogGroup, format: cloudtrail_archive}}\n"
             f"  - {{type: file, path: '{flow}', log_group: vpc-flow-logs, format: flow_log_file}}\n"
