@@ -300,8 +300,10 @@ class Datapoint:
             elif count > 32:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
                 distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
-                held = np.fromiter(small, np.float64, len(small))
-                if len(small) + np.count_nonzero(~np.isin(distinct, held)) <= SMALL_VALUES:
+                # (the values not held yet, counted without np.isin: it imports numpy.ma, 40 ms
+                # of start-up; more distinct values than a dict holds cannot fit either way)
+                new = len(distinct) if len(distinct) > SMALL_VALUES else sum(v not in small for v in distinct.tolist())
+                if len(small) + new <= SMALL_VALUES:
                     order = np.argsort(first)
                     pairs = zip(distinct[order].tolist(), counts[order].tolist())
                 else:  # beyond a dict's share either way: to the arrays, then the block as below

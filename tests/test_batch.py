@@ -443,3 +443,21 @@ def test_the_c_scans_equal_the_python_ones(messages, k, literals):
         if max(message, default="a") <= "\xff":
             assert [bool(m[j >> 6] >> (j & 63) & 1) for j in range(len(literals))] == [x in message for x in literals]
             assert bool(f & 1) == ("\\u" in message)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789+-. e/x\u00e9", max_size=18), min_size=1, max_size=40))
+def test_digits_reads_plain_digit_runs_as_python_int_does(texts: list[str]) -> None:
+    """``plan.digits``: ok exactly for 1 to MAX_DIGITS ASCII digits, the value int(text) there."""
+    from castlewatch.engine.batch.plan import MAX_DIGITS, digits
+
+    encoded = [t.encode("utf-8") for t in texts]
+    buf = np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
+    ends = np.cumsum([len(b) for b in encoded]).astype(np.int64)
+    starts = ends - np.array([len(b) for b in encoded], np.int64)
+    number, ok = digits(buf, starts, ends)
+    for t, b, n, good in zip(texts, encoded, number.tolist(), ok.tolist()):
+        plain = 1 <= len(b) <= MAX_DIGITS and all(48 <= c <= 57 for c in b)
+        assert good == plain, t
+        if plain:
+            assert n == int(t)

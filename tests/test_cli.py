@@ -462,3 +462,21 @@ def test_the_default_checkpoint_is_beside_the_config_and_an_earlier_json_name_is
     (tmp_path / "job.yaml.checkpoint").write_bytes(b"")
     assert default_checkpoint_path(config, None) == str(tmp_path / "job.yaml.checkpoint")
     assert default_checkpoint_path(None, str(tmp_path / "out")) == str(tmp_path / "out" / "castlewatch.yaml.checkpoint")
+
+
+def test_every_subcommand_is_listed_and_loaded_only_when_used() -> None:
+    """The subcommands of their own modules are imported lazily (start-up, issue 11): the
+    group's help lists them all, and importing the command line and looking up ``replay``
+    imports none of serve's aiohttp, backfill or bench."""
+    help_text = CliRunner().invoke(main, ["--help"]).output
+    for name in ("backfill", "bench", "conformance", "dashboard", "packs", "provision", "replay", "run",
+                 "samples", "serve", "test-metric-filter"):
+        assert f"  {name} " in help_text
+    code = (
+        "import sys, click; from castlewatch.cli import main\n"
+        "main.get_command(click.Context(main), 'replay')\n"
+        "print(sorted(m for m in ('aiohttp', 'castlewatch.cli.backfill', 'castlewatch.cli.bench_command',"
+        " 'castlewatch.cli.serve', 'numpy.ma') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -6,23 +6,27 @@ import json
 import os
 
 import click
-from rich.console import Console
 
 import castlewatch
 from castlewatch.cli.aws_options import group_aws_options
-from castlewatch.cli.backfill import backfill_command
-from castlewatch.cli.bench_command import bench_command
-from castlewatch.cli.conformance import conformance_command
-from castlewatch.cli.dashboard_command import dashboard_command
-from castlewatch.cli.engine_commands import replay_command, run_command
+from castlewatch.cli.lazy import LazyGroup
 from castlewatch.cli.options import MultiValueCommand, MultiValueOption
-from castlewatch.cli.packs import packs_command
-from castlewatch.cli.provision import provision_command
-from castlewatch.cli.render import format_json, print_table
-from castlewatch.cli.serve import serve_command
 from castlewatch.events import parse_events
 from castlewatch.grammar import literals
 from castlewatch.samples import DESCRIPTIONS, UnknownSampleError, read_sample_lines, sample_names
+
+#: The subcommands of their own modules, imported when used (start-up, issue 11).
+SUBCOMMANDS = {
+    "replay": "castlewatch.cli.engine_commands:replay_command",
+    "run": "castlewatch.cli.engine_commands:run_command",
+    "provision": "castlewatch.cli.provision:provision_command",
+    "dashboard": "castlewatch.cli.dashboard_command:dashboard_command",
+    "backfill": "castlewatch.cli.backfill:backfill_command",
+    "bench": "castlewatch.cli.bench_command:bench_command",
+    "packs": "castlewatch.cli.packs:packs_command",
+    "serve": "castlewatch.cli.serve:serve_command",
+    "conformance": "castlewatch.cli.conformance:conformance_command",
+}
 
 # TestMetricFilter takes 1 to 50 messages per call (spec §7).
 API_BATCH_SIZE = 50
@@ -34,7 +38,7 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     castlewatch.__version__,
     prog_name="castlewatch",
@@ -47,17 +51,6 @@ def main() -> None:
     --region, --profile and --endpoint-url may come before the command, as with the
     AWS CLI, or after it (there they win): replay, run and provision take them.
     """
-
-
-main.add_command(replay_command)
-main.add_command(run_command)
-main.add_command(provision_command)
-main.add_command(dashboard_command)
-main.add_command(backfill_command)
-main.add_command(bench_command)
-main.add_command(packs_command)
-main.add_command(serve_command)
-main.add_command(conformance_command)
 
 
 @main.command("test-metric-filter", cls=MultiValueCommand)
@@ -135,8 +128,14 @@ def test_metric_filter_command(
     except castlewatch.InvalidParameterError as error:
         raise InputError(f"{error.code}: {error}") from None
     if output == "json":
+        from castlewatch.cli.render import format_json
+
         click.echo(format_json(response), nl=False)
     else:
+        from rich.console import Console
+
+        from castlewatch.cli.render import print_table
+
         print_table(Console(), response, messages)
 
 

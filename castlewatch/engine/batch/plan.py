@@ -27,23 +27,22 @@ def make_plan(evaluator: LogGroupEvaluator) -> Any:
     return FieldPlan.make(evaluator, active) or LiteralPlan.make(evaluator, active)
 
 
-_POW10 = 10 ** np.arange(MAX_DIGITS, dtype=np.int64)
-
-
 def digits(buf: Any, starts: Any, ends: Any) -> tuple[Any, Any]:
     """``(number, ok)`` for byte ranges of ``buf``: ``ok`` where the range is 1 to
     :data:`MAX_DIGITS` ASCII digits, ``number`` their integer value there (int64)."""
     length = ends - starts
     ok = (length >= 1) & (length <= MAX_DIGITS)
+    number = np.zeros(len(starts), np.int64)
     if not ok.any():
-        return np.zeros(len(starts), np.int64), ok
+        return number, ok
     top = int(length[ok].max())
-    cols = np.arange(top)
-    d = buf[np.minimum(starts[:, None] + cols, len(buf) - 1)].astype(np.int64) - 48
-    inside = cols < length[:, None]
-    ok &= np.all(~inside | ((d >= 0) & (d <= 9)), axis=1)
-    power = _POW10[np.clip(length[:, None] - 1 - cols, 0, MAX_DIGITS - 1)]
-    number = np.where(inside, d * power, 0).sum(axis=1)
+    last = len(buf) - 1
+    for col in range(top):  # Horner, one column of digits at a time (no lines x digits matrix)
+        d = buf[np.minimum(starts + col, last)] - np.uint8(48)  # uint8: not a digit wraps above 9
+        inside = length > col
+        ok &= (d <= 9) | ~inside
+        np.copyto(number, number * 10 + d, where=inside)
+    number[~ok] = 0
     return number, ok
 
 
