@@ -33,7 +33,7 @@ PROFILE_HELP = (
 ENDPOINT_HELP = (
     "Send every CloudWatch Logs and CloudWatch call to URL (LocalStack, moto): overrides the endpoint_url "
     "setting of every cloudwatch_logs source and CloudWatch sink in the config file. Without it: that setting, "
-    "then AWS_ENDPOINT_URL_LOGS / AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL, then ~/.aws/config."
+    "then AWS_ENDPOINT_URL_CLOUDWATCH_LOGS / AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL, then ~/.aws/config."
 )
 
 

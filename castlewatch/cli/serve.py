@@ -67,7 +67,7 @@ def serve_command(host: str, port: int, upstream: str | None, max_body_bytes: in
     """Serve the CloudWatch Logs API on HOST:PORT, answering filter patterns exactly.
 
     Point any AWS SDK, the AWS CLI, Terraform or CDK tests at it with --endpoint-url
-    (or AWS_ENDPOINT_URL_LOGS):
+    (or AWS_ENDPOINT_URL_CLOUDWATCH_LOGS):
 
     \b
       aws logs test-metric-filter --endpoint-url http://127.0.0.1:4599 \\
