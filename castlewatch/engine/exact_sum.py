@@ -15,6 +15,7 @@ A sum beyond the largest double is ``±inf``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 from typing import Any
@@ -23,6 +24,7 @@ _INT_EXACT = 2.0**53  # integers below this are exact doubles; int64 sums stay b
 _INT64_SAFE = 2.0**62
 _SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's splitter (a double = 26-bit high + 27-bit low part)
 _SPLIT_SAFE = 2.0**900  # below this the split cannot overflow
+_FSUM_BLOCK = 1 << 16  # terms turned into Python floats at a time
 _CHUNK = 21  # count bits per chunk: a part (<= 27 bits) times a chunk (21 bits) is exact
 
 
@@ -89,8 +91,11 @@ def exact_sum_arrays(values: Any, counts: Any) -> float:
         weight = chunk.astype(np.float64) * float(1 << shift)
         parts.append(high * weight)
         parts.append(low * weight)
+    # fsum reads its terms one by one: hand them over a block at a time, so that a datapoint
+    # of a million distinct values costs a block of Python floats, not two million at once.
+    blocks = (part[i : i + _FSUM_BLOCK].tolist() for part in parts for i in range(0, part.size, _FSUM_BLOCK))
     try:
-        return math.fsum(np.concatenate(parts).tolist()) + 0.0
+        return math.fsum(itertools.chain.from_iterable(blocks)) + 0.0
     except OverflowError:
         return exact_sum_items(list(zip(values.tolist(), counts.tolist())))
 
