@@ -45,7 +45,12 @@ from castlewatch.aws import AwsTarget, SharedClient, call, describe_error, error
 from castlewatch.aws import is_retriable
 from castlewatch.dashboard import DashboardValidationError, check_dashboard, dashboard_body, validation_messages
 from castlewatch.engine.config.model import EngineConfig
-from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsError, LogsAccount, logs_account
+from castlewatch.engine.sources.cloudwatch_logs import (
+    CloudWatchLogsError,
+    LogsAccount,
+    described_metric_filters,
+    logs_account,
+)
 from castlewatch.metric_filters import MetricFilterLoadError, check_group_limits
 from castlewatch.metric_filters.describe import decode_filter
 from castlewatch.model import MetricFilter
@@ -321,7 +326,7 @@ async def _plan(config: EngineConfig, plan: Plan) -> None:
                         f"log group {group!r} ({where}) is of the {log_class} log class, which takes no metric "
                         "filters; metric filters need a STANDARD log group", "refused")
                 plan.changes.append(Change(LOG_GROUP, group, where, "unchanged"))
-                described = await _describe_metric_filters(account, logs, group)
+                described = await described_metric_filters(account, logs, group)
         provisioned[group] = described
         _check_limits(group, described, filters)
         by_name = {item.get("filterName"): item for item in described}
@@ -379,20 +384,6 @@ async def _describe_log_group(account: LogsAccount, logs: Any, group: str) -> di
         token = answer.get("nextToken")
         if not token:
             return None
-
-
-async def _describe_metric_filters(account: LogsAccount, logs: Any, group: str) -> list[dict[str, Any]]:
-    filters: list[dict[str, Any]] = []
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"logGroupName": group, "limit": 50}
-        if token:
-            kwargs["nextToken"] = token
-        answer = await account.call(logs.describe_metric_filters, "DescribeMetricFilters", group, **kwargs)
-        filters += answer.get("metricFilters") or []
-        token = answer.get("nextToken")
-        if not token:
-            return filters
 
 
 def _create_log_group(account: LogsAccount, group: str) -> Callable[[], Awaitable[None]]:

@@ -368,18 +368,28 @@ async def describe_metric_filters(spec: CloudWatchLogsSpec, log_group: str) -> l
         CloudWatchLogsError: a call failed for good.
     """
     account = logs_account(spec.target)
-    filters: list[dict[str, Any]] = []
     async with account.logs() as logs:
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"logGroupName": log_group, "limit": 50}
-            if token:
-                kwargs["nextToken"] = token
-            answer = await account.call(logs.describe_metric_filters, "DescribeMetricFilters", log_group, **kwargs)
-            filters += answer.get("metricFilters") or []
-            token = answer.get("nextToken")
-            if not token:
-                return filters
+        return await described_metric_filters(account, logs, log_group)
+
+
+async def described_metric_filters(account: LogsAccount, logs: Any, log_group: str) -> list[dict[str, Any]]:
+    """:func:`describe_metric_filters` with a client already open (``logs``, of ``account``):
+    every page of DescribeMetricFilters (``limit`` 50) for ``log_group``.
+
+    Raises:
+        CloudWatchLogsError: a call failed for good.
+    """
+    filters: list[dict[str, Any]] = []
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": log_group, "limit": 50}
+        if token:
+            kwargs["nextToken"] = token
+        answer = await account.call(logs.describe_metric_filters, "DescribeMetricFilters", log_group, **kwargs)
+        filters += answer.get("metricFilters") or []
+        token = answer.get("nextToken")
+        if not token:
+            return filters
 
 
 # ---- the source ----------------------------------------------------------------------------
