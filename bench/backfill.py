@@ -13,9 +13,10 @@ Method:
 - Three ways over the same objects, timed in interleaved rounds (round 1: replay, 1 worker,
   2 workers; round 2: ...), median of the rounds with min and max: a single-process
   ``castlewatch replay`` (a glob of the objects, every minute held open to the end as a
-  backfill holds it), and ``castlewatch backfill`` on a ``LocalCluster`` of 1 and of 2
-  worker processes (started before the rounds: the time is listing, reading, evaluating,
-  merging and writing). The ratio is the 1-worker time over the 2-worker time (target
+  backfill holds it; in a child process, timed from its engine's start), and
+  ``castlewatch backfill`` on a ``LocalCluster`` of 1 and of 2 worker processes (started
+  before the rounds, with the settings of ``LOCAL_CLUSTER_CONFIG``: the time is listing,
+  reading, evaluating, merging and writing). The ratio is the 1-worker time over the 2-worker time (target
   >= 1.8 on a machine with 2 idle cores: other work on the machine lowers it).
 - Agreement: the three write the same datapoints (the JSON Lines sinks, compared sorted).
 - Memory: one CloudTrail object of about 50 MB (decompressed) read in a fresh process by
@@ -71,13 +72,24 @@ def _config(folder: Path, out: Path, name: str, replay: bool) -> str:
 
 
 def _replay(folder: Path, out: Path) -> tuple[float, int]:
+    """The single-process replay, timed in a child process (its engine's heap and threads
+    then never share this process with the Dask clients and their schedulers)."""
+    config = out / "replay-config.yaml"
+    config.write_text(_config(folder, out, "replay", True), encoding="utf-8")
+    child = subprocess.run([sys.executable, "-m", "bench.backfill", "replay-child", str(config)],
+                           capture_output=True, text=True, cwd=ROOT, check=True)
+    got = json.loads(child.stdout)
+    return got["seconds"], got["events"]
+
+
+def _replay_child(config_path: str) -> None:
     from castlewatch.engine.config import load_config_text
     from castlewatch.engine.runner import Engine, run_async
 
-    config = load_config_text(_config(folder, out, "replay", True), out)
+    config = load_config_text(Path(config_path).read_text(encoding="utf-8"), Path(config_path).parent)
     start = time.perf_counter()
     stats = run_async(Engine(config).replay())
-    return time.perf_counter() - start, stats.events_read
+    print(json.dumps({"seconds": time.perf_counter() - start, "events": stats.events_read}))
 
 
 def _backfill(client: Any, folder: Path, out: Path, name: str, end: _dt.date) -> tuple[float, int, int, float]:
@@ -235,6 +247,9 @@ def report_lines(r: dict[str, Any]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "rss-child":
         _rss_child(argv[1], argv[2])
+        return
+    if len(argv) == 2 and argv[0] == "replay-child":
+        _replay_child(argv[1])
         return
     mode = "quick" if "--quick" in argv else "full"
     result = run(mode, progress=lambda message: print(f"... {message}", file=sys.stderr))

