@@ -10,11 +10,13 @@ any order and grouping; and the single-process aggregator publishes those datapo
 from __future__ import annotations
 
 import math
+import pickle
 import random
 from fractions import Fraction
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT, LogGroupEvaluator
 from castlewatch.engine.exact_sum import exact_sum_arrays, exact_sum_items, point_sum
 from castlewatch.engine.partial import PartialAggregate, dimension_set_risks, merge, merge_all, merge_stats
 from castlewatch.metric_filters import load_metric_filters
-from castlewatch.model import Datapoint, LogEvent, Stats
+from castlewatch.model import SMALL_VALUES, Datapoint, LogEvent, Stats
 
 GROUP = "app"
 M0 = 1_709_629_200_000  # 2024-03-05T09:00:00Z (ms)
@@ -208,3 +210,21 @@ def test_dimension_set_risks_name_filters_near_the_limit():
     for i in range(DIMENSION_SETS_LIMIT):
         spread.add(("ns", "by-host", (("Host", f"h{i}"),), "None"), M0 + (i % 2) * 7_200_000, 1.0)
     assert dimension_set_risks(spread.datapoints(), filters) == {}
+
+
+@pytest.mark.parametrize("distinct", [3, SMALL_VALUES + 50])
+def test_a_pickled_partial_aggregate_gives_the_same_datapoints(distinct: int) -> None:
+    """A partition's result crosses to the client pickled: a datapoint's values (a dict,
+    or arrays and a buffer beyond SMALL_VALUES) and statistics come back whole."""
+    key = ("NS", "Bytes", (("action", "ACCEPT"),), "None")
+    part = PartialAggregate(origin=4)
+    for i in range(distinct * 3):
+        part.add(key, 60_000 * (i % 2), float(i % distinct) + 0.25)
+    part.stats.events_read = distinct * 3
+    copy = pickle.loads(pickle.dumps(part, protocol=5))
+    assert copy.origin == 4 and copy.stats.events_read == distinct * 3
+    mine, theirs = part.datapoints(), copy.datapoints()
+    assert [(p.timestamp, p.sum, p.sample_count, p.minimum, p.maximum, p.values) for p in theirs] == \
+        [(p.timestamp, p.sum, p.sample_count, p.minimum, p.maximum, p.values) for p in mine]
+    theirs[0].add(1e9)  # still a working datapoint after the round trip
+    assert theirs[0].maximum == 1e9
