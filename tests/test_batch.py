@@ -251,6 +251,33 @@ def test_cloudtrail_sample_agrees_and_takes_the_batch_path():
     assert stats.matched["SignIns"] > 0 and points
 
 
+@st.composite
+def found_line(draw) -> str:
+    """A JSON line holding some of the literals below, maybe escaped, maybe with characters
+    beyond U+00FF, maybe not JSON."""
+    parts = draw(st.lists(st.sampled_from(
+        ['"ab"', '"ConsoleLogin"', '"Зоя"', '"b\\u0061"', '"Ab"', '"x"', '"ab x"', '"ConsoleLoginX"', '"é"', '"café"']),
+        max_size=4))
+    keys = draw(st.lists(st.sampled_from(["a", "b", "who", "eventName", "c"]), min_size=len(parts),
+                         max_size=len(parts)))
+    body = ",".join(f'"{k}":{v}' for k, v in zip(keys, parts))
+    line = '{"eventTime":"2024-03-05T09:%02d:00Z"%s}' % (draw(st.integers(0, 59)), "," + body if body else "")
+    return draw(st.sampled_from([line, line, line, line[:-1], " " + line]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(found_line(), min_size=1, max_size=40), min_size=1, max_size=3))
+def test_the_block_scans_findings_given_to_the_general_evaluator_agree(batches):
+    """The literals plan hands each candidate line's scan findings to the general evaluator
+    (no second scan): literals too short for the block scan (``"ab"``, taken as found),
+    beyond Latin-1 (``"Зоя"``), behind a ``\\u`` escape, or absent give what the
+    evaluator's own scan gives."""
+    filters = [mf("Short", '{ $.a = "ab" }'), mf("Long", '{ $.eventName = "ConsoleLogin" }'),
+               mf("Cyrillic", '{ $.who = "Зоя" }'), mf("Either", '{ $.b = "ab" || $.c = "ConsoleLogin" }'),
+               mf("Latin1", '{ $.c = "café" }'), mf("E", '{ $.c = "é" }'), mf("Default", '{ $.eventName = "ConsoleLogin" }', default=0)]
+    run_both(filters, JSON_TIME, batches, require_plan="LiteralPlan")
+
+
 # ---- the fields plan (VPC Flow Logs) ------------------------------------------------------
 
 V = ("[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, "

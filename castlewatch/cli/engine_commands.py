@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from castlewatch.aws import AwsTarget
 from castlewatch.cli.aws_options import aws_flags, aws_options
@@ -272,6 +271,8 @@ def replay_command(
     console = Console(stderr=True)
     started = time.perf_counter()
     if console.is_terminal:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # only on a terminal
+
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

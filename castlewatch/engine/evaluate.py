@@ -328,6 +328,12 @@ class LogGroupEvaluator:
             )
             self._json_checked = tuple(i for i, f in enumerate(self.filters) if f.check is not None and f.kind == "json")
 
+    @property
+    def scanner_ids(self) -> dict[str, int] | None:
+        """Literal -> id of the shared literal scanner (the ids ``found`` holds in
+        :meth:`evaluate_message`), or None when this evaluator has no shared scanner."""
+        return None if self._scanner is None else self._scanner.ids
+
     def _visit(self, message: str) -> tuple[Any, Any]:
         """(filter indexes to evaluate, literals found) for one event, with the scanner."""
         found = self._scanner.scan(message)
@@ -346,7 +352,7 @@ class LogGroupEvaluator:
         """Run every filter on one event and ``emit`` its contributions (see :meth:`evaluate_message`)."""
         return self.evaluate_message(event.message, event.timestamp, emit)
 
-    def evaluate_message(self, message: str, ts: int, emit: Emit) -> bool:
+    def evaluate_message(self, message: str, ts: int, emit: Emit, found: frozenset[int] | None = None) -> bool:
         """Run every filter on one log event message and ``emit`` its contributions.
 
         ``ts`` is the event time in epoch ms, or ``READ_FROM_MESSAGE`` to read it from the message per the
@@ -362,6 +368,12 @@ class LogGroupEvaluator:
         publishes nothing and is counted in ``Stats.out_of_range``; a dimension value
         PutMetricData refuses (not ASCII, whitespace only, over 1,024 characters; §8.3,
         §9) publishes nothing and is counted in ``Stats.bad_dimension_values``.
+
+        ``found``: the ids of this evaluator's scanner literals (:attr:`scanner_ids`) that
+        occur in the message, when a block scan already looked (the batch path,
+        :mod:`castlewatch.engine.batch.literal_plan`): exactly the set its own scan would
+        find (the filters visited decide the ``not_json`` counter), and only for a message
+        without ``\\u``. None: the evaluator scans the message itself.
 
         Raises:
             EventEvaluationError: evaluating a filter (or reading the event's time) on this
@@ -382,7 +394,14 @@ class LogGroupEvaluator:
         filters = self.filters
         f: _CompiledFilter | None = None
         try:
-            visit, found = (self._always, None) if self._scanner is None else self._visit(message)
+            if self._scanner is None:
+                visit, found = self._always, None
+            elif found is None:
+                visit, found = self._visit(message)
+            elif found:
+                visit = sorted(set(self._always).union(self._literal_filters(found)))
+            else:
+                visit = self._always
             if self._json_names and message.lstrip(_BLANK)[:1] != "{":
                 doc = None  # cannot be a JSON object: no decode needed to know
                 not_json = True

@@ -9,9 +9,10 @@ quotas (§1, §5.2), duplicate fields (§6.1), characters a bare value may not h
 
 from __future__ import annotations
 
+import os
 import re
 
-
+import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -277,6 +278,23 @@ def regex_values(tree: ast.Pattern) -> list[ast.RegexValue]:
     return sorted((v for v in leaves if isinstance(v, ast.RegexValue)), key=lambda v: v.pos)
 
 
+def _cache_file() -> str | bool:
+    """Where Lark keeps the analysed grammar between processes (its ``cache`` option: the
+    LALR tables in a file whose first line is the SHA-256 of the grammar and the options,
+    checked on load, rebuilt on a mismatch): a file of the user's cache directory
+    (``$XDG_CACHE_HOME``, else ``~/.cache``), never a shared temporary one; False (no
+    cache) when there is no home. Start-up is about 30 ms shorter with it (issue 11)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return False
+    folder = os.path.join(base, "castlewatch")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.join(folder, f"filter_pattern.lark-{lark.__version__}.cache")
+
+
 _LARK = Lark.open(
     "filter_pattern.lark",
     rel_to=__file__,
@@ -285,6 +303,7 @@ _LARK = Lark.open(
     start=["term_pattern", "regex_pattern", "json_pattern", "sd_pattern"],
     transformer=_ToAst(),
     maybe_placeholders=False,
+    cache=_cache_file(),
 )
 _SELECTOR_RE = re.compile(_LARK.get_terminal("SELECTOR").pattern.to_regexp())
 

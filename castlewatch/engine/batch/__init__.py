@@ -108,7 +108,9 @@ class BatchPath:
         evaluate = self.evaluator.evaluate_message
         key_id = self.key_id
         rows_, kids, times, values = out.g_rows, out.g_kid, out.g_ts, out.g_value
-        for row in rows.tolist() if isinstance(rows, np.ndarray) else rows:
+        rows = rows.tolist() if isinstance(rows, np.ndarray) else rows
+        found_of = out.found if out.found is not None else [None] * len(rows)
+        for row, found in zip(rows, found_of):
 
             def emit(key: tuple, ts: int, value: float, row: int = row) -> None:
                 rows_.append(row)
@@ -117,7 +119,7 @@ class BatchPath:
                 values.append(value)
 
             try:
-                evaluate(messages[row], READ_FROM_MESSAGE, emit)
+                evaluate(messages[row], READ_FROM_MESSAGE, emit, found)
             except EventEvaluationError as err:
                 skip(row, err)
 
@@ -128,12 +130,15 @@ class Contributions:
 
     Attributes:
         general: rows (sorted) that take the general path.
+        found: None, or per row of ``general`` the evaluator's scanner literals the block
+            scan found in it (None for a row the evaluator is to scan itself).
         rows, kid, ts, value: the batch path's contributions (numpy arrays; ``rows`` the
             event of each, ascending, an event's in filter order).
     """
 
     def __init__(self) -> None:
         self.general: Any = ()
+        self.found: list[frozenset[int] | None] | None = None
         self.rows = self.kid = self.ts = self.value = None
         self.g_rows: list[int] = []
         self.g_kid: list[int] = []

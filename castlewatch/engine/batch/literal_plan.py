@@ -53,6 +53,8 @@ class LiteralPlan:
         self.defaults = [f for f in active if f.default is not None]
         self.field = field
         self.decoder = None
+        self._found_map: tuple[list[int | None], frozenset[int]] | None = None
+        self._found_cache: dict[bytes, frozenset[int]] = {}
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> LiteralPlan | None:
@@ -124,6 +126,7 @@ class LiteralPlan:
         out = Contributions()
         if not self.defaults:
             out.general = np.flatnonzero(candidate)
+            out.found = self._found(messages, out.general, masks, flags)
             return out
         times = self._times(messages, ~candidate)
         unknown = times == _UNKNOWN
@@ -133,12 +136,51 @@ class LiteralPlan:
         if bad:
             self.evaluator.stats.count_malformed("bad_timestamp", bad)
         out.general = np.flatnonzero(general)
+        out.found = self._found(messages, out.general, masks, flags)
         rows = np.flatnonzero(fast)
         k = len(self.defaults)
         out.rows = np.repeat(rows, k)
         out.ts = np.repeat(times[rows], k)
         out.kid = np.tile(np.array([path.key_id(f.key) for f in self.defaults], np.int64), len(rows))
         out.value = np.tile(np.array([f.default for f in self.defaults], np.float64), len(rows))
+        return out
+
+    def _found(self, messages: list[str], rows: Any, masks: Any, flags: Any) -> list[frozenset[int] | None] | None:
+        """Per row of ``rows``, the general evaluator's scanner literals that occur in it, so
+        that the evaluator does not scan the line again: the block-scanned ones from their
+        bits, the others (too short for the block scan) by ``in``. Exactly the evaluator's
+        own scan (its counters, such as ``not_json``, depend on which filters it visits).
+        None for a line the block did not scan (a character beyond U+00FF) or with
+        ``\\u``; None for all when the evaluator has no shared scanner."""
+        ids = self.evaluator.scanner_ids
+        if ids is None or not len(rows):
+            return None
+        if self._found_map is None:
+            to_scanner = [ids.get(lit) for lit in self.literals]
+            scanned = set(self.literals)
+            self._found_map = (to_scanner, [(lit, i) for lit, i in ids.items() if lit not in scanned])
+        to_scanner, unscanned = self._found_map
+        cache = self._found_cache
+        out: list[frozenset[int] | None] = []
+        own = (flags[rows] & (blocks.NOT_SCANNED | blocks.ESCAPE_U)) != 0
+        for row, row_mask, self_scan in zip(rows.tolist(), masks[rows], own.tolist()):
+            if self_scan:
+                out.append(None)
+                continue
+            key = row_mask.tobytes()
+            got = cache.get(key)
+            if got is None:
+                bits = np.unpackbits(row_mask.view(np.uint8), bitorder="little")
+                got = frozenset(to_scanner[j] for j in np.flatnonzero(bits[: len(to_scanner)]).tolist()
+                                if to_scanner[j] is not None)
+                if len(cache) < 4096:
+                    cache[key] = got
+            if unscanned:
+                message = messages[row]
+                extra = [i for lit, i in unscanned if lit in message]
+                if extra:
+                    got = got.union(extra)
+            out.append(got)
         return out
 
     def _times(self, messages: list[str], wanted: Any) -> Any:
