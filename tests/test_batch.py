@@ -411,10 +411,16 @@ def test_the_conformance_cases_exercise_both_plans():
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from(["a b c", "x" * 30, "", "\r", "line\r", "caf\u00e9", "\u2603 ok", "{}", " "]
                                 + ["plain line"] * 6), max_size=60),
-       st.integers(1, 7), st.lists(st.integers(1, 50), min_size=1, max_size=8), st.booleans())
-def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks, final_newline):
+       st.integers(1, 7), st.lists(st.integers(1, 50), min_size=1, max_size=8), st.booleans(),
+       st.sampled_from([None, 9, 12, 30]))
+def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks, final_newline, max_bytes):
     """``StreamParser._plain_chunk`` (ASCII lines without ``\\r`` or an empty line, read in a
-    few calls) gives the events, batches and positions the line-by-line loop gives."""
+    few calls; with the C extension split by ``ascii_lines``, the chunk behind a pending
+    line read in place) gives the events, batches, positions and counters the line-by-line
+    loop gives, lines over the size limit (here made small) included."""
+    from unittest import mock
+
+    from castlewatch.engine import formats
     from castlewatch.engine.formats import StreamParser
     from castlewatch.engine.sources.base import SourceSpec
 
@@ -424,17 +430,18 @@ def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks,
 
     data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
     results = []
-    for kind in (StreamParser, LineByLine):
-        parser = kind(SourceSpec("file", GROUP, "x"), batch_size)
-        at, k = 0, 0
-        while at < len(data):
-            size = chunks[k % len(chunks)]
-            parser.feed(data[at:at + size])
-            at += size
-            k += 1
-        parser.end(final=True)
-        parser.cut()
-        results.append((parser.ready, parser.offset, parser.stats.malformed))
+    with mock.patch.object(formats, "MAX_EVENT_BYTES", max_bytes or formats.MAX_EVENT_BYTES):
+        for kind in (StreamParser, LineByLine):
+            parser = kind(SourceSpec("file", GROUP, "x"), batch_size)
+            at, k = 0, 0
+            while at < len(data):
+                size = chunks[k % len(chunks)]
+                parser.feed(data[at:at + size])
+                at += size
+                k += 1
+            parser.end(final=True)
+            parser.cut()
+            results.append((parser.ready, parser.offset, parser.stats.malformed))
     assert results[0] == results[1]
 
 

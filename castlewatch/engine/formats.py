@@ -96,6 +96,18 @@ _loads = orjson.loads
 _dumps = orjson.dumps
 
 
+def _ascii_lines() -> Callable[[bytes, int, int], Any] | None:
+    """The C line splitter of :meth:`StreamParser._plain_chunk`, or None on the pure-Python
+    backend (no extension, or ``CASTLEWATCH_PURE_PYTHON``): both give the same events."""
+    from castlewatch.grammar import literals
+
+    if literals.backend() != "c":
+        return None
+    from castlewatch.grammar import _speedups
+
+    return getattr(_speedups, "ascii_lines", None)
+
+
 class StreamParser:
     """Turns a byte stream into events, tracking how many bytes are consumed.
 
@@ -266,7 +278,20 @@ class StreamParser:
                 self.pending = []
                 self.plen = 0
             return
-        buf = self.take(data)
+        if self.pending and self.light and not self.discard and _ascii_lines() is not None:
+            # The line the pending bytes began ends in ``data``: complete it on its own, then
+            # read the rest of ``data`` in place (no copy of the chunk behind the pending bytes).
+            newline = data.find(b"\n")
+            self._feed_buffer(self.take(data[: newline + 1]))
+            if not self.pending and not self.discard and self._plain_chunk(data, self.offset, newline + 1):
+                return
+            data = data[newline + 1 :]
+            if not data:
+                return
+        self._feed_buffer(self.take(data))
+
+    def _feed_buffer(self, buf: bytes) -> None:
+        """:meth:`_feed_lines` once the pending bytes are joined: ``buf`` follows ``offset``."""
         base = self.offset
         if self.discard:
             newline = buf.find(b"\n")
@@ -358,18 +383,30 @@ class StreamParser:
         stream = fields[stream_at] if 0 <= stream_at < len(fields) else ""
         return LogEvent(int(start) * 1000, message, self.group, stream)
 
-    def _plain_chunk(self, buf: bytes, base: int) -> bool:
-        """The usual case of :meth:`_feed_lines` for bare messages (``buf`` starting at stream
-        offset ``base`` on a line's start), in a few calls for all its lines: ASCII, no
+    def _plain_chunk(self, buf: bytes, base: int, start: int = 0) -> bool:
+        """The usual case of :meth:`_feed_lines` for bare messages (``buf[start:]`` starting at
+        stream offset ``base`` on a line's start), in a few calls for all its lines: ASCII, no
         ``\\r``, no empty line, none too large, so that each line is one event, as
-        :meth:`_lines` would find. False (nothing done) otherwise."""
-        if not buf.isascii() or b"\r" in buf:
-            return False
-        texts = buf.decode("ascii").split("\n")
-        rest = texts.pop()
-        if "" in texts or len(rest) > MAX_EVENT_BYTES + 1 or max(map(len, texts), default=0) > MAX_EVENT_BYTES:
-            return False
-        end = base + len(buf) - len(rest)
+        :meth:`_lines` would find. False (nothing done) otherwise. With the C extension one
+        call splits the lines into str objects (``_speedups.ascii_lines``)."""
+        split = _ascii_lines()
+        if split is not None:
+            got = split(buf, start, MAX_EVENT_BYTES)
+            if got is None:
+                return False
+            texts, stop = got
+            rest_len = len(buf) - stop
+        else:
+            if start:
+                buf, start = buf[start:], 0
+            if not buf.isascii() or b"\r" in buf:
+                return False
+            texts = buf.decode("ascii").split("\n")
+            rest = texts.pop()
+            if "" in texts or len(rest) > MAX_EVENT_BYTES + 1 or max(map(len, texts), default=0) > MAX_EVENT_BYTES:
+                return False
+            rest_len = len(rest)
+        end = base + len(buf) - start - rest_len
         events = self.events
         batch_size = self.batch_size
         first = i = 0  # lines before ``first`` are cut into batches; before ``i``, gathered
@@ -383,8 +420,8 @@ class StreamParser:
                 self.ready.append((events, base, 0, self.counts()))
                 events = self.events = []
         self.offset = end
-        if rest:
-            self.hold(buf[len(buf) - len(rest) :])
+        if rest_len:
+            self.hold(buf[len(buf) - rest_len :])
         return True
 
     # -- JSON ----------------------------------------------------------------------------

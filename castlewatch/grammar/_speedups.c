@@ -570,10 +570,83 @@ PyDoc_STRVAR(split_block_doc,
 "else 0 (its bounds are then not to be used). None when the block does not hold\n"
 "n_lines lines.");
 
+/* ascii_lines: the plain lines of a chunk as str objects, in one pass (formats.py). */
+
+static int
+plain_ascii(const unsigned char *p, Py_ssize_t len)
+{
+    /* 1 when p[0:len] is ASCII without '\r' */
+    unsigned char acc = 0;
+    Py_ssize_t i;
+    for (i = 0; i < len; i++)
+        acc |= p[i];
+    if (acc & 0x80)
+        return 0;
+    return memchr(p, '\r', (size_t)len) == NULL;
+}
+
+static PyObject *
+ascii_lines(PyObject *module, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t start, max_line, end;
+    PyObject *lines = NULL, *out = NULL;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "y*nn:ascii_lines", &buf, &start, &max_line))
+        return NULL;
+    if (start < 0 || start > buf.len || max_line < 0) {
+        PyErr_SetString(PyExc_ValueError, "start must be within the buffer and max_line >= 0");
+        goto done;
+    }
+    lines = PyList_New(0);
+    if (lines == NULL)
+        goto done;
+    {
+        const unsigned char *base = buf.buf, *p = base + start, *stop = base + buf.len, *nl;
+        while ((nl = memchr(p, '\n', (size_t)(stop - p))) != NULL) {
+            Py_ssize_t len = nl - p;
+            PyObject *line;
+            if (len == 0 || len > max_line || !plain_ascii(p, len))
+                goto plain_no;
+            line = PyUnicode_New(len, 127);
+            if (line == NULL)
+                goto done;
+            memcpy(PyUnicode_1BYTE_DATA(line), p, (size_t)len);
+            if (PyList_Append(lines, line) < 0) {
+                Py_DECREF(line);
+                goto done;
+            }
+            Py_DECREF(line);
+            p = nl + 1;
+        }
+        end = p - base;
+        if (stop - p > max_line + 1 || !plain_ascii(p, stop - p))
+            goto plain_no;
+    }
+    out = Py_BuildValue("(On)", lines, end);
+    goto done;
+plain_no:
+    out = Py_None;
+    Py_INCREF(out);
+done:
+    Py_XDECREF(lines);
+    PyBuffer_Release(&buf);
+    return out;
+}
+
+PyDoc_STRVAR(ascii_lines_doc,
+"ascii_lines(buf, start, max_line, /)\n--\n\n"
+"The lines of buf[start:] that end with '\\n', as str, and the offset after the last\n"
+"'\\n': (lines, end). None unless every byte from start is ASCII, none is '\\r', no\n"
+"line is empty or longer than max_line bytes, and the bytes after the last '\\n' are at\n"
+"most max_line + 1 (the conditions of StreamParser._plain_chunk in formats.py).");
+
 static PyMethodDef speedups_methods[] = {
     {"plain_split", (PyCFunction)plain_split, METH_O, plain_split_doc},
     {"scan_lines", (PyCFunction)scan_lines, METH_VARARGS, scan_lines_doc},
     {"split_block", (PyCFunction)split_block, METH_VARARGS, split_block_doc},
+    {"ascii_lines", (PyCFunction)ascii_lines, METH_VARARGS, ascii_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 
