@@ -339,9 +339,14 @@ class LogGroupEvaluator:
         found = self._scanner.scan(message)
         if self._json_checked and "\\u" in message:  # JSON literals may be \u-escaped
             return sorted(set(self._always).union(self._json_checked, self._literal_filters(found))), None
+        return self._visit_found(found), found
+
+    def _visit_found(self, found: set[int] | frozenset[int]) -> Any:
+        """The filter indexes to evaluate on an event (without ``\\u``) where ``found`` are
+        the scanner's literals that occur."""
         if not found:  # the usual event: none of the literals, nothing beyond the always-visited
-            return self._always, found
-        return sorted(set(self._always).union(self._literal_filters(found))), found
+            return self._always
+        return sorted(set(self._always).union(self._literal_filters(found)))
 
     def _literal_filters(self, found: set[int]) -> set[int]:
         """Indexes of the filters that use one of the literals found."""
@@ -398,10 +403,8 @@ class LogGroupEvaluator:
                 visit, found = self._always, None
             elif found is None:
                 visit, found = self._visit(message)
-            elif found:
-                visit = sorted(set(self._always).union(self._literal_filters(found)))
             else:
-                visit = self._always
+                visit = self._visit_found(found)
             if self._json_names and message.lstrip(_BLANK)[:1] != "{":
                 doc = None  # cannot be a JSON object: no decode needed to know
                 not_json = True
