@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from castlewatch.backfill.executor import dask_client
+from castlewatch.backfill.executor import LOCAL_CLUSTER_CONFIG, dask_client
 from castlewatch.backfill.output import cloudwatch_caveat
 from castlewatch.backfill.run import list_sources, run_backfill
 from castlewatch.backfill.task import compiled_jobs
@@ -301,3 +301,21 @@ def test_a_filter_near_the_dimension_limit_is_withheld_not_guessed(tmp_path, sch
     assert "metric filter 'rejects-by-source': its dimensions took 1,000 distinct value sets" in result.stderr
     written = (tmp_path / "out.jsonl").read_text()
     assert '"MetricName":"RejectedBytes"' in written and "RejectsBySource" not in written
+
+
+def _worker_settings() -> tuple:
+    import dask
+
+    return tuple(dask.config.get(name) for name in LOCAL_CLUSTER_CONFIG)
+
+
+def test_the_local_cluster_workers_run_without_the_profiler(scheduler):
+    """The LocalCluster that backfill starts hands LOCAL_CLUSTER_CONFIG (no per-task
+    profiler, slower tick and system monitor) to its worker processes."""
+    from distributed import Client
+
+    with Client(scheduler, timeout="10s") as client:
+        got = client.run(_worker_settings)
+    assert len(got) == 2
+    assert set(got.values()) == {tuple(LOCAL_CLUSTER_CONFIG.values())}
+    assert LOCAL_CLUSTER_CONFIG["distributed.worker.profile.enabled"] is False
