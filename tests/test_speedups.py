@@ -128,6 +128,19 @@ def test_plain_split_is_exact_or_declines(message: str) -> None:
         assert literals._speedups.plain_split(message) == literals.python_plain_split(message)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(message=st.lists(st.sampled_from(list(' \t\n\r\x0b\x0cab"[]\x1c\x1d\x1e\x1f\x85\xa0\xe9\u2003'))).map("".join),
+       index=st.integers(0, 6))
+def test_plain_field_is_one_field_of_plain_split(message: str, index: int) -> None:
+    """plain_field gives the field count and the one field a single-condition pattern
+    tests, exactly where plain_split gives the list, on both backends."""
+    fields = literals.python_plain_split(message)
+    want = None if fields is None else (len(fields), fields[index] if index < len(fields) else None)
+    assert literals.python_plain_field(message, index) == want
+    if "c" in literals.AVAILABLE:
+        assert literals._speedups.plain_field(message, index) == want
+
+
 @pytest.mark.usefixtures("literal_backend")
 def test_split_fields_on_each_backend() -> None:
     split = castlewatch.grammar.split_fields

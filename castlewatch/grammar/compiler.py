@@ -651,19 +651,23 @@ class FilterPattern:
 
             if len(tests) == 1 and pre is not None:  # one condition with a prefilter: no loop
                 ((index, test),) = tests
+                plain_field = _lit.plain_field  # only the field tested, not the list of all
 
                 def matches(message: str) -> bool:
                     if not pre(message):
                         return False
-                    values = plain(message)
-                    if values is None:
+                    got = plain_field(message, index)
+                    if got is None:
                         values = split_fields(message)
-                    n = len(values)
+                        n = len(values)
+                        field = values[index] if index < n else None
+                    else:
+                        n, field = got
                     if n == k:
-                        return test(values[index])
+                        return test(field)
                     if n < k:
                         return False
-                    return test(values[index] if index < k - 1 else _tail(message, k - 1))
+                    return test(field if index < k - 1 else _tail(message, k - 1))
 
             self.matches = matches
         else:

@@ -94,9 +94,21 @@ def python_plain_split(message: str) -> list[str] | None:
     return None
 
 
-_BACKENDS: dict[str, tuple[Callable, Callable]] = {"python": (python_literals, python_plain_split)}
+def python_plain_field(message: str, index: int) -> tuple[int, str | None] | None:
+    """``(len(fields), fields[index])`` (None for a field past the last) where
+    ``fields = python_plain_split(message)``, else None: what a pattern with one condition
+    needs of the split (the C backend's ``plain_field`` builds only that one field)."""
+    fields = python_plain_split(message)
+    if fields is None:
+        return None
+    return len(fields), fields[index] if 0 <= index < len(fields) else None
+
+
+_BACKENDS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "python": (python_literals, python_plain_split, python_plain_field)
+}
 if _speedups is not None:
-    _BACKENDS["c"] = (_speedups.Literals, _speedups.plain_split)
+    _BACKENDS["c"] = (_speedups.Literals, _speedups.plain_split, _speedups.plain_field)
 
 #: The backends available here: ``("c", "python")`` or ``("python",)``.
 AVAILABLE: tuple[str, ...] = tuple(sorted(_BACKENDS))
@@ -105,6 +117,8 @@ AVAILABLE: tuple[str, ...] = tuple(sorted(_BACKENDS))
 literals: Callable[[tuple[str, ...], tuple[str, ...], tuple[str, ...]], Callable[[str], bool]]
 #: ``message -> list[str] | None`` of the current backend (see :func:`python_plain_split`).
 plain_split: Callable[[str], list[str] | None]
+#: ``(message, index) -> (int, str | None) | None`` of the current backend (see :func:`python_plain_field`).
+plain_field: Callable[[str, int], tuple[int, str | None] | None]
 _current = ""
 
 
@@ -119,10 +133,10 @@ def use_backend(name: str) -> None:
     Empties :func:`castlewatch.compile_pattern`'s cache.  Raises ValueError when the
     backend is not available (``"c"`` without the built extension).
     """
-    global literals, plain_split, _current
+    global literals, plain_split, plain_field, _current
     if name not in _BACKENDS:
         raise ValueError(f"no {name!r} backend here (available: {', '.join(AVAILABLE)})")
-    literals, plain_split = _BACKENDS[name]
+    literals, plain_split, plain_field = _BACKENDS[name]
     _current = name
     from castlewatch.grammar import purge  # late: the package imports this module
 
@@ -134,5 +148,5 @@ def _initial() -> str:
     return "c" if "c" in _BACKENDS and flag in ("", "0", "false", "no", "off") else "python"
 
 
-literals, plain_split = _BACKENDS[_initial()]
+literals, plain_split, plain_field = _BACKENDS[_initial()]
 _current = _initial()
