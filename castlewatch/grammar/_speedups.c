@@ -267,30 +267,45 @@ static PyTypeObject LiteralsType = {
     .tp_new = literals_new,
 };
 
+/* 1 when message (a str) is ASCII with no '"', '[' or \x1c-\x1f, so that str.split()
+   separates exactly its space-delimited fields (its bytes and length then in *data, *n);
+   0 when not; -1 with an exception set. */
+static int
+plain_message(PyObject *message, const unsigned char **data, Py_ssize_t *n)
+{
+    Py_ssize_t i;
+    unsigned char special = 0;
+
+    if (!PyUnicode_Check(message)) {
+        PyErr_Format(PyExc_TypeError, "the message must be str, not %.100s", Py_TYPE(message)->tp_name);
+        return -1;
+    }
+    if (ENSURE_READY(message) < 0)
+        return -1;
+    if (!PyUnicode_IS_ASCII(message))
+        return 0;
+    *data = PyUnicode_1BYTE_DATA(message);
+    *n = PyUnicode_GET_LENGTH(message);
+    /* no early exit: the loop vectorises, and plain text is the common case */
+    for (i = 0; i < *n; i++) {
+        unsigned char c = (*data)[i];
+        special |= (unsigned char)((c == '"') | (c == '[') | ((c & 0xFC) == 0x1C));
+    }
+    return !special;
+}
+
 static PyObject *
 plain_split(PyObject *module, PyObject *message)
 {
     const unsigned char *data;
-    Py_ssize_t i, n;
-    unsigned char special = 0;
+    Py_ssize_t n;
+    int plain;
 
     (void)module;
-    if (!PyUnicode_Check(message)) {
-        PyErr_Format(PyExc_TypeError, "the message must be str, not %.100s", Py_TYPE(message)->tp_name);
+    plain = plain_message(message, &data, &n);
+    if (plain < 0)
         return NULL;
-    }
-    if (ENSURE_READY(message) < 0)
-        return NULL;
-    if (!PyUnicode_IS_ASCII(message))
-        Py_RETURN_NONE;
-    data = PyUnicode_1BYTE_DATA(message);
-    n = PyUnicode_GET_LENGTH(message);
-    /* no early exit: the loop vectorises, and plain text is the common case */
-    for (i = 0; i < n; i++) {
-        unsigned char c = data[i];
-        special |= (unsigned char)((c == '"') | (c == '[') | ((c & 0xFC) == 0x1C));
-    }
-    if (special)
+    if (!plain)
         Py_RETURN_NONE;
     return PyUnicode_Split(message, NULL, -1);
 }
@@ -306,22 +321,15 @@ plain_field(PyObject *module, PyObject *args)
     PyObject *message, *field;
     const unsigned char *data;
     Py_ssize_t index, i, n, fields = 0, start = -1, end = -1;
-    unsigned char special = 0;
+    int plain;
 
     (void)module;
     if (!PyArg_ParseTuple(args, "Un:plain_field", &message, &index))
         return NULL;
-    if (ENSURE_READY(message) < 0)
+    plain = plain_message(message, &data, &n);
+    if (plain < 0)
         return NULL;
-    if (!PyUnicode_IS_ASCII(message))
-        Py_RETURN_NONE;
-    data = PyUnicode_1BYTE_DATA(message);
-    n = PyUnicode_GET_LENGTH(message);
-    for (i = 0; i < n; i++) {
-        unsigned char c = data[i];
-        special |= (unsigned char)((c == '"') | (c == '[') | ((c & 0xFC) == 0x1C));
-    }
-    if (special)
+    if (!plain)
         Py_RETURN_NONE;
     /* the fields of str.split() on such a message: runs of anything but ' ' and '\t'-'\r' */
     i = 0;
