@@ -47,8 +47,9 @@ DEFAULT_RETRIES = 2
 #: ``--scheduler``, keeps its own). Its housekeeping is for interactive diagnostics, which a
 #: backfill's cluster (no dashboard) never shows, and takes CPU from the partitions on a
 #: machine whose cores are all workers: the statistical profiler samples every task thread's
-#: stack every 10 ms (about 10% of a core per worker, measured by ``bench/backfill.py``:
-#: 2 workers over 1 went from 1.76x to 1.91x without it), the event-loop tick runs every
+#: stack every 10 ms (about 10% of a core per worker: in an interleaved comparison over the
+#: archive of ``bench/backfill.py``, 2 workers over 1 went from 1.76x to 1.91x without these
+#: settings), the event-loop tick runs every
 #: 20 ms, the system monitor every 500 ms. Memory is still watched (spill, pause, restart).
 LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
