@@ -9,6 +9,7 @@ of the JSON, chart and command. No timing is asserted.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,22 @@ def test_bare_values_are_quoted_for_aws_json_term_matcher():
         '{ ($.a = "B") && $.c = "d" && $.n = 1 && $.h="s3.amazonaws.com" }'
     )
     assert quote_bare_values("ERROR") == "ERROR"
+
+
+def test_an_implementation_that_times_itself_is_charged_its_own_time(tmp_path, monkeypatch):
+    """The end-to-end runs report the castlewatch process's time: reading its sink afterwards
+    (to check the datapoints) is the bench's work, not castlewatch's."""
+    from bench import runner
+
+    class TimesItself(runner.Impl):
+        key, label = "castlewatch", "a process timed by itself"
+
+        def run(self, path):
+            time.sleep(0.05)  # the bench's own checking, after the process ended
+            return runner.Outcome({runner.MATCH: 1}, seconds=0.001)
+
+    suite = runner.Suite("quick", 0.0001, 2, tmp_path, 1, lambda _: None, None)
+    monkeypatch.setattr(suite, "implementations", lambda w: ([TimesItself(), runner.FloorPython()], []))
+    record = suite.run_workload(next(w for w in WORKLOADS if w.name == "term"))
+    assert record["results"]["castlewatch"]["seconds"] == {"median": 0.001, "min": 0.001, "max": 0.001}
+    assert record["results"]["floor"]["seconds"]["max"] < 0.05  # timed by the runner, as before
