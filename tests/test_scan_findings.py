@@ -48,3 +48,31 @@ def test_random_mixes_agree(backend, seed):
         run_both(filters, JSON_TIME, batches)
     finally:
         backends.use_backend(before)
+
+
+def _windows_by_dict(literals, sample):
+    """The scan's window choice counted with a dict of 4-byte slices (the definition)."""
+    stride = max(1, min(8, min(len(lit) for lit in literals) - 3))
+    counts = {}
+    for message in sample:
+        data = message.encode("latin-1", "replace")
+        for i in range(len(data) - 3):
+            counts[data[i:i + 4]] = counts.get(data[i:i + 4], 0) + 1
+    firsts = []
+    for lit in literals:
+        cost = [counts.get(lit[o:o + 4], 0) for o in range(len(lit) - 3)]
+        totals = [sum(cost[o:o + stride]) for o in range(len(cost) - stride + 1)]
+        firsts.append(totals.index(min(totals)))
+    return tuple(firsts), stride
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_scan_windows_are_the_least_frequent_in_the_sample(seed):
+    from castlewatch.engine.batch.blocks import windows
+
+    rng = random.Random(seed)
+    alphabet = "abcde\u00e9\u2603 \""
+    sample = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(rng.randint(0, 8))]
+    literals = tuple("".join(rng.choice("abcde\u00e9")
+                             for _ in range(rng.randint(4, 14))).encode("latin-1") for _ in range(rng.randint(1, 6)))
+    assert windows(literals, sample) == _windows_by_dict(literals, sample)

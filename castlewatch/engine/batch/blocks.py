@@ -60,6 +60,14 @@ def latin1(literals: tuple[str, ...]) -> tuple[tuple[bytes, ...], tuple[int, ...
     return tuple(out), tuple(where)
 
 
+def _windows(data: bytes) -> Any:
+    """Every 4-byte window of ``data`` as a uint32 (little-endian), in order."""
+    b = np.frombuffer(data, np.uint8).astype(np.uint32)
+    if len(b) < 4:
+        return np.zeros(0, np.uint32)
+    return b[:-3] | (b[1:-2] << 8) | (b[2:-1] << 16) | (b[3:] << 24)
+
+
 def windows(literals: tuple[bytes, ...], sample: list[str]) -> tuple[tuple[int, ...], int]:
     """``(firsts, stride)`` for the C scan: it probes every ``stride`` bytes (the shortest
     literal's length - 3, at most 8) and registers ``stride`` consecutive 4-byte windows of
@@ -68,15 +76,15 @@ def windows(literals: tuple[bytes, ...], sample: list[str]) -> tuple[tuple[int, 
     if not literals:
         return (), 1
     stride = max(1, min(8, min(len(lit) for lit in literals) - 3))
-    counts: dict[bytes, int] = {}
-    for message in sample:
-        data = message.encode("latin-1", "replace")
-        for i in range(len(data) - 3):
-            w = data[i:i + 4]
-            counts[w] = counts.get(w, 0) + 1
+    seen = [_windows(message.encode("latin-1", "replace")) for message in sample]
+    distinct, counts = np.unique(np.concatenate(seen) if seen else np.zeros(0, np.uint32), return_counts=True)
+    wanted = np.concatenate([_windows(lit) for lit in literals])  # each literal's windows, in order
+    at = np.minimum(np.searchsorted(distinct, wanted), max(0, len(distinct) - 1))
+    known = (distinct[at] == wanted) if len(distinct) else np.zeros(len(wanted), bool)
+    costs = np.where(known, counts[at] if len(distinct) else 0, 0).tolist()
     firsts = []
     for lit in literals:
-        cost = [counts.get(lit[o:o + 4], 0) for o in range(len(lit) - 3)]
+        cost, costs = costs[:len(lit) - 3], costs[len(lit) - 3:]
         totals = [sum(cost[o:o + stride]) for o in range(len(cost) - stride + 1)]
         firsts.append(totals.index(min(totals)))
     return tuple(firsts), stride
