@@ -517,28 +517,34 @@ class Datapoint:
     def iter_metric_data(self, max_values: int = 150) -> Iterator[dict[str, Any]]:
         """The datums of :meth:`metric_data` one at a time: a datapoint with a million
         distinct values never has them all as Python objects at once."""
-        size, chunk = self._chunks()
-        for start in range(0, size, max_values):
-            values, counts = chunk(start, start + max_values)
-            datum: dict[str, Any] = {"MetricName": self.metric_name}
-            if self.dimensions:
-                datum["Dimensions"] = [{"Name": n, "Value": v} for n, v in self.dimensions]
-            datum["Timestamp"] = self.iso_timestamp
-            datum["Values"] = values
-            datum["Counts"] = counts
-            datum["Unit"] = self.unit
-            datum["StorageResolution"] = 60
-            yield datum
+        head: dict[str, Any] = {"MetricName": self.metric_name}
+        if self.dimensions:
+            head["Dimensions"] = [{"Name": n, "Value": v} for n, v in self.dimensions]
+        head["Timestamp"] = self.iso_timestamp
+        unit = self.unit
+        for values, counts in self.value_chunks(max_values):
+            yield {**head, "Values": values, "Counts": counts, "Unit": unit, "StorageResolution": 60}
 
-    def _chunks(self) -> tuple[int, Any]:
+    def value_chunks(self, max_values: int = 150, arrays: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(Values, Counts)`` of each datum of :meth:`metric_data`, in order: the ascending
+        distinct values, ``max_values`` at a time, and their counts as floats. Lists, or with
+        ``arrays`` float64 numpy arrays for a large datapoint (C-contiguous, for
+        ``orjson.OPT_SERIALIZE_NUMPY``, which writes them as it writes the lists)."""
+        size, chunk = self._chunks(arrays)
+        for start in range(0, size, max_values):
+            yield chunk(start, start + max_values)
+
+    def _chunks(self, arrays: bool = False) -> tuple[int, Any]:
         """(number of distinct values, ``chunk(start, end)``): the ascending values in that
-        range and their counts as floats, as lists; built chunk by chunk from a large
-        datapoint's arrays, never a list of all its values at once."""
+        range and their counts as floats, as lists (or arrays, see :meth:`value_chunks`);
+        built chunk by chunk from a large datapoint's arrays, never a list of all its values at once."""
         if self._small is not None:
             items = sorted(self._small.items())
             return len(items), lambda a, b: ([v for v, _ in items[a:b]], [float(c) for _, c in items[a:b]])
         self._fold_buffer()
         values, counts = self._values, self._counts
+        if arrays:
+            return len(values), lambda a, b: (values[a:b], counts[a:b].astype(float))
         return len(values), lambda a, b: (values[a:b].tolist(), counts[a:b].astype(float).tolist())
 
     def to_record(self) -> dict[str, Any]:

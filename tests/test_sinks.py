@@ -531,3 +531,18 @@ def test_avro_resume_rejects_other_files(tmp_path):
         fastavro.writer(fh, fastavro.parse_schema(other), [{"x": 1}])
     with pytest.raises(SinkError, match="different Avro schema"):
         open_sink(SinkSpec("avro", str(path)), position={"size": path.stat().st_size})
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=400), st.integers(1, 3))
+def test_jsonl_lines_write_the_datums_of_a_large_datapoint_as_their_lists_are_written(values, weight):
+    """The JSON Lines sink writes a large datapoint's values from its arrays: byte for byte
+    what ``orjson.dumps`` writes of ``iter_metric_data``'s lists (``-0.0``, exponents, 5e-324)."""
+    from castlewatch.sinks.jsonl import jsonl_lines
+
+    dp = Datapoint(namespace="N", metric_name="M", dimensions=(("A", "b"),), unit="Bytes", timestamp=T0)
+    for v in values + [0.0, -0.0, 5e-324, 1e16, 1e-7]:
+        dp.add(v, weight)
+    expected = [orjson.dumps({"Namespace": "N", **datum}, option=orjson.OPT_APPEND_NEWLINE)
+                for datum in dp.iter_metric_data()]
+    assert list(jsonl_lines([dp])) == expected
+    assert sum(len(orjson.loads(line)["Values"]) for line in expected) == dp.distinct_values

@@ -38,15 +38,21 @@ from castlewatch.sinks.files import FileSink
 
 
 def jsonl_lines(datapoints: list[Datapoint]) -> Iterator[bytes]:
-    """One JSON Lines line (newline included) per MetricDatum of ``datapoints``."""
+    """One JSON Lines line (newline included) per MetricDatum of ``datapoints``: the
+    datum of :meth:`~castlewatch.model.Datapoint.iter_metric_data` with ``Namespace`` first."""
     dumps = orjson.dumps
-    nl = orjson.OPT_APPEND_NEWLINE
+    option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY  # numpy float64 written as floats are
     for dp in datapoints:
         if dp.sample_count <= 0:
             continue
-        ns = dp.namespace
-        for datum in dp.iter_metric_data():
-            yield dumps({"Namespace": ns, **datum}, option=nl)
+        head: dict = {"Namespace": dp.namespace, "MetricName": dp.metric_name}
+        if dp.dimensions:
+            head["Dimensions"] = [{"Name": n, "Value": v} for n, v in dp.dimensions]
+        head["Timestamp"] = dp.iso_timestamp
+        unit = dp.unit
+        for values, counts in dp.value_chunks(arrays=True):
+            yield dumps({**head, "Values": values, "Counts": counts, "Unit": unit, "StorageResolution": 60},
+                        option=option)
 
 
 class JsonLinesSink(FileSink):
