@@ -448,7 +448,8 @@ def test_plain_lines_cut_the_same_batches_as_the_loop(lines, batch_size, chunks,
 # ---- the two scans, C and Python ----------------------------------------------------------
 
 
-_ALPHABET = st.sampled_from(list("ab \t\x0b\x0c\r\x1c\x1f\"[]{}\\u") + ["\u00e9", "\u2603", "ab", "REJECT", '"key"'])
+_ALPHABET = st.sampled_from(list("ab \t\x0b\x0c\r\x1c\x1f\"[]{}\\u") + ["\u00e9", "\u2603", "ab", "REJECT", '"key"',
+                                                                              "7", "0123", "9" * 15, "1" * 16])
 
 
 @settings(max_examples=150, deadline=None)
@@ -467,9 +468,9 @@ def test_the_c_scans_equal_the_python_ones(messages, k, literals):
         for name in ("c", "python"):
             backends.use_backend(name)
             masks, flags = blocks.scan(messages, tuple(literals))
-            split = blocks.split(blocks.block_of(messages), k, len(messages))
-            bounds, exact = split
-            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist())
+            split = blocks.split(blocks.block_of(messages), k, len(messages), tuple(range(k)))
+            bounds, exact, numbers = split
+            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist(), numbers.tolist())
     finally:
         backends.use_backend(before)
     assert got["c"] == got["python"]
@@ -480,18 +481,24 @@ def test_the_c_scans_equal_the_python_ones(messages, k, literals):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789+-. e/x\u00e9", max_size=18), min_size=1, max_size=40))
-def test_digits_reads_plain_digit_runs_as_python_int_does(texts: list[str]) -> None:
-    """``plan.digits``: ok exactly for 1 to MAX_DIGITS ASCII digits, the value int(text) there."""
-    from castlewatch.engine.batch.plan import MAX_DIGITS, digits
+@given(st.lists(st.lists(st.text(alphabet="0123456789+-.e/x\u00e9", min_size=1, max_size=18), min_size=1, max_size=4)
+                .map(" ".join), min_size=1, max_size=40), st.integers(1, 4))
+def test_split_reads_plain_digit_fields_as_python_int_does(lines: list[str], k: int) -> None:
+    """``blocks.split``'s numbers, on both backends: a field's value exactly when the line is
+    exact and the field is 1 to MAX_DIGITS ASCII digits (int(text) there), else -1."""
+    from castlewatch.engine.batch import blocks
+    from castlewatch.grammar import literals as backends
 
-    encoded = [t.encode("utf-8") for t in texts]
-    buf = np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
-    ends = np.cumsum([len(b) for b in encoded]).astype(np.int64)
-    starts = ends - np.array([len(b) for b in encoded], np.int64)
-    number, ok = digits(buf, starts, ends)
-    for t, b, n, good in zip(texts, encoded, number.tolist(), ok.tolist()):
-        plain = 1 <= len(b) <= MAX_DIGITS and all(48 <= c <= 57 for c in b)
-        assert good == plain, t
-        if plain:
-            assert n == int(t)
+    before = backends.backend()
+    try:
+        for name in backends.AVAILABLE:
+            backends.use_backend(name)
+            bounds, exact, numbers = blocks.split(blocks.block_of(lines), k, len(lines), tuple(range(k)))
+            for line, good, row in zip(lines, exact.tolist(), numbers.tolist()):
+                fields = line.split()
+                assert good == (len(fields) == k and line.isascii()), (name, line)
+                for j, n in enumerate(row):
+                    plain = good and 1 <= len(fields[j]) <= blocks.MAX_DIGITS and fields[j].isascii() and fields[j].isdigit()
+                    assert n == (int(fields[j]) if plain else -1), (name, line, j)
+    finally:
+        backends.use_backend(before)

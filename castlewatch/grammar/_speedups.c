@@ -566,19 +566,46 @@ init_split_class(void)
     split_class['\n'] = 1 | 4;
 }
 
+#define SPLIT_MAX_DIGIT_FIELDS 16
+
 static PyObject *
 split_block(PyObject *module, PyObject *args)
 {
     Py_buffer block;
-    Py_ssize_t n_lines, k, line;
-    PyObject *bounds = NULL, *flags = NULL, *out = NULL;
+    Py_ssize_t n_lines, k, line, n_digits = 0, d;
+    PyObject *bounds = NULL, *flags = NULL, *numbers = NULL, *out = NULL, *digit_fields = NULL;
+    Py_ssize_t wanted[SPLIT_MAX_DIGIT_FIELDS];
     (void)module;
 
-    if (!PyArg_ParseTuple(args, "y*nn:split_block", &block, &k, &n_lines))
+    if (!PyArg_ParseTuple(args, "y*nn|O:split_block", &block, &k, &n_lines, &digit_fields))
         return NULL;
     if (k < 1 || block.len >= 0x7fffffff) {
         PyErr_SetString(PyExc_ValueError, "k must be >= 1 and the block under 2 GiB");
         goto done;
+    }
+    if (digit_fields != NULL) {
+        PyObject *seq = PySequence_Fast(digit_fields, "digit_fields must be a sequence of field indexes");
+        if (seq == NULL)
+            goto done;
+        n_digits = PySequence_Fast_GET_SIZE(seq);
+        if (n_digits > SPLIT_MAX_DIGIT_FIELDS) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "at most 16 digit fields");
+            goto done;
+        }
+        for (d = 0; d < n_digits; d++) {
+            wanted[d] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, d));
+            if (wanted[d] == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            if (wanted[d] < 0 || wanted[d] >= k) {
+                Py_DECREF(seq);
+                PyErr_SetString(PyExc_ValueError, "a digit field must be in range(k)");
+                goto done;
+            }
+        }
+        Py_DECREF(seq);
     }
     if (count_lines(block.buf, block.len) != n_lines) {
         out = Py_None;
@@ -589,10 +616,13 @@ split_block(PyObject *module, PyObject *args)
     flags = PyBytes_FromStringAndSize(NULL, n_lines);
     if (bounds == NULL || flags == NULL)
         goto done;
+    if (digit_fields != NULL && (numbers = PyBytes_FromStringAndSize(NULL, n_lines * n_digits * 8)) == NULL)
+        goto done;
     {
         const unsigned char *base = block.buf, *p = base;
         int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
+        int64_t *number = numbers != NULL ? (int64_t *)PyBytes_AS_STRING(numbers) : NULL;
         for (line = 0; line < n_lines; line++) {
             Py_ssize_t fields = 0;
             unsigned char special = 0, cls;
@@ -616,25 +646,45 @@ split_block(PyObject *module, PyObject *args)
                     break;
             }
             flag[line] = (unsigned char)(!special && fields == k);
+            for (d = 0; d < n_digits; d++) {  /* 1-15 ASCII digits: their value, else -1 */
+                int64_t value = -1;
+                if (flag[line]) {
+                    const unsigned char *q = base + row[wanted[d] * 2], *e = base + row[wanted[d] * 2 + 1];
+                    if (e - q >= 1 && e - q <= 15) {
+                        value = 0;
+                        for (; q < e; q++) {
+                            if (*q < '0' || *q > '9') {
+                                value = -1;
+                                break;
+                            }
+                            value = value * 10 + (*q - '0');
+                        }
+                    }
+                }
+                number[line * n_digits + d] = value;
+            }
             p++;  /* past the '\n' */
         }
     }
-    out = PyTuple_Pack(2, bounds, flags);
+    out = numbers != NULL ? PyTuple_Pack(3, bounds, flags, numbers) : PyTuple_Pack(2, bounds, flags);
 done:
     Py_XDECREF(bounds);
     Py_XDECREF(flags);
+    Py_XDECREF(numbers);
     PyBuffer_Release(&block);
     return out;
 }
 
 PyDoc_STRVAR(split_block_doc,
-"split_block(block, k, n_lines, /)\n--\n\n"
+"split_block(block, k, n_lines, digit_fields=None, /)\n--\n\n"
 "The space-delimited fields of each line of a block (its lines each end with '\\n').\n"
 "Returns (bounds, flags): bounds holds k (start, end) int32 byte offsets into the block\n"
 "per line; flags one byte per line, 1 when the line is ASCII without '\"', '[' or\n"
 "\\x1c-\\x1f (so that str.split() gives its fields exactly) and has exactly k fields,\n"
 "else 0 (its bounds are then not to be used). None when the block does not hold\n"
-"n_lines lines.");
+"n_lines lines. With digit_fields (at most 16 field indexes < k), a third item: int64\n"
+"numbers, per line one per digit field, the field's value when the line's flag is 1 and\n"
+"the field is 1 to 15 ASCII digits, else -1.");
 
 /* ascii_lines: the plain lines of a chunk as str objects, in one pass (formats.py). */
 

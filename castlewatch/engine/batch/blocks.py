@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover - the extension not built: pure Python
 
 #: The shortest literal the block scan looks for (its 4-byte anchor).
 MIN_LITERAL = 4
+#: The most digits :func:`split` reads as a number (below 2^53, so ``float(text)`` is that integer).
+MAX_DIGITS = 15
 ESCAPE_U = 1  # scan flags
 OPENS_OBJECT = 2
 NOT_SCANNED = 4
@@ -159,22 +161,28 @@ def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | No
     return np.array(rows, np.uint64).reshape(n, words), flags
 
 
-def split(block: bytes, k: int, n: int) -> tuple[Any, Any] | None:
-    """``(bounds, exact)`` for the ``n`` lines of ``block``: ``bounds`` a ``(n, k, 2)`` int32
-    array of each field's start and end offsets in the block, ``exact`` a bool array (the
-    line's split is exact and it has ``k`` fields; only then are its bounds filled); None
-    when the block does not hold ``n`` lines."""
+def split(block: bytes, k: int, n: int, digit_fields: tuple[int, ...] = ()) -> tuple[Any, Any, Any] | None:
+    """``(bounds, exact, numbers)`` for the ``n`` lines of ``block``: ``bounds`` a ``(n, k, 2)``
+    int32 array of each field's start and end offsets in the block, ``exact`` a bool array
+    (the line's split is exact and it has ``k`` fields; only then are its bounds filled),
+    ``numbers`` a ``(n, len(digit_fields))`` int64 array: per line and field of
+    ``digit_fields`` (indexes < ``k``), the field's value when the line is exact and the
+    field is 1 to :data:`MAX_DIGITS` ASCII digits, else -1. None when the block does not
+    hold ``n`` lines."""
+    d = len(digit_fields)
     if _c_backend():
-        found = _speedups.split_block(block, k, n)
+        found = _speedups.split_block(block, k, n, digit_fields)
         if found is None:
             return None
-        bounds, flags = found
-        return np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool)
+        bounds, flags, numbers = found
+        return (np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool),
+                np.frombuffer(numbers, np.int64).reshape(n, d))
     lines = block.split(b"\n")
     if len(lines) != n + 1 or lines[-1]:
         return None
     bounds = np.zeros((n, k, 2), np.int32)
     exact = np.zeros(n, bool)
+    numbers = np.full((n, d), -1, np.int64)
     at = 0
     for i, line in enumerate(lines[:-1]):
         if _SPECIAL.search(line) is None:
@@ -182,5 +190,9 @@ def split(block: bytes, k: int, n: int) -> tuple[Any, Any] | None:
             if len(spans) == k:
                 bounds[i] = np.array(spans, np.int32) + at
                 exact[i] = True
+                for c, j in enumerate(digit_fields):
+                    text = line[spans[j][0]:spans[j][1]]
+                    if 1 <= len(text) <= MAX_DIGITS and text.isdigit():  # bytes: ASCII digits only
+                        numbers[i, c] = int(text)
         at += len(line) + 1
-    return bounds, exact
+    return bounds, exact, numbers

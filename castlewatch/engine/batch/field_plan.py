@@ -9,11 +9,11 @@ with ``k`` fields (:func:`~castlewatch.engine.batch.blocks.split`), the aligned 
 are the fields, so:
 
 - a condition is a comparison of the field's bytes with the literal's;
-- a value is ``float(field)`` when the field is 1-15 digits (read with numpy), else the
+- a value is ``float(field)`` when the field is 1-15 digits (read in the split), else the
   general evaluator's own ``_numeric`` on its text;
 - a dimension value is the field's text (ASCII, never blank; over 1,024 characters it is
   refused and counted, §9);
-- the time is read as ``parse_time`` reads it (digits with numpy, else ``parse_time``);
+- the time is read as ``parse_time`` reads it (digits read in the split, else ``parse_time``);
 
 and the counters follow the general evaluator's rules per event: a match counts unless
 the event is to publish and has no usable time (``bad_timestamp``, then nothing of it
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from castlewatch.engine.batch import blocks
-from castlewatch.engine.batch.plan import NO_TIME, digits, epoch_times
+from castlewatch.engine.batch.plan import NO_TIME, epoch_times
 from castlewatch.engine.evaluate import (
     _MAX_VALUE,
     DIMENSION_SETS_LIMIT,
@@ -72,6 +72,8 @@ class FieldPlan:
         self.k = k
         self.time_index = time_index
         self.time_format = time_format
+        # the fields read as numbers in the split: the values' and the time's
+        self.digit_fields = tuple(sorted({f.value_index for f in filters if f.value_index is not None} | {time_index}))
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> FieldPlan | None:
@@ -124,12 +126,18 @@ class FieldPlan:
 
         n = len(messages)
         block = blocks.block_of(messages)
-        found = blocks.split(block, self.k, n)
+        found = blocks.split(block, self.k, n, self.digit_fields)
         if found is None:
             return None
-        bounds, exact = found
+        bounds, exact, numbers = found
         buf = np.frombuffer(block, np.uint8)
         starts, ends = bounds[:, :, 0].astype(np.int64), bounds[:, :, 1].astype(np.int64)
+
+        def digits(j: int) -> tuple[Any, Any]:
+            """``(number, ok)`` of field ``j``: ok where it is 1-15 ASCII digits on an exact line."""
+            column = numbers[:, self.digit_fields.index(j)]
+            ok = column >= 0
+            return np.where(ok, column, 0), ok
 
         def text(row: int, j: int) -> str:
             return block[starts[row, j] : ends[row, j]].decode("ascii")
@@ -168,7 +176,7 @@ class FieldPlan:
             if pf.value_index is not None:
                 j = pf.value_index
                 if j not in values_cache:
-                    number, ok = digits(buf, starts[:, j], ends[:, j])
+                    number, ok = digits(j)
                     values_cache[j] = (number.astype(np.float64), ok)
                 number, ok = values_cache[j]
                 value = number.copy()
@@ -191,8 +199,8 @@ class FieldPlan:
                 value = np.where(matched, value, pf.default)
             publishes_any |= publishes
             evaluated.append((pf, matched, value, publishes, out_of_range, refused))
-        times = epoch_times(buf, starts[:, self.time_index], ends[:, self.time_index], self.time_format,
-                            lambda row: text(row, self.time_index))
+        t = self.time_index
+        times = epoch_times(*digits(t), self.time_format, lambda row: text(row, t), ends[:, t] - starts[:, t])
         bad = exact & publishes_any & (times == NO_TIME)
         good = ~bad
         general = np.flatnonzero(~exact)

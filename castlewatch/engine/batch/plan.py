@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from castlewatch.engine.batch.blocks import MAX_DIGITS
 from castlewatch.engine.evaluate import MAX_EVENT_MS, MIN_EVENT_MS, LogGroupEvaluator, parse_time
 
-#: Digits read as an integer with numpy (below 2^53, so ``float(text)`` is that integer).
-MAX_DIGITS = 15
 NO_TIME = np.iinfo(np.int64).min  # an event time that did not resolve
 
 
@@ -27,32 +26,14 @@ def make_plan(evaluator: LogGroupEvaluator) -> Any:
     return FieldPlan.make(evaluator, active) or LiteralPlan.make(evaluator, active)
 
 
-def digits(buf: Any, starts: Any, ends: Any) -> tuple[Any, Any]:
-    """``(number, ok)`` for byte ranges of ``buf``: ``ok`` where the range is 1 to
-    :data:`MAX_DIGITS` ASCII digits, ``number`` their integer value there (int64)."""
-    length = ends - starts
-    ok = (length >= 1) & (length <= MAX_DIGITS)
-    number = np.zeros(len(starts), np.int64)
-    if not ok.any():
-        return number, ok
-    top = int(length[ok].max())
-    last = len(buf) - 1
-    for col in range(top):  # Horner, one column of digits at a time (no lines x digits matrix)
-        d = buf[np.minimum(starts + col, last)] - np.uint8(48)  # uint8: not a digit wraps above 9
-        inside = length > col
-        ok &= (d <= 9) | ~inside
-        np.copyto(number, number * 10 + d, where=inside)
-    number[~ok] = 0
-    return number, ok
-
-
-def epoch_times(buf: Any, starts: Any, ends: Any, fmt: str, text_of: Any) -> Any:
+def epoch_times(number: Any, ok: Any, fmt: str, text_of: Any, length: Any) -> Any:
     """Event times (ms, :data:`NO_TIME` where none) of ``epoch_s``/``epoch_ms`` fields as
-    :func:`~castlewatch.engine.evaluate.parse_time` reads them: plain digits with numpy,
-    anything else through ``parse_time(text_of(i), fmt)``; outside years 1-9999, none."""
-    number, ok = digits(buf, starts, ends)
+    :func:`~castlewatch.engine.evaluate.parse_time` reads them: ``number`` where ``ok`` (the
+    field is 1 to :data:`MAX_DIGITS` digits, :func:`~castlewatch.engine.batch.blocks.split`),
+    anything else through ``parse_time(text_of(i), fmt)``; ``length``: the fields' lengths;
+    outside years 1-9999, none."""
     if fmt == "epoch_s":
-        ok &= (ends - starts) <= 12  # n * 1000 below 2^53: float(text) * 1000 is exact
+        ok = ok & (length <= 12)  # n * 1000 below 2^53: float(text) * 1000 is exact
         ms = number * 1000
     else:
         ms = number
