@@ -315,9 +315,16 @@ class Datapoint:
                 if len(small) + new <= SMALL_VALUES:
                     order = np.argsort(first)
                     pairs = zip(distinct[order].tolist(), counts[order].tolist())
-                else:  # beyond a dict's share either way: to the arrays, then the block as below
+                else:  # beyond a dict's share either way: to the arrays, with the distinct values found
                     self._to_arrays()
                     small = None
+                    at = int(np.searchsorted(distinct, 0.0))
+                    if at < len(distinct) and distinct[at] == 0.0:  # the block's first zero, as a fold keeps it
+                        distinct[at] = raw[first[at]]
+                    _, vs = _numpy()
+                    self._values, self._counts = vs.merge(self._values, self._counts, distinct, counts.astype(np.int64))
+                    self._limit = max(_BUFFER_MIN, len(self._values))
+                    raw = None
             else:
                 pairs = ((v, 1) for v in raw.tolist())
             if small is not None:
@@ -326,7 +333,7 @@ class Datapoint:
                     small[value] = get(value, 0) + n
                 if len(small) > SMALL_VALUES:
                     self._to_arrays()
-        if small is None:
+        if small is None and raw is not None:
             self._buffer.frombytes(raw.tobytes())
             if len(self._buffer) >= self._limit:
                 self._fold_buffer()

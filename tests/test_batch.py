@@ -502,3 +502,38 @@ def test_split_reads_plain_digit_fields_as_python_int_does(lines: list[str], k: 
                     assert n == (int(fields[j]) if plain else -1), (name, line, j)
     finally:
         backends.use_backend(before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab \n\t\x00\x7f") + ["\u00e9", "\u2603", "\ud800"]), max_size=12),
+                max_size=12))
+def test_block_of_is_the_joined_utf8_of_the_messages(messages: list[str]) -> None:
+    """``blocks.block_of`` (the C copy for ASCII messages) gives the bytes of the definition."""
+    from castlewatch.engine.batch import blocks
+
+    expected = ("\n".join(messages) + "\n").encode("utf-8", "surrogatepass") if messages else b""
+    assert blocks.block_of(messages) == expected
+    assert blocks.block_of(tuple(messages)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.5, 2.0, -3.0]), max_size=40),
+       st.lists(st.one_of(st.integers(0, 300).map(float), st.just(0.0)), min_size=1, max_size=400))
+def test_add_block_equals_add_one_by_one_across_the_small_values_limit(before, block):
+    """A datapoint holding a few values (a ``-0.0`` among them, perhaps) takes a block of up to
+    400 values, often more distinct ones than its dict keeps: the same values, counts and
+    zero as adding them one by one."""
+    from castlewatch.model import Datapoint
+
+    a, b = (Datapoint("ns", "m", (), "None", T0) for _ in range(2))
+    for v in before:
+        a.add(v)
+        b.add(v)
+    total = a.sum
+    for v in block:
+        b.add(v)
+        total += v
+    raw = np.array(block)
+    a.add_block(total, len(block), min(a.minimum, raw.min()), max(a.maximum, raw.max()), raw)
+    assert a.items() == b.items() and a.sample_count == b.sample_count
+    assert [math.copysign(1, v) for v, _ in a.items() if v == 0] == [math.copysign(1, v) for v, _ in b.items() if v == 0]

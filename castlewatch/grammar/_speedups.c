@@ -758,12 +758,60 @@ PyDoc_STRVAR(ascii_lines_doc,
 "line is empty or longer than max_line bytes, and the bytes after the last '\\n' are at\n"
 "most max_line + 1 (the conditions of StreamParser._plain_chunk in formats.py).");
 
+/* ascii_block: the block of a batch of ASCII messages, each followed by '\n' (blocks.py). */
+
+static PyObject *
+ascii_block(PyObject *module, PyObject *messages)
+{
+    Py_ssize_t n, i, total = 0;
+    PyObject *out;
+    char *w;
+    (void)module;
+
+    if (!PyList_Check(messages)) {
+        PyErr_SetString(PyExc_TypeError, "messages must be a list of str");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(messages);
+    for (i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i);
+        if (!PyUnicode_Check(m)) {
+            PyErr_Format(PyExc_TypeError, "a message must be str, not %.100s", Py_TYPE(m)->tp_name);
+            return NULL;
+        }
+        if (ENSURE_READY(m) < 0)
+            return NULL;
+        if (!PyUnicode_IS_ASCII(m))
+            Py_RETURN_NONE;
+        total += PyUnicode_GET_LENGTH(m) + 1;
+    }
+    out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        return NULL;
+    w = PyBytes_AS_STRING(out);
+    for (i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(m);
+        memcpy(w, PyUnicode_1BYTE_DATA(m), (size_t)len);
+        w += len;
+        *w++ = '\n';
+    }
+    return out;
+}
+
+PyDoc_STRVAR(ascii_block_doc,
+"ascii_block(messages, /)\n--\n\n"
+"The bytes of a list of ASCII str messages, each followed by '\\n' (what\n"
+"('\\n'.join(messages) + '\\n').encode() gives, in one copy; b'' for no messages), or\n"
+"None when a message is not ASCII.");
+
 static PyMethodDef speedups_methods[] = {
     {"plain_split", (PyCFunction)plain_split, METH_O, plain_split_doc},
     {"plain_field", (PyCFunction)plain_field, METH_VARARGS, plain_field_doc},
     {"scan_lines", (PyCFunction)scan_lines, METH_VARARGS, scan_lines_doc},
     {"split_block", (PyCFunction)split_block, METH_VARARGS, split_block_doc},
     {"ascii_lines", (PyCFunction)ascii_lines, METH_VARARGS, ascii_lines_doc},
+    {"ascii_block", (PyCFunction)ascii_block, METH_O, ascii_block_doc},
     {NULL, NULL, 0, NULL},
 };
 

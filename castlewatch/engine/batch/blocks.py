@@ -41,7 +41,12 @@ _SPECIAL = re.compile(rb'[\x80-\xff"\[\x1c-\x1f]')
 
 def block_of(messages: list[str]) -> bytes:
     """The block of ``messages``: their UTF-8 bytes (lone surrogates passed through, as the
-    literal scanner of :mod:`castlewatch.engine.prefilter` encodes them), one ``\\n`` after each."""
+    literal scanner of :mod:`castlewatch.engine.prefilter` encodes them), one ``\\n`` after each
+    (ASCII messages copied once by the C extension when it is there)."""
+    if _speedups is not None and type(messages) is list:
+        block = _speedups.ascii_block(messages)
+        if block is not None:
+            return block
     return ("\n".join(messages) + "\n").encode("utf-8", "surrogatepass") if messages else b""
 
 
