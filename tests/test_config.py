@@ -760,3 +760,51 @@ def test_checkpoint_that_a_source_reads_or_a_sink_writes(tmp_path: Path) -> None
     ):
         with pytest.raises(ConfigError, match=reason):
             check_checkpoint_path(config, tmp_path / checkpoint)
+
+
+# ---- JSON configurations -----------------------------------------------------------------------
+
+
+def _as_json(text: str) -> str:
+    from castlewatch.engine.config.decode import read_yaml
+
+    return json.dumps(read_yaml(text, None)[1], indent=1)
+
+
+def test_a_json_config_loads_as_its_yaml_twin() -> None:
+    """A configuration in JSON (what ``describe-metric-filters`` users paste) gives the config
+    its YAML twin gives, read by the JSON decoder (PyYAML not imported for it)."""
+    text = config_text(extra="allowed_lateness_s: 120\n")
+    assert load(_as_json(text)) == load(text)
+
+
+def test_a_json_config_reads_numbers_as_json_does() -> None:
+    """YAML 1.1 reads ``1.5e2`` as a string; in a JSON configuration it is the number."""
+    data = json.loads(_as_json(config_text()))
+    data["allowed_lateness_s"] = "PLACEHOLDER"
+    assert load(json.dumps(data).replace('"PLACEHOLDER"', "1.5e2")).allowed_lateness_s == 150.0
+
+
+def test_json_config_errors_keep_their_lines() -> None:
+    """An error in a JSON configuration names the line of the key at fault, as in YAML; a key
+    given twice and ``NaN`` are read as YAML, which says where."""
+    data = json.loads(_as_json(config_text()))
+    data["sources"][1]["format"] = "nope"
+    text = json.dumps(data, indent=1)
+    error = config_error(text, "sources[1].format")
+    assert error.line == next(i for i, line in enumerate(text.splitlines(), 1) if '"nope"' in line)
+    twice = text.replace('"format": "nope"', '"path": "/x", "format": "lines"')
+    assert "key 'path' is given twice in one mapping" in config_error(twice, "").reason
+    with pytest.raises(ConfigError):
+        load(json.dumps({**json.loads(_as_json(config_text())), "allowed_lateness_s": "N"}).replace('"N"', "NaN"))
+
+
+def test_a_json_config_does_not_import_pyyaml(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.json"
+    path.write_text(_as_json(config_text(sinks="sinks: [{type: stdout}]\n")), encoding="utf-8")
+    code = f"import sys; from castlewatch.engine.config import load_config; load_config({str(path)!r}); print('yaml' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -11,17 +11,20 @@ kept beside the data, the line and column of the key at fault.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import msgspec
-import yaml
 
 from castlewatch.engine.config.model import ConfigError
 from castlewatch.metric_filters import yaml_error_text
+
+if TYPE_CHECKING:
+    import yaml
 
 T = TypeVar("T")
 
@@ -29,34 +32,78 @@ _AT = re.compile(r"(?s)(.*?)(?: - at (`key` in )?`\$(.*)`)?")
 _PART = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that gives one key twice.
+def _unique_key_loader() -> type:
+    """PyYAML's safe loader, refusing a mapping that gives one key twice (made on first use:
+    reading a JSON configuration does not import PyYAML).
 
     Plain YAML keeps the last value silently (a second ``sources:`` would replace the
     first).  Keys brought in by a merge (``<<: *defaults``) may be overridden, as YAML
     intends.
     """
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, yaml.Node] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node)
-                except TypeError:  # an unhashable key: the safe loader refuses it below
-                    continue
-                if first is not key_node:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"key {key!r} is given twice in one mapping (first at line {first.start_mark.line + 1}); "
-                        "YAML would keep only the last value: remove or merge one",
-                        key_node.start_mark,
-                    )
-        return super().construct_mapping(node, deep=deep)
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, yaml.Node] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:  # an unhashable key: the safe loader refuses it below
+                        continue
+                    if first is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {key!r} is given twice in one mapping (first at line {first.start_mark.line + 1}); "
+                            "YAML would keep only the last value: remove or merge one",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
+_LOADER: type | None = None
+
+
+class _NotPlainJson(Exception):
+    """A JSON text read as YAML instead: a key given twice, ``NaN`` or ``Infinity``."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _NotPlainJson
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise _NotPlainJson
+
+
+#: What :func:`read_json` returns for a text that is not one plain JSON object.
+NOT_JSON = object()
+
+
+def read_json(text: str) -> Any:
+    """The data of ``text`` when it is one JSON object (RFC 8259, no key given twice, no
+    ``NaN``/``Infinity``), read by the standard library's C decoder with JSON's own meaning
+    of numbers (YAML 1.1 would read ``1e3`` and ``1.5e3`` as strings); else :data:`NOT_JSON`,
+    and the caller reads it as YAML, which reports any error with its line."""
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        return NOT_JSON
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+    except (ValueError, RecursionError, _NotPlainJson):
+        return NOT_JSON
 
 
 def read_yaml(text: str, source: str | os.PathLike | None) -> tuple[yaml.Node | None, Any]:
@@ -65,7 +112,9 @@ def read_yaml(text: str, source: str | os.PathLike | None) -> tuple[yaml.Node | 
     Raises:
         ConfigError: not YAML, or a key given twice (with line and column).
     """
-    loader = _UniqueKeyLoader(text)
+    import yaml
+
+    loader = _unique_key_loader()(text)
     try:
         node = loader.get_single_node()
         return node, None if node is None else loader.construct_document(node)
@@ -101,6 +150,8 @@ def position_of(location: str, root: yaml.Node) -> tuple[int, int]:
     """1-based ``(line, column)`` in the YAML whose root node is ``root`` of the key that
     ``location`` (``metric_filters[0].metricTransformations``) names, or of the deepest
     entry on its way that exists."""
+    import yaml
+
     node, mark = root, root.start_mark
     for part in _parts("." + location):
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):

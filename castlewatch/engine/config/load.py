@@ -12,7 +12,7 @@ from typing import Any
 
 from msgspec import UNSET
 
-from castlewatch.engine.config.decode import decode, position_of, read_yaml, with_line
+from castlewatch.engine.config.decode import NOT_JSON, decode, position_of, read_json, read_yaml, with_line
 from castlewatch.engine.config.model import ConfigError, EngineConfig, SourceConfig
 from castlewatch.engine.config.paths import check_paths, check_sources_disjoint
 from castlewatch.engine.config.schema import (
@@ -52,7 +52,8 @@ _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_8
 
 
 def load_config(path: str | os.PathLike) -> EngineConfig:
-    """Read and validate a configuration file (YAML; JSON is YAML too).
+    """Read and validate a configuration file: YAML, or JSON (a text that is one JSON object is
+    read as JSON, its numbers as JSON means them; see :func:`~.decode.read_json`).
 
     Raises:
         ConfigError: the file is missing, not YAML (or gives a key twice), its structure
@@ -79,20 +80,38 @@ def load_config_text(
 
     Raises: as :func:`load_config`.
     """
-    root, data = read_yaml(text, source)
+    data = read_json(text)
+    root = None
+    if data is NOT_JSON:  # YAML (JSON with a key twice or NaN too: YAML says where)
+        root, data = read_yaml(text, source)
     try:
         return _Loader(Path(base_dir).absolute(), source).config(data)
     except ConfigError as error:
+        if root is None and error.location and error.line is None:  # read as JSON: the line from YAML's nodes
+            root = _yaml_root(text, source)
         raise with_line(error, root) from None
     except MetricFilterLoadError as error:
         # a metric filter written in this file (not in a file it names): give its line
         inline = error.source == (None if source is None else str(source)) and error.location.startswith("metric_filters")
-        if root is None or not inline or error.line is not None:
+        if not inline or error.line is not None:
+            raise
+        if root is None:
+            root = _yaml_root(text, source)
+        if root is None:
             raise
         line, column = position_of(error.location, root)
         raise type(error)(
             error.reason, source=error.source, location=error.location, line=line, column=column
         ) from None
+
+
+def _yaml_root(text: str, source: str | os.PathLike | None) -> Any:
+    """The YAML root node of a configuration read as JSON, for an error's line; None when
+    YAML does not read it (JSON allows what YAML 1.1 does not, such as tabs)."""
+    try:
+        return read_yaml(text, source)[0]
+    except ConfigError:
+        return None
 
 
 def sink_problem(config: EngineConfig) -> tuple[str, str] | None:
