@@ -56,6 +56,23 @@ class _Filter:
         self.default = f.default
 
 
+class _Columns:
+    """The start (``which`` 0) or end (1) offsets of a split's fields as int64, a field's
+    column converted when first used (``cols[rows, j]``): a plan reads a few of the fields."""
+
+    __slots__ = ("bounds", "which", "cache")
+
+    def __init__(self, bounds: Any, which: int) -> None:
+        self.bounds, self.which, self.cache = bounds, which, {}
+
+    def __getitem__(self, key: tuple) -> Any:
+        rows, j = key
+        column = self.cache.get(j)
+        if column is None:
+            column = self.cache[j] = self.bounds[:, j, self.which].astype(np.int64)
+        return column[rows]
+
+
 def _index(ref: Any, k: int) -> int | None:
     """The field a reference reads on an exact line of ``k`` fields, or None."""
     if ref is None or ref.kind not in ("field", "position") or not 0 <= ref.index < k:
@@ -131,7 +148,7 @@ class FieldPlan:
             return None
         bounds, exact, numbers = found
         buf = np.frombuffer(block, np.uint8)
-        starts, ends = bounds[:, :, 0].astype(np.int64), bounds[:, :, 1].astype(np.int64)
+        starts, ends = _Columns(bounds, 0), _Columns(bounds, 1)
 
         def digits(j: int) -> tuple[Any, Any]:
             """``(number, ok)`` of field ``j``: ok where it is 1-15 ASCII digits on an exact line."""

@@ -53,6 +53,14 @@ def fold(agg: MinuteAggregator, keys: list[tuple], kid: Any, ts: Any, value: Any
             add(keys[k], t, v)
 
 
+def _stable_order(codes: Any, bound: int) -> Any:
+    """``np.argsort(codes, kind="stable")`` for codes in ``range(bound)``: on uint16 codes
+    numpy's stable sort is a radix sort, several times faster than on int64."""
+    if bound <= 1 << 16:
+        codes = codes.astype(np.uint16)
+    return np.argsort(codes, kind="stable")
+
+
 def _negative_zero(values: Any) -> bool:
     return bool(np.any(np.signbit(values) & (values == 0)))
 
@@ -64,7 +72,7 @@ def _fold(agg: MinuteAggregator, keys: list[tuple], kid: Any, ts: Any, value: An
     metrics: dict[tuple, int] = {}
     metric_of_key = np.array([metrics.setdefault(k[:2], len(metrics)) for k in keys], np.int64)
     mid = metric_of_key[kid]
-    order = np.argsort(mid, kind="stable")
+    order = _stable_order(mid, len(metrics))
     bounds = np.flatnonzero(np.diff(mid[order])) + 1
     lateness = agg.allowed_lateness_ms
     plans = []
@@ -222,7 +230,7 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
     ids = np.concatenate((np.arange(k), point_of))
     sums = np.bincount(ids, weights=np.concatenate((start, value)), minlength=k)
     counts = np.bincount(point_of, minlength=k)
-    per_point = np.argsort(point_of, kind="stable")
+    per_point = _stable_order(point_of, k)
     ordered = value[per_point]
     ends = np.cumsum(counts)
     held = counts > 0
