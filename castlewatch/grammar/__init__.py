@@ -1,7 +1,8 @@
 """The CloudWatch Logs filter-pattern language: parse, compile, match (spec §2-§7).
 
 Stages, one module each: ``filter_pattern.lark`` (grammar), :mod:`.parser` (text ->
-AST), :mod:`.ast`, :mod:`.numbers` (exact number comparisons), :mod:`.regex` (the AWS
+AST: :mod:`.lalr` runs the grammar, :mod:`.tree_cache` keeps the trees between
+processes), :mod:`.ast`, :mod:`.numbers` (exact number comparisons), :mod:`.regex` (the AWS
 regex subset on RE2), :mod:`.compiler` (AST -> matcher), :mod:`.errors`.
 """
 

@@ -9,13 +9,13 @@ Spec: ``docs/filter-patterns.md``.
 from __future__ import annotations
 
 import functools
-
-from lark import Lark
-from lark.exceptions import LarkError
+from typing import Any
 
 
 @functools.cache
-def _parser() -> Lark:
+def _parser() -> Any:
+    from lark import Lark  # on first use: a run without selection criteria does not import Lark
+
     return Lark.open("selection_criteria.lark", rel_to=__file__, parser="lalr")
 
 
@@ -32,8 +32,11 @@ def is_valid_selection_criteria(text: str) -> bool:
         True if the whole text is one expression of the grammar; False otherwise
         (blank text included).  Never raises for a ``str``.
     """
+    from lark.exceptions import LarkError
+
+    parser = _parser()
     try:
-        _parser().parse(text)
+        parser.parse(text)
     except LarkError:
         return False
     return True

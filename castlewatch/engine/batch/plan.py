@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from castlewatch.engine.batch.blocks import MAX_DIGITS
 from castlewatch.engine.evaluate import MAX_EVENT_MS, MIN_EVENT_MS, LogGroupEvaluator, parse_time
 
 NO_TIME = np.iinfo(np.int64).min  # an event time that did not resolve
@@ -29,7 +28,7 @@ def make_plan(evaluator: LogGroupEvaluator) -> Any:
 def epoch_times(number: Any, ok: Any, fmt: str, text_of: Any, length: Any) -> Any:
     """Event times (ms, :data:`NO_TIME` where none) of ``epoch_s``/``epoch_ms`` fields as
     :func:`~castlewatch.engine.evaluate.parse_time` reads them: ``number`` where ``ok`` (the
-    field is 1 to :data:`MAX_DIGITS` digits, :func:`~castlewatch.engine.batch.blocks.split`),
+    field is 1 to :data:`~castlewatch.engine.batch.blocks.MAX_DIGITS` digits, :func:`~castlewatch.engine.batch.blocks.split`),
     anything else through ``parse_time(text_of(i), fmt)``; ``length``: the fields' lengths;
     outside years 1-9999, none."""
     if fmt == "epoch_s":
