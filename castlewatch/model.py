@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from array import array as _array
+from collections import Counter as _count_list
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +128,9 @@ class EventBatch:
 
 #: Distinct values a datapoint keeps in a dict; beyond, in numpy arrays (:class:`Datapoint`).
 SMALL_VALUES = 64
+#: A block of at most this many values for one datapoint is handed to ``add_block`` as a list
+#: and counted by a dict (``collections.Counter``): less than numpy's fixed cost there.
+LIST_BLOCK = 256
 _BUFFER_MIN = 1024  # fold a large datapoint's buffer in at least this often
 
 
@@ -298,15 +302,17 @@ class Datapoint:
         Args:
             total: the new ``sum``: this datapoint's sum plus each value, added in order.
             count: how many contributions (``len(raw)``); ``minimum``/``maximum``: the new extremes.
-            raw: the values in arrival order (float64 array).
+            raw: the values in arrival order: a list of floats (at most :data:`LIST_BLOCK`,
+                counted by a dict) or a float64 array (counted with numpy).
         """
         small = self._small
         if small is not None:
             pairs: Any = None
-            first_value = float(raw[0])
-            if count > 32 and first_value == raw[-1] and (raw == first_value).all():  # one value: the first kept
+            if type(raw) is list:  # the distinct values in order of first arrival, as add() takes them
+                pairs = _count_list(raw).items()
+            elif (first_value := float(raw[0])) == raw[-1] and (raw == first_value).all():  # one value: the first kept
                 pairs = ((first_value, count),)
-            elif count > 32:  # the distinct values in order of first arrival, as a dict takes them
+            else:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
                 distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
                 # (the values not held yet, counted without np.isin: it imports numpy.ma, 40 ms
@@ -325,8 +331,6 @@ class Datapoint:
                     self._values, self._counts = vs.merge(self._values, self._counts, distinct, counts.astype(np.int64))
                     self._limit = max(_BUFFER_MIN, len(self._values))
                     raw = None
-            else:
-                pairs = ((v, 1) for v in raw.tolist())
             if small is not None:
                 get = small.get
                 for value, n in pairs:
@@ -334,7 +338,10 @@ class Datapoint:
                 if len(small) > SMALL_VALUES:
                     self._to_arrays()
         if small is None and raw is not None:
-            self._buffer.frombytes(raw.tobytes())
+            if type(raw) is list:
+                self._buffer.extend(raw)
+            else:
+                self._buffer.frombytes(raw.tobytes())
             if len(self._buffer) >= self._limit:
                 self._fold_buffer()
         self.sum = total

@@ -521,19 +521,23 @@ def test_block_of_is_the_joined_utf8_of_the_messages(messages: list[str]) -> Non
        st.lists(st.one_of(st.integers(0, 300).map(float), st.just(0.0)), min_size=1, max_size=400))
 def test_add_block_equals_add_one_by_one_across_the_small_values_limit(before, block):
     """A datapoint holding a few values (a ``-0.0`` among them, perhaps) takes a block of up to
-    400 values, often more distinct ones than its dict keeps: the same values, counts and
-    zero as adding them one by one."""
-    from castlewatch.model import Datapoint
+    400 values, often more distinct ones than its dict keeps, as an array or (up to
+    LIST_BLOCK) a list: the same values, counts and zero as adding them one by one."""
+    from castlewatch.model import LIST_BLOCK, Datapoint
 
-    a, b = (Datapoint("ns", "m", (), "None", T0) for _ in range(2))
+    b = Datapoint("ns", "m", (), "None", T0)
     for v in before:
-        a.add(v)
         b.add(v)
-    total = a.sum
+    total = b.sum
     for v in block:
         b.add(v)
         total += v
     raw = np.array(block)
-    a.add_block(total, len(block), min(a.minimum, raw.min()), max(a.maximum, raw.max()), raw)
-    assert a.items() == b.items() and a.sample_count == b.sample_count
-    assert [math.copysign(1, v) for v, _ in a.items() if v == 0] == [math.copysign(1, v) for v, _ in b.items() if v == 0]
+    for given in ([raw, list(block)] if len(block) <= LIST_BLOCK else [raw]):  # add_block's two forms
+        a = Datapoint("ns", "m", (), "None", T0)
+        for v in before:
+            a.add(v)
+        a.add_block(total, len(block), min(a.minimum, raw.min()), max(a.maximum, raw.max()), given)
+        assert a.items() == b.items() and a.sample_count == b.sample_count
+        assert [math.copysign(1, v) for v, _ in a.items() if v == 0] == [math.copysign(1, v) for v, _ in b.items() if v == 0]
+        assert list(a.items()) == list(b.items())  # the dict's order too (first arrival)

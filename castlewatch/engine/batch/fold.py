@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from castlewatch.engine.aggregate import MAX_OPEN_LATE_DATAPOINTS, MINUTE_MS, MinuteAggregator
-from castlewatch.model import Datapoint
+from castlewatch.model import LIST_BLOCK, Datapoint
 
 _NEVER = -(2**62)
 #: Below this many contributions, ``add`` per contribution costs less than the arrays.
@@ -243,14 +243,16 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
     # add() keeps the first of equal extremes: a -0.0 held stays when the block adds 0.0
     lo[lo_zero & (lo == 0)] = -0.0
     hi[hi_zero & (hi == 0)] = -0.0
-    raws = np.split(ordered, ends[:-1])
     negative_zero = (np.signbit(start) & (start == 0)).tolist()
-    for point, n, total, low, high, raw, from_negative_zero in zip(
-        points, counts.tolist(), sums.tolist(), lo.tolist(), hi.tolist(), raws, negative_zero
+    values = ordered.tolist() if len(ordered) <= LIST_BLOCK * k else None
+    for point, n, end, total, low, high, from_negative_zero in zip(
+        points, counts.tolist(), ends.tolist(), sums.tolist(), lo.tolist(), hi.tolist(), negative_zero
     ):
         if n:
+            # a few values as a list slice (no array per datapoint), many as an array view
+            raw = values[end - n : end] if n <= LIST_BLOCK and values is not None else ordered[end - n : end]
             if from_negative_zero:  # 0.0 + -0.0 is 0.0: add from the -0.0 itself
                 total = point.sum
-                for v in raw.tolist():
+                for v in (raw if type(raw) is list else raw.tolist()):
                     total += v
             point.add_block(total, n, low, high, raw)
