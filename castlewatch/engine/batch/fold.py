@@ -169,8 +169,8 @@ def _apply(agg: MinuteAggregator, keys: list[tuple], plans: list[dict], kid: Any
         combined = ((mi - mi.min()) * len(keys) + kk) * (int(generation[-1]) + 2) + (gg + 1)
         _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
         point_of[where] = len(points) + inverse.reshape(-1)
-        for j in first.tolist():
-            key, m, g = keys[int(kk[j])], int(minute[j]), int(gg[j])
+        for at, k, m, g in zip(where[first].tolist(), kk[first].tolist(), minute[first].tolist(), gg[first].tolist()):
+            key = keys[k]
             existing = None
             if g < 0:
                 window = agg.windows.get(m)
@@ -180,7 +180,7 @@ def _apply(agg: MinuteAggregator, keys: list[tuple], plans: list[dict], kid: Any
             if existing is not None:
                 points.append(existing)
             else:
-                pending.append((int(where[j]), (len(points), key, m, g, metric)))
+                pending.append((at, (len(points), key, m, g, metric)))
                 points.append(None)  # type: ignore[arg-type]
     # creations and seals in event order (a seal at a contribution comes before its creation)
     steps = [(first, 1, spec) for first, spec in pending] + [(at, 0, (metric, g)) for at, metric, g in seals]
