@@ -468,9 +468,14 @@ def test_the_c_scans_equal_the_python_ones(messages, k, literals):
         for name in ("c", "python"):
             backends.use_backend(name)
             masks, flags = blocks.scan(messages, tuple(literals))
-            split = blocks.split(blocks.block_of(messages), k, len(messages), tuple(range(k)))
-            bounds, exact, numbers = split
-            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist(), numbers.tolist())
+            pairs = tuple((j, lit.encode("utf-8")) for j in range(k) for lit in literals)[:16]
+            split = blocks.split(blocks.block_of(messages), k, len(messages), tuple(range(k)), pairs)
+            bounds, exact, numbers, equal = split
+            got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist(), numbers.tolist(),
+                         equal.tolist())
+            for line, good, row in zip(messages, exact.tolist(), equal.tolist()):
+                fields = line.split()
+                assert row == [good and fields[j] == lit.decode() for j, lit in pairs]
     finally:
         backends.use_backend(before)
     assert got["c"] == got["python"]
@@ -493,7 +498,7 @@ def test_split_reads_plain_digit_fields_as_python_int_does(lines: list[str], k: 
     try:
         for name in backends.AVAILABLE:
             backends.use_backend(name)
-            bounds, exact, numbers = blocks.split(blocks.block_of(lines), k, len(lines), tuple(range(k)))
+            bounds, exact, numbers, _ = blocks.split(blocks.block_of(lines), k, len(lines), tuple(range(k)))
             for line, good, row in zip(lines, exact.tolist(), numbers.tolist()):
                 fields = line.split()
                 assert good == (len(fields) == k and line.isascii()), (name, line)
@@ -533,11 +538,24 @@ def test_add_block_equals_add_one_by_one_across_the_small_values_limit(before, b
         b.add(v)
         total += v
     raw = np.array(block)
-    for given in ([raw, list(block)] if len(block) <= LIST_BLOCK else [raw]):  # add_block's two forms
+    for form in ([raw, list(block)] if len(block) <= LIST_BLOCK else [raw]):  # add_block's two forms
         a = Datapoint("ns", "m", (), "None", T0)
         for v in before:
             a.add(v)
-        a.add_block(total, len(block), min(a.minimum, raw.min()), max(a.maximum, raw.max()), given)
+        a.add_block(total, len(block), min(a.minimum, raw.min()), max(a.maximum, raw.max()), form)
         assert a.items() == b.items() and a.sample_count == b.sample_count
         assert [math.copysign(1, v) for v, _ in a.items() if v == 0] == [math.copysign(1, v) for v, _ in b.items() if v == 0]
         assert list(a.items()) == list(b.items())  # the dict's order too (first arrival)
+
+
+def test_more_comparisons_than_the_split_takes_leave_the_fields_plan():
+    """Seventeen different (field, value) comparisons are more than the C split makes in one
+    pass: no fields plan (the literal plan or the general path), the same answers."""
+    fields = ", ".join(f"f{i}" for i in range(1, 15))
+    filters = [mf(f"M{i}", f"[{fields.replace(f'f{1 + i % 13}', f'f{1 + i % 13}=v{i}', 1)}]") for i in range(17)]
+    lines = [" ".join(f"v{(r + c) % 17}" for c in range(10)) + f" {T0 + r} {T0 + r} ACCEPT OK" for r in range(300)]
+    loaded = load_metric_filters(filters)
+    path = batch_path(LogGroupEvaluator(loaded, Stats(), FIELD_TIME), MinuteAggregator(Stats(), 60_000))
+    assert path is None or type(path.plan).__name__ != "FieldPlan"
+    stats, _ = run_both(filters, FIELD_TIME, [lines[i:i + 100] for i in range(0, 300, 100)])
+    assert sum(stats.matched.values()) > 0

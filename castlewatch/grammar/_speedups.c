@@ -575,10 +575,19 @@ split_block(PyObject *module, PyObject *args)
     Py_ssize_t n_lines, k, line, n_digits = 0, d;
     PyObject *bounds = NULL, *flags = NULL, *numbers = NULL, *out = NULL, *digit_fields = NULL;
     Py_ssize_t wanted[SPLIT_MAX_DIGIT_FIELDS];
+    PyObject *equal_fields = NULL, *equals = NULL;
+    Py_ssize_t n_equal = 0, e;
+    Py_ssize_t equal_field[SPLIT_MAX_DIGIT_FIELDS];
+    const char *equal_text[SPLIT_MAX_DIGIT_FIELDS];
+    Py_ssize_t equal_len[SPLIT_MAX_DIGIT_FIELDS];
     (void)module;
 
-    if (!PyArg_ParseTuple(args, "y*nn|O:split_block", &block, &k, &n_lines, &digit_fields))
+    if (!PyArg_ParseTuple(args, "y*nn|OO:split_block", &block, &k, &n_lines, &digit_fields, &equal_fields))
         return NULL;
+    if (digit_fields == Py_None)
+        digit_fields = NULL;
+    if (equal_fields == Py_None)
+        equal_fields = NULL;
     if (k < 1 || block.len >= 0x7fffffff) {
         PyErr_SetString(PyExc_ValueError, "k must be >= 1 and the block under 2 GiB");
         goto done;
@@ -607,6 +616,38 @@ split_block(PyObject *module, PyObject *args)
         }
         Py_DECREF(seq);
     }
+    if (equal_fields != NULL) {  /* ((field index, bytes), ...): the caller keeps the bytes alive */
+        PyObject *seq = PySequence_Fast(equal_fields, "equal_fields must be a sequence of (index, bytes)");
+        if (seq == NULL)
+            goto done;
+        n_equal = PySequence_Fast_GET_SIZE(seq);
+        if (n_equal > SPLIT_MAX_DIGIT_FIELDS) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "at most 16 equal fields");
+            goto done;
+        }
+        for (e = 0; e < n_equal; e++) {
+            PyObject *pair = PySequence_Fast_GET_ITEM(seq, e), *text;
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(text = PyTuple_GET_ITEM(pair, 1))) {
+                Py_DECREF(seq);
+                PyErr_SetString(PyExc_TypeError, "an equal field must be (index, bytes)");
+                goto done;
+            }
+            equal_field[e] = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+            if (equal_field[e] == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            if (equal_field[e] < 0 || equal_field[e] >= k) {
+                Py_DECREF(seq);
+                PyErr_SetString(PyExc_ValueError, "an equal field must be in range(k)");
+                goto done;
+            }
+            equal_text[e] = PyBytes_AS_STRING(text);
+            equal_len[e] = PyBytes_GET_SIZE(text);
+        }
+        Py_DECREF(seq);
+    }
     if (count_lines(block.buf, block.len) != n_lines) {
         out = Py_None;
         Py_INCREF(out);
@@ -618,11 +659,14 @@ split_block(PyObject *module, PyObject *args)
         goto done;
     if (digit_fields != NULL && (numbers = PyBytes_FromStringAndSize(NULL, n_lines * n_digits * 8)) == NULL)
         goto done;
+    if (equal_fields != NULL && (equals = PyBytes_FromStringAndSize(NULL, n_lines * n_equal)) == NULL)
+        goto done;
     {
         const unsigned char *base = block.buf, *p = base;
         int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
         int64_t *number = numbers != NULL ? (int64_t *)PyBytes_AS_STRING(numbers) : NULL;
+        unsigned char *equal = equals != NULL ? (unsigned char *)PyBytes_AS_STRING(equals) : NULL;
         for (line = 0; line < n_lines; line++) {
             Py_ssize_t fields = 0;
             unsigned char special = 0, cls;
@@ -663,20 +707,32 @@ split_block(PyObject *module, PyObject *args)
                 }
                 number[line * n_digits + d] = value;
             }
+            for (e = 0; e < n_equal; e++) {  /* the field is exactly the literal's bytes */
+                unsigned char same = 0;
+                if (flag[line]) {
+                    int32_t a = row[equal_field[e] * 2], z = row[equal_field[e] * 2 + 1];
+                    same = (unsigned char)(z - a == equal_len[e] && memcmp(base + a, equal_text[e], (size_t)equal_len[e]) == 0);
+                }
+                equal[line * n_equal + e] = same;
+            }
             p++;  /* past the '\n' */
         }
     }
-    out = numbers != NULL ? PyTuple_Pack(3, bounds, flags, numbers) : PyTuple_Pack(2, bounds, flags);
+    if (equals != NULL)
+        out = PyTuple_Pack(4, bounds, flags, numbers != NULL ? numbers : Py_None, equals);
+    else
+        out = numbers != NULL ? PyTuple_Pack(3, bounds, flags, numbers) : PyTuple_Pack(2, bounds, flags);
 done:
     Py_XDECREF(bounds);
     Py_XDECREF(flags);
     Py_XDECREF(numbers);
+    Py_XDECREF(equals);
     PyBuffer_Release(&block);
     return out;
 }
 
 PyDoc_STRVAR(split_block_doc,
-"split_block(block, k, n_lines, digit_fields=None, /)\n--\n\n"
+"split_block(block, k, n_lines, digit_fields=None, equal_fields=None, /)\n--\n\n"
 "The space-delimited fields of each line of a block (its lines each end with '\\n').\n"
 "Returns (bounds, flags): bounds holds k (start, end) int32 byte offsets into the block\n"
 "per line; flags one byte per line, 1 when the line is ASCII without '\"', '[' or\n"
@@ -684,7 +740,9 @@ PyDoc_STRVAR(split_block_doc,
 "else 0 (its bounds are then not to be used). None when the block does not hold\n"
 "n_lines lines. With digit_fields (at most 16 field indexes < k), a third item: int64\n"
 "numbers, per line one per digit field, the field's value when the line's flag is 1 and\n"
-"the field is 1 to 15 ASCII digits, else -1.");
+"the field is 1 to 15 ASCII digits, else -1. With equal_fields (at most 16 pairs (field\n"
+"index < k, bytes)), a fourth item: per line one byte per pair, 1 when the line's flag is 1\n"
+"and the field's bytes are the pair's bytes, else 0 (the third is None without digit_fields).");
 
 /* ascii_lines: the plain lines of a chunk as str objects, in one pass (formats.py). */
 

@@ -123,6 +123,11 @@ class DurableFileSink(SinkBase):
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
+#: Bytes a file sink buffers before it writes (a large minute of JSON Lines is megabytes:
+#: one write() per MiB, not per 8 KiB). Durability is unchanged: ``flush`` writes and syncs.
+WRITE_BUFFER = 1 << 20
+
+
 class FileSink(DurableFileSink):
     """A sink appending encoded batches to one file; subclasses define ``_encode``."""
 
@@ -131,7 +136,7 @@ class FileSink(DurableFileSink):
         if position is not None:
             self._check_resumable(position_size(position))  # before anything is truncated
         size = prepare_file(self.path, position)
-        self._fh = open(self.path, "ab")
+        self._fh = open(self.path, "ab", buffering=WRITE_BUFFER)
         if size == 0:
             head = self._header()
             if head:

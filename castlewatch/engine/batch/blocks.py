@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover - the extension not built: pure Python
 
 #: The shortest literal the block scan looks for (its 4-byte anchor).
 MIN_LITERAL = 4
+#: The most number fields, and the most (field, bytes) comparisons, :func:`split` takes.
+MAX_SPLIT_FIELDS = 16
 #: The most digits :func:`split` reads as a number (below 2^53, so ``float(text)`` is that integer).
 MAX_DIGITS = 15
 ESCAPE_U = 1  # scan flags
@@ -166,28 +168,32 @@ def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | No
     return np.array(rows, np.uint64).reshape(n, words), flags
 
 
-def split(block: bytes, k: int, n: int, digit_fields: tuple[int, ...] = ()) -> tuple[Any, Any, Any] | None:
-    """``(bounds, exact, numbers)`` for the ``n`` lines of ``block``: ``bounds`` a ``(n, k, 2)``
-    int32 array of each field's start and end offsets in the block, ``exact`` a bool array
-    (the line's split is exact and it has ``k`` fields; only then are its bounds filled),
-    ``numbers`` a ``(n, len(digit_fields))`` int64 array: per line and field of
+def split(block: bytes, k: int, n: int, digit_fields: tuple[int, ...] = (),
+          equal_fields: tuple[tuple[int, bytes], ...] = ()) -> tuple[Any, Any, Any, Any] | None:
+    """``(bounds, exact, numbers, equal)`` for the ``n`` lines of ``block``: ``bounds`` a
+    ``(n, k, 2)`` int32 array of each field's start and end offsets in the block, ``exact`` a
+    bool array (the line's split is exact and it has ``k`` fields; only then are its bounds
+    filled), ``numbers`` a ``(n, len(digit_fields))`` int64 array: per line and field of
     ``digit_fields`` (indexes < ``k``), the field's value when the line is exact and the
-    field is 1 to :data:`MAX_DIGITS` ASCII digits, else -1. None when the block does not
+    field is 1 to :data:`MAX_DIGITS` ASCII digits, else -1; ``equal`` a
+    ``(n, len(equal_fields))`` bool array: per line and ``(field index, bytes)`` pair,
+    whether the line is exact and the field is those bytes. None when the block does not
     hold ``n`` lines."""
-    d = len(digit_fields)
+    d, q = len(digit_fields), len(equal_fields)
     if _c_backend():
-        found = _speedups.split_block(block, k, n, digit_fields)
+        found = _speedups.split_block(block, k, n, digit_fields, equal_fields)
         if found is None:
             return None
-        bounds, flags, numbers = found
+        bounds, flags, numbers, equal = found
         return (np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool),
-                np.frombuffer(numbers, np.int64).reshape(n, d))
+                np.frombuffer(numbers, np.int64).reshape(n, d), np.frombuffer(equal, np.uint8).reshape(n, q).astype(bool))
     lines = block.split(b"\n")
     if len(lines) != n + 1 or lines[-1]:
         return None
     bounds = np.zeros((n, k, 2), np.int32)
     exact = np.zeros(n, bool)
     numbers = np.full((n, d), -1, np.int64)
+    equal = np.zeros((n, q), bool)
     at = 0
     for i, line in enumerate(lines[:-1]):
         if _SPECIAL.search(line) is None:
@@ -199,5 +205,7 @@ def split(block: bytes, k: int, n: int, digit_fields: tuple[int, ...] = ()) -> t
                     text = line[spans[j][0]:spans[j][1]]
                     if 1 <= len(text) <= MAX_DIGITS and text.isdigit():  # bytes: ASCII digits only
                         numbers[i, c] = int(text)
+                for c, (j, literal) in enumerate(equal_fields):
+                    equal[i, c] = line[spans[j][0]:spans[j][1]] == literal
         at += len(line) + 1
-    return bounds, exact, numbers
+    return bounds, exact, numbers, equal

@@ -89,8 +89,9 @@ class FieldPlan:
         self.k = k
         self.time_index = time_index
         self.time_format = time_format
-        # the fields read as numbers in the split: the values' and the time's
+        # the fields read as numbers in the split: the values' and the time's; the comparisons it makes
         self.digit_fields = tuple(sorted({f.value_index for f in filters if f.value_index is not None} | {time_index}))
+        self.equal_fields = tuple(dict.fromkeys((j, literal) for f in filters for j, literal, _ in f.conditions))
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> FieldPlan | None:
@@ -132,7 +133,10 @@ class FieldPlan:
             out.append(_Filter(f, conditions, value_index, dims))
         if k is None or spec.position > k:
             return None
-        return cls(evaluator, out, k, spec.position - 1, spec.format)
+        plan = cls(evaluator, out, k, spec.position - 1, spec.format)
+        if max(len(plan.digit_fields), len(plan.equal_fields)) > blocks.MAX_SPLIT_FIELDS:
+            return None  # more than the split reads in one pass: the general path
+        return plan
 
     # -- per block --
 
@@ -143,10 +147,10 @@ class FieldPlan:
 
         n = len(messages)
         block = blocks.block_of(messages)
-        found = blocks.split(block, self.k, n, self.digit_fields)
+        found = blocks.split(block, self.k, n, self.digit_fields, self.equal_fields)
         if found is None:
             return None
-        bounds, exact, numbers = found
+        bounds, exact, numbers, equal_columns = found
         buf = np.frombuffer(block, np.uint8)
         starts, ends = _Columns(bounds, 0), _Columns(bounds, 1)
 
@@ -159,20 +163,9 @@ class FieldPlan:
         def text(row: int, j: int) -> str:
             return block[starts[row, j] : ends[row, j]].decode("ascii")
 
-        equal_cache: dict[tuple[int, bytes], Any] = {}
-
         def equal(j: int, literal: bytes) -> Any:
-            got = equal_cache.get((j, literal))
-            if got is None:
-                s = starts[:, j]
-                got = exact & ((ends[:, j] - s) == len(literal))
-                rows = np.flatnonzero(got)
-                ok = np.ones(len(rows), bool)
-                for t, byte in enumerate(literal):
-                    ok &= buf[s[rows] + t] == byte
-                got[rows] = ok
-                equal_cache[j, literal] = got
-            return got
+            """Where field ``j`` is ``literal`` (an exact line), from the split."""
+            return equal_columns[:, self.equal_fields.index((j, literal))]
 
         # per filter: matched, value, publishes (value and dimensions resolved), refused...
         evaluated = []
