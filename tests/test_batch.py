@@ -559,3 +559,13 @@ def test_more_comparisons_than_the_split_takes_leave_the_fields_plan():
     assert path is None or type(path.plan).__name__ != "FieldPlan"
     stats, _ = run_both(filters, FIELD_TIME, [lines[i:i + 100] for i in range(0, 300, 100)])
     assert sum(stats.matched.values()) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=60), st.booleans())
+def test_first_and_inverse_is_np_unique(codes, ordered):
+    """fold's grouping of contributions: np.unique's first indexes and inverse, sorted input or not."""
+    a = np.array(sorted(codes) if ordered else codes, np.int64)
+    first, inverse = batch_fold._first_and_inverse(a)
+    _, f, i = np.unique(a, return_index=True, return_inverse=True)
+    assert first.tolist() == f.tolist() and inverse.tolist() == i.reshape(-1).tolist()
