@@ -568,6 +568,37 @@ init_split_class(void)
 
 #define SPLIT_MAX_DIGIT_FIELDS 16
 
+/* split_block's optional arguments: a sequence of at most SPLIT_MAX_DIGIT_FIELDS items (a new
+   reference, its size in *n), or NULL with an exception set. */
+static PyObject *
+split_arguments(PyObject *given, const char *what, Py_ssize_t *n)
+{
+    PyObject *seq = PySequence_Fast(given, "split_block's digit and equal fields must be sequences");
+    if (seq == NULL)
+        return NULL;
+    *n = PySequence_Fast_GET_SIZE(seq);
+    if (*n > SPLIT_MAX_DIGIT_FIELDS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d %s", SPLIT_MAX_DIGIT_FIELDS, what);
+        return NULL;
+    }
+    return seq;
+}
+
+/* A field index in range(k) into *out: 0, or -1 with an exception set. */
+static int
+field_index(PyObject *item, Py_ssize_t k, Py_ssize_t *out)
+{
+    *out = PyLong_AsSsize_t(item);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (*out < 0 || *out >= k) {
+        PyErr_SetString(PyExc_ValueError, "a field index must be in range(k)");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 split_block(PyObject *module, PyObject *args)
 {
@@ -593,60 +624,34 @@ split_block(PyObject *module, PyObject *args)
         goto done;
     }
     if (digit_fields != NULL) {
-        PyObject *seq = PySequence_Fast(digit_fields, "digit_fields must be a sequence of field indexes");
+        PyObject *seq = split_arguments(digit_fields, "digit fields", &n_digits);
         if (seq == NULL)
             goto done;
-        n_digits = PySequence_Fast_GET_SIZE(seq);
-        if (n_digits > SPLIT_MAX_DIGIT_FIELDS) {
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "at most 16 digit fields");
-            goto done;
-        }
-        for (d = 0; d < n_digits; d++) {
-            wanted[d] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, d));
-            if (wanted[d] == -1 && PyErr_Occurred()) {
-                Py_DECREF(seq);
-                goto done;
-            }
-            if (wanted[d] < 0 || wanted[d] >= k) {
-                Py_DECREF(seq);
-                PyErr_SetString(PyExc_ValueError, "a digit field must be in range(k)");
-                goto done;
-            }
-        }
+        for (d = 0; d < n_digits; d++)
+            if (field_index(PySequence_Fast_GET_ITEM(seq, d), k, &wanted[d]) < 0)
+                break;
         Py_DECREF(seq);
+        if (d < n_digits)
+            goto done;
     }
     if (equal_fields != NULL) {  /* ((field index, bytes), ...): the caller keeps the bytes alive */
-        PyObject *seq = PySequence_Fast(equal_fields, "equal_fields must be a sequence of (index, bytes)");
+        PyObject *seq = split_arguments(equal_fields, "equal fields", &n_equal);
         if (seq == NULL)
             goto done;
-        n_equal = PySequence_Fast_GET_SIZE(seq);
-        if (n_equal > SPLIT_MAX_DIGIT_FIELDS) {
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "at most 16 equal fields");
-            goto done;
-        }
         for (e = 0; e < n_equal; e++) {
             PyObject *pair = PySequence_Fast_GET_ITEM(seq, e), *text;
             if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(text = PyTuple_GET_ITEM(pair, 1))) {
-                Py_DECREF(seq);
                 PyErr_SetString(PyExc_TypeError, "an equal field must be (index, bytes)");
-                goto done;
+                break;
             }
-            equal_field[e] = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
-            if (equal_field[e] == -1 && PyErr_Occurred()) {
-                Py_DECREF(seq);
-                goto done;
-            }
-            if (equal_field[e] < 0 || equal_field[e] >= k) {
-                Py_DECREF(seq);
-                PyErr_SetString(PyExc_ValueError, "an equal field must be in range(k)");
-                goto done;
-            }
+            if (field_index(PyTuple_GET_ITEM(pair, 0), k, &equal_field[e]) < 0)
+                break;
             equal_text[e] = PyBytes_AS_STRING(text);
             equal_len[e] = PyBytes_GET_SIZE(text);
         }
         Py_DECREF(seq);
+        if (e < n_equal)
+            goto done;
     }
     if (count_lines(block.buf, block.len) != n_lines) {
         out = Py_None;
