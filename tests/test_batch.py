@@ -569,3 +569,24 @@ def test_first_and_inverse_is_np_unique(codes, ordered):
     first, inverse = batch_fold._first_and_inverse(a)
     _, f, i = np.unique(a, return_index=True, return_inverse=True)
     assert first.tolist() == f.tolist() and inverse.tolist() == i.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("late_pairs", [10, 45, 49, 50, 51, 200])
+def test_fold_near_the_open_late_datapoints_limit_equals_add_one_by_one(monkeypatch, late_pairs):
+    """A block whose late contributions open about MAX_OPEN_LATE_DATAPOINTS datapoints (here 50):
+    the fold (or the sequential path it falls back to) does what add() does one by one."""
+    from castlewatch.engine import aggregate
+
+    monkeypatch.setattr(aggregate, "MAX_OPEN_LATE_DATAPOINTS", 50)
+    monkeypatch.setattr(batch_fold, "MAX_OPEN_LATE_DATAPOINTS", 50)
+    keys = [("ns", f"m{i % 2}", (("d", str(i)),), "None") for i in range(4)]
+    a, b = MinuteAggregator(Stats(), 0), MinuteAggregator(Stats(), 0)
+    now = T0 * 1000 + 10_000 * 60_000
+    kid = [0] + [i % 4 for i in range(late_pairs * 3)]
+    ts = [now] + [now - (5 + (i % late_pairs)) * 60_000 for i in range(late_pairs * 3)]
+    vals = [float(i % 7) for i in range(len(kid))]
+    batch_fold.fold(a, keys, np.array(kid), np.array(ts, np.int64), np.array(vals))
+    for k, t, v in zip(kid, ts, vals):
+        b.add(keys[k], t, v)
+    assert [_point(p) for p in a.close_all()] == [_point(p) for p in b.close_all()]
+    assert a.stats.late_events == b.stats.late_events

@@ -120,9 +120,11 @@ def _plan_metric(agg: MinuteAggregator, metric: tuple, where: Any, kid: Any, t: 
         clock[0] = c0
         np.maximum(np.maximum.accumulate(tl)[:-1], c0, out=clock[1:])
         trigger[late_at] = (tl > clock) & (tl // MINUTE_MS != clock // MINUTE_MS)
-        distinct = len(set(zip(kid[late_at].tolist(), minute[late_at].tolist())))
-        if (len(open_late) if open_late else 0) + distinct >= MAX_OPEN_LATE_DATAPOINTS:
-            return None
+        held = len(open_late) if open_late else 0
+        if held + n_late >= MAX_OPEN_LATE_DATAPOINTS:  # else fewer distinct (key, minute) pairs than that, surely
+            distinct = len(set(zip(kid[late_at].tolist(), minute[late_at].tolist())))
+            if held + distinct >= MAX_OPEN_LATE_DATAPOINTS:
+                return None
     # open late datapoints before each contribution: the last late contribution or
     # trigger before it decides (a late one leaves them open, a trigger seals them)
     events = late | trigger
