@@ -590,3 +590,15 @@ def test_fold_near_the_open_late_datapoints_limit_equals_add_one_by_one(monkeypa
         b.add(keys[k], t, v)
     assert [_point(p) for p in a.close_all()] == [_point(p) for p in b.close_all()]
     assert a.stats.late_events == b.stats.late_events
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=0, max_size=80), st.sampled_from([np.int64, np.uint64]), st.integers(1, 9))
+def test_unique_first_inverse_is_np_unique(values, dtype, limit):
+    """The plans' distinct values (peeled when few, else np.unique): np.unique's three results."""
+    from castlewatch.engine.batch.plan import unique_first_inverse
+
+    a = np.array(values, dtype)
+    got = unique_first_inverse(a, limit)
+    want = np.unique(a, return_index=True, return_inverse=True)
+    assert [x.tolist() for x in got] == [want[0].tolist(), want[1].tolist(), want[2].reshape(-1).tolist()]

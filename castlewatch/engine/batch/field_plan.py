@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from castlewatch.engine.batch import blocks
-from castlewatch.engine.batch.plan import NO_TIME, epoch_times
+from castlewatch.engine.batch.plan import NO_TIME, epoch_times, unique_first_inverse
 from castlewatch.engine.evaluate import (
     _MAX_VALUE,
     DIMENSION_SETS_LIMIT,
@@ -285,7 +285,7 @@ class FieldPlan:
                 for t in range(int(length.max())):
                     byte = np.where(t < length, buf[np.minimum(s + t, len(buf) - 1)], 0).astype(np.uint64)
                     packed |= byte << np.uint64(8 * t)
-                _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+                _, first, inverse = unique_first_inverse(packed)
             else:
                 index: dict[bytes, int] = {}
                 inverse = np.array([index.setdefault(block[a:b], len(index)) for a, b in zip(s.tolist(), e.tolist())],
@@ -295,7 +295,7 @@ class FieldPlan:
             texts = [block[starts[rows[i], j] : ends[rows[i], j]].decode("ascii") for i in first.tolist()]
             texts_per_dim.append(texts)
             codes = codes * len(texts) + inverse.reshape(-1)
-        uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        uniq, first, inverse = unique_first_inverse(codes)
         f = pf.f
         namespace, metric, _, unit = f.key
         keys, sets = [], []

@@ -85,3 +85,31 @@ def iso_seconds_z(texts: list[str]) -> tuple[Any, Any]:
     ms[where] = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000
     ok[where] = good
     return ms, ok
+
+
+def unique_first_inverse(values: Any, limit: int = 8) -> tuple[Any, Any]:
+    """``np.unique(values, return_index=True, return_inverse=True)``: the distinct values
+    ascending, the first index of each, each value's rank. A few distinct values (at most
+    ``limit``, such as a flow log's ``action``) are peeled off with comparisons, no sort."""
+    n = len(values)
+    if n:
+        inverse = np.empty(n, np.int64)
+        left = np.ones(n, bool)
+        found, firsts = [], []
+        at = 0
+        while len(found) < limit:
+            same = values == values[at]
+            inverse[same] = len(found)
+            found.append(values[at])
+            firsts.append(at)
+            left &= ~same
+            rest = np.flatnonzero(left[at:])
+            if not len(rest):
+                distinct = np.array(found, values.dtype)
+                order = np.argsort(distinct, kind="stable")
+                rank = np.empty(len(order), np.int64)
+                rank[order] = np.arange(len(order))
+                return distinct[order], np.array(firsts, np.int64)[order], rank[inverse]
+            at += int(rest[0])
+    distinct, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    return distinct, first, inverse.reshape(-1)
