@@ -321,7 +321,7 @@ def flow_line(draw, clock: list) -> str:
             "   ",
         ]))
     action = draw(st.sampled_from(["ACCEPT", "REJECT", "REJECT"]))
-    port = draw(st.sampled_from(["22", "443", "022", "3389"]))
+    port = draw(st.sampled_from(["22", "443", "022", "3389", "12345678"]))  # 8 bytes: a key the split cannot pack
     size = draw(st.sampled_from(["0", "1", "40", "1500", "000123", "123456789012345"]))
     eni = draw(st.integers(0, 3))
     return f"2 123 eni-{eni} 10.0.0.1 10.0.0.2 40000 {port} 6 3 {size} {start} {start + 5} {action} OK"
@@ -469,10 +469,14 @@ def test_the_c_scans_equal_the_python_ones(messages, k, literals):
             backends.use_backend(name)
             masks, flags = blocks.scan(messages, tuple(literals))
             pairs = tuple((j, lit.encode("utf-8")) for j in range(k) for lit in literals)[:16]
-            split = blocks.split(blocks.block_of(messages), k, len(messages), tuple(range(k)), pairs)
-            bounds, exact, numbers, equal = split
+            split = blocks.split(blocks.block_of(messages), k, len(messages), tuple(range(k)), pairs, tuple(range(k)))
+            bounds, exact, numbers, equal = split.bounds, split.exact, split.numbers, split.equal
             got[name] = (masks.tolist(), flags.tolist(), exact.tolist(), bounds[exact].tolist(), numbers.tolist(),
-                         equal.tolist())
+                         equal.tolist(), split.keys.tolist())
+            for line, good, row in zip(messages, exact.tolist(), split.keys.tolist()):
+                fields = line.split()
+                assert row == [(len(f) << 56 | int.from_bytes(f.encode(), "little")) if good and len(f) <= 7
+                               else 2**64 - 1 for f in (fields if good else [""] * k)]
             for line, good, row in zip(messages, exact.tolist(), equal.tolist()):
                 fields = line.split()
                 assert row == [good and fields[j] == lit.decode() for j, lit in pairs]
@@ -498,7 +502,8 @@ def test_split_reads_plain_digit_fields_as_python_int_does(lines: list[str], k: 
     try:
         for name in backends.AVAILABLE:
             backends.use_backend(name)
-            bounds, exact, numbers, _ = blocks.split(blocks.block_of(lines), k, len(lines), tuple(range(k)))
+            found = blocks.split(blocks.block_of(lines), k, len(lines), tuple(range(k)))
+            exact, numbers = found.exact, found.numbers
             for line, good, row in zip(lines, exact.tolist(), numbers.tolist()):
                 fields = line.split()
                 assert good == (len(fields) == k and line.isascii()), (name, line)

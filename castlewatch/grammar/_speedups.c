@@ -606,15 +606,20 @@ split_block(PyObject *module, PyObject *args)
     Py_ssize_t n_lines, k, line, n_digits = 0, d;
     PyObject *bounds = NULL, *flags = NULL, *numbers = NULL, *out = NULL, *digit_fields = NULL;
     Py_ssize_t wanted[SPLIT_MAX_DIGIT_FIELDS];
-    PyObject *equal_fields = NULL, *equals = NULL;
+    PyObject *equal_fields = NULL, *equals = NULL, *key_fields = NULL, *keys = NULL;
+    Py_ssize_t n_keys = 0, q;
+    Py_ssize_t key_field[SPLIT_MAX_DIGIT_FIELDS];
     Py_ssize_t n_equal = 0, e;
     Py_ssize_t equal_field[SPLIT_MAX_DIGIT_FIELDS];
     const char *equal_text[SPLIT_MAX_DIGIT_FIELDS];
     Py_ssize_t equal_len[SPLIT_MAX_DIGIT_FIELDS];
     (void)module;
 
-    if (!PyArg_ParseTuple(args, "y*nn|OO:split_block", &block, &k, &n_lines, &digit_fields, &equal_fields))
+    if (!PyArg_ParseTuple(args, "y*nn|OOO:split_block", &block, &k, &n_lines, &digit_fields, &equal_fields,
+                          &key_fields))
         return NULL;
+    if (key_fields == Py_None)
+        key_fields = NULL;
     if (digit_fields == Py_None)
         digit_fields = NULL;
     if (equal_fields == Py_None)
@@ -653,6 +658,17 @@ split_block(PyObject *module, PyObject *args)
         if (e < n_equal)
             goto done;
     }
+    if (key_fields != NULL) {
+        PyObject *seq = split_arguments(key_fields, "key fields", &n_keys);
+        if (seq == NULL)
+            goto done;
+        for (q = 0; q < n_keys; q++)
+            if (field_index(PySequence_Fast_GET_ITEM(seq, q), k, &key_field[q]) < 0)
+                break;
+        Py_DECREF(seq);
+        if (q < n_keys)
+            goto done;
+    }
     if (count_lines(block.buf, block.len) != n_lines) {
         out = Py_None;
         Py_INCREF(out);
@@ -666,12 +682,15 @@ split_block(PyObject *module, PyObject *args)
         goto done;
     if (equal_fields != NULL && (equals = PyBytes_FromStringAndSize(NULL, n_lines * n_equal)) == NULL)
         goto done;
+    if (key_fields != NULL && (keys = PyBytes_FromStringAndSize(NULL, n_lines * n_keys * 8)) == NULL)
+        goto done;
     {
         const unsigned char *base = block.buf, *p = base;
         int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
         int64_t *number = numbers != NULL ? (int64_t *)PyBytes_AS_STRING(numbers) : NULL;
         unsigned char *equal = equals != NULL ? (unsigned char *)PyBytes_AS_STRING(equals) : NULL;
+        uint64_t *key = keys != NULL ? (uint64_t *)PyBytes_AS_STRING(keys) : NULL;
         for (line = 0; line < n_lines; line++) {
             Py_ssize_t fields = 0;
             unsigned char special = 0, cls;
@@ -720,10 +739,24 @@ split_block(PyObject *module, PyObject *args)
                 }
                 equal[line * n_equal + e] = same;
             }
+            for (q = 0; q < n_keys; q++) {  /* up to 7 bytes and their count in one number */
+                uint64_t packed = UINT64_MAX;
+                if (flag[line]) {
+                    int32_t a = row[key_field[q] * 2], z = row[key_field[q] * 2 + 1], t;
+                    if (z - a <= 7) {
+                        packed = (uint64_t)(z - a) << 56;
+                        for (t = 0; t < z - a; t++)
+                            packed |= (uint64_t)base[a + t] << (8 * t);
+                    }
+                }
+                key[line * n_keys + q] = packed;
+            }
             p++;  /* past the '\n' */
         }
     }
-    if (equals != NULL)
+    if (keys != NULL)
+        out = PyTuple_Pack(5, bounds, flags, numbers != NULL ? numbers : Py_None, equals != NULL ? equals : Py_None, keys);
+    else if (equals != NULL)
         out = PyTuple_Pack(4, bounds, flags, numbers != NULL ? numbers : Py_None, equals);
     else
         out = numbers != NULL ? PyTuple_Pack(3, bounds, flags, numbers) : PyTuple_Pack(2, bounds, flags);
@@ -732,12 +765,13 @@ done:
     Py_XDECREF(flags);
     Py_XDECREF(numbers);
     Py_XDECREF(equals);
+    Py_XDECREF(keys);
     PyBuffer_Release(&block);
     return out;
 }
 
 PyDoc_STRVAR(split_block_doc,
-"split_block(block, k, n_lines, digit_fields=None, equal_fields=None, /)\n--\n\n"
+"split_block(block, k, n_lines, digit_fields=None, equal_fields=None, key_fields=None, /)\n--\n\n"
 "The space-delimited fields of each line of a block (its lines each end with '\\n').\n"
 "Returns (bounds, flags): bounds holds k (start, end) int32 byte offsets into the block\n"
 "per line; flags one byte per line, 1 when the line is ASCII without '\"', '[' or\n"
@@ -747,7 +781,10 @@ PyDoc_STRVAR(split_block_doc,
 "numbers, per line one per digit field, the field's value when the line's flag is 1 and\n"
 "the field is 1 to 15 ASCII digits, else -1. With equal_fields (at most 16 pairs (field\n"
 "index < k, bytes)), a fourth item: per line one byte per pair, 1 when the line's flag is 1\n"
-"and the field's bytes are the pair's bytes, else 0 (the third is None without digit_fields).");
+"and the field's bytes are the pair's bytes, else 0 (the third is None without digit_fields).\n"
+"With key_fields (at most 16 field indexes < k), a fifth item: uint64 per line per key field,\n"
+"the field's length << 56 | its bytes (little-endian) when the line's flag is 1 and the field\n"
+"is at most 7 bytes, else 2**64 - 1 (the fourth is None without equal_fields).");
 
 /* ascii_lines: the plain lines of a chunk as str objects, in one pass (formats.py). */
 

@@ -31,6 +31,8 @@ except ImportError:  # pragma: no cover - the extension not built: pure Python
 MIN_LITERAL = 4
 #: The most number fields, and the most (field, bytes) comparisons, :func:`split` takes.
 MAX_SPLIT_FIELDS = 16
+#: A key field :func:`split` could not pack (over 7 bytes, or the line not exact).
+NO_KEY = np.uint64(2**64 - 1)
 #: The most digits :func:`split` reads as a number (below 2^53, so ``float(text)`` is that integer).
 MAX_DIGITS = 15
 ESCAPE_U = 1  # scan flags
@@ -169,43 +171,62 @@ def scan(messages: list[str], literals: tuple[str, ...], setup: LiteralScan | No
 
 
 def split(block: bytes, k: int, n: int, digit_fields: tuple[int, ...] = (),
-          equal_fields: tuple[tuple[int, bytes], ...] = ()) -> tuple[Any, Any, Any, Any] | None:
-    """``(bounds, exact, numbers, equal)`` for the ``n`` lines of ``block``: ``bounds`` a
-    ``(n, k, 2)`` int32 array of each field's start and end offsets in the block, ``exact`` a
-    bool array (the line's split is exact and it has ``k`` fields; only then are its bounds
-    filled), ``numbers`` a ``(n, len(digit_fields))`` int64 array: per line and field of
-    ``digit_fields`` (indexes < ``k``), the field's value when the line is exact and the
-    field is 1 to :data:`MAX_DIGITS` ASCII digits, else -1; ``equal`` a
-    ``(n, len(equal_fields))`` bool array: per line and ``(field index, bytes)`` pair,
-    whether the line is exact and the field is those bytes. None when the block does not
-    hold ``n`` lines."""
-    d, q = len(digit_fields), len(equal_fields)
+          equal_fields: tuple[tuple[int, bytes], ...] = (), key_fields: tuple[int, ...] = ()) -> Split | None:
+    """The :class:`Split` of the ``n`` lines of ``block`` into ``k`` space-delimited fields,
+    with the numbers of ``digit_fields``, the comparisons ``equal_fields`` (``(field index,
+    bytes)`` pairs) and the packed ``key_fields`` (all indexes < ``k``, at most
+    :data:`MAX_SPLIT_FIELDS` of each); None when the block does not hold ``n`` lines."""
+    d, q, c = len(digit_fields), len(equal_fields), len(key_fields)
     if _c_backend():
-        found = _speedups.split_block(block, k, n, digit_fields, equal_fields)
+        found = _speedups.split_block(block, k, n, digit_fields, equal_fields, key_fields)
         if found is None:
             return None
-        bounds, flags, numbers, equal = found
-        return (np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool),
-                np.frombuffer(numbers, np.int64).reshape(n, d), np.frombuffer(equal, np.uint8).reshape(n, q).astype(bool))
+        bounds, flags, numbers, equal, keys = found
+        return Split(np.frombuffer(bounds, np.int32).reshape(n, k, 2), np.frombuffer(flags, np.uint8).astype(bool),
+                     np.frombuffer(numbers, np.int64).reshape(n, d),
+                     np.frombuffer(equal, np.uint8).reshape(n, q).astype(bool),
+                     np.frombuffer(keys, np.uint64).reshape(n, c))
     lines = block.split(b"\n")
     if len(lines) != n + 1 or lines[-1]:
         return None
-    bounds = np.zeros((n, k, 2), np.int32)
-    exact = np.zeros(n, bool)
-    numbers = np.full((n, d), -1, np.int64)
-    equal = np.zeros((n, q), bool)
+    out = Split(np.zeros((n, k, 2), np.int32), np.zeros(n, bool), np.full((n, d), -1, np.int64),
+                np.zeros((n, q), bool), np.full((n, c), NO_KEY, np.uint64))
     at = 0
     for i, line in enumerate(lines[:-1]):
         if _SPECIAL.search(line) is None:
             spans = [m.span() for m in _FIELD.finditer(line)]
             if len(spans) == k:
-                bounds[i] = np.array(spans, np.int32) + at
-                exact[i] = True
-                for c, j in enumerate(digit_fields):
+                out.bounds[i] = np.array(spans, np.int32) + at
+                out.exact[i] = True
+                for col, j in enumerate(digit_fields):
                     text = line[spans[j][0]:spans[j][1]]
                     if 1 <= len(text) <= MAX_DIGITS and text.isdigit():  # bytes: ASCII digits only
-                        numbers[i, c] = int(text)
-                for c, (j, literal) in enumerate(equal_fields):
-                    equal[i, c] = line[spans[j][0]:spans[j][1]] == literal
+                        out.numbers[i, col] = int(text)
+                for col, (j, literal) in enumerate(equal_fields):
+                    out.equal[i, col] = line[spans[j][0]:spans[j][1]] == literal
+                for col, j in enumerate(key_fields):
+                    text = line[spans[j][0]:spans[j][1]]
+                    if len(text) <= 7:
+                        out.keys[i, col] = (len(text) << 56) | int.from_bytes(text, "little")
         at += len(line) + 1
-    return bounds, exact, numbers, equal
+    return out
+
+
+class Split:
+    """A block split into its lines' fields (:func:`split`).
+
+    Attributes:
+        bounds: ``(n, k, 2)`` int32, each field's start and end offsets in the block.
+        exact: ``(n,)`` bool: the line's split is exact and it has ``k`` fields; only then
+            are its bounds and the columns below filled.
+        numbers: ``(n, len(digit_fields))`` int64: the field's value when it is 1 to
+            :data:`MAX_DIGITS` ASCII digits, else -1.
+        equal: ``(n, len(equal_fields))`` bool: the field is the pair's bytes.
+        keys: ``(n, len(key_fields))`` uint64: the field's length << 56 | its bytes
+            (little-endian) when it is at most 7 bytes, else :data:`NO_KEY`.
+    """
+
+    __slots__ = ("bounds", "exact", "numbers", "equal", "keys")
+
+    def __init__(self, bounds: Any, exact: Any, numbers: Any, equal: Any, keys: Any) -> None:
+        self.bounds, self.exact, self.numbers, self.equal, self.keys = bounds, exact, numbers, equal, keys

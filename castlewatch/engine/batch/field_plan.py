@@ -92,6 +92,7 @@ class FieldPlan:
         # the fields read as numbers in the split: the values' and the time's; the comparisons it makes
         self.digit_fields = tuple(sorted({f.value_index for f in filters if f.value_index is not None} | {time_index}))
         self.equal_fields = tuple(dict.fromkeys((j, literal) for f in filters for j, literal, _ in f.conditions))
+        self.key_fields = tuple(sorted({j for f in filters for _, j in f.dims}))
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> FieldPlan | None:
@@ -134,7 +135,7 @@ class FieldPlan:
         if k is None or spec.position > k:
             return None
         plan = cls(evaluator, out, k, spec.position - 1, spec.format)
-        if max(len(plan.digit_fields), len(plan.equal_fields)) > blocks.MAX_SPLIT_FIELDS:
+        if max(len(plan.digit_fields), len(plan.equal_fields), len(plan.key_fields)) > blocks.MAX_SPLIT_FIELDS:
             return None  # more than the split reads in one pass: the general path
         return plan
 
@@ -147,11 +148,10 @@ class FieldPlan:
 
         n = len(messages)
         block = blocks.block_of(messages)
-        found = blocks.split(block, self.k, n, self.digit_fields, self.equal_fields)
+        found = blocks.split(block, self.k, n, self.digit_fields, self.equal_fields, self.key_fields)
         if found is None:
             return None
-        bounds, exact, numbers, equal_columns = found
-        buf = np.frombuffer(block, np.uint8)
+        bounds, exact, numbers, equal_columns = found.bounds, found.exact, found.numbers, found.equal
         starts, ends = _Columns(bounds, 0), _Columns(bounds, 1)
 
         def digits(j: int) -> tuple[Any, Any]:
@@ -225,7 +225,7 @@ class FieldPlan:
                 continue
             if len(general):
                 return None
-            plan = self._dimension_plan(pf, rows, starts, ends, block, buf, times)
+            plan = self._dimension_plan(pf, rows, starts, ends, block, found.keys, times)
             if plan is None:
                 return None
             dim_plans.append(plan)
@@ -271,22 +271,18 @@ class FieldPlan:
             out.ts = times[out.rows]
         return out
 
-    def _dimension_plan(self, pf: _Filter, rows: Any, starts: Any, ends: Any, block: bytes, buf: Any,
+    def _dimension_plan(self, pf: _Filter, rows: Any, starts: Any, ends: Any, block: bytes, packed_keys: Any,
                         times: Any) -> dict | None:
         """The dimension set of each contribution (``codes`` into ``keys``), or None when
         the filter could reach :data:`DIMENSION_SETS_LIMIT` in this block."""
         codes = np.zeros(len(rows), np.int64)
         texts_per_dim = []
         for _, j in pf.dims:
-            s, e = starts[rows, j], ends[rows, j]
-            length = e - s
-            if int(length.max()) <= 7:
-                packed = length.astype(np.uint64) << np.uint64(56)
-                for t in range(int(length.max())):
-                    byte = np.where(t < length, buf[np.minimum(s + t, len(buf) - 1)], 0).astype(np.uint64)
-                    packed |= byte << np.uint64(8 * t)
+            packed = packed_keys[rows, self.key_fields.index(j)]
+            if not bool((packed == blocks.NO_KEY).any()):  # every value at most 7 bytes: packed in the split
                 _, first, inverse = unique_first_inverse(packed)
             else:
+                s, e = starts[rows, j], ends[rows, j]
                 index: dict[bytes, int] = {}
                 inverse = np.array([index.setdefault(block[a:b], len(index)) for a, b in zip(s.tolist(), e.tolist())],
                                    np.int64)
