@@ -5,9 +5,10 @@ run again, the same CIS pack) then needs neither Lark nor the LALR tables: about
 less start-up. The file is ``patterns-<digest>.pickle`` in the user's cache directory
 (``$XDG_CACHE_HOME/castlewatch``, else ``~/.cache/castlewatch``, made ``0700``; the
 same folder as Lark's own cache, :func:`castlewatch.grammar.lalr._cache_file`), a pickled
-``{pattern text: AST}``. ``<digest>`` is the SHA-256 of castlewatch's version and of the
-files that decide an AST (the grammar, the parser, the AST classes, the messages), so an
-upgrade or an edited checkout starts a new file and never reads another version's trees.
+``{pattern text: AST}``. ``<digest>`` is a checksum (CRC-32 and Adler-32) of castlewatch's
+version and of the files that decide an AST (the grammar, the parser, the AST classes, the
+messages), so an upgrade or an edited checkout starts a new file and does not read another
+version's trees.
 
 Only patterns that parsed are kept (a rejected one is parsed again, to raise its error),
 at most :data:`MAX_PATTERNS`: the ones this process used first (a run's own patterns stay
@@ -20,10 +21,9 @@ read, written or unpickled is ignored: the parser then runs as without a cache.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import pickle
-import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,14 @@ def _path() -> str | None:
         return None
     from castlewatch import __version__
 
-    digest = hashlib.sha256(__version__.encode())
+    data = [__version__.encode()]
     here = Path(__file__).parent
     try:
-        for name in _SOURCES:
-            digest.update((here / name).read_bytes())
+        data += [(here / name).read_bytes() for name in _SOURCES]
     except OSError:
         return None
-    return os.path.join(folder, f"patterns-{digest.hexdigest()[:32]}.pickle")
+    joined = b"\0".join(data)  # a cache key, not a signature: CRC-32 and Adler-32 (zlib is loaded anyway)
+    return os.path.join(folder, f"patterns-{zlib.crc32(joined):08x}{zlib.adler32(joined):08x}.pickle")
 
 
 def _load() -> dict[str, Any]:
@@ -118,6 +118,8 @@ def save() -> None:
         if len(trees) >= MAX_PATTERNS:
             break
         trees.setdefault(pattern, tree)
+    import tempfile
+
     try:
         fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".patterns-")
         try:
