@@ -531,13 +531,21 @@ class Datapoint:
     def iter_metric_data(self, max_values: int = 150) -> Iterator[dict[str, Any]]:
         """The datums of :meth:`metric_data` one at a time: a datapoint with a million
         distinct values never has them all as Python objects at once."""
-        head: dict[str, Any] = {"MetricName": self.metric_name}
-        if self.dimensions:
-            head["Dimensions"] = [{"Name": n, "Value": v} for n, v in self.dimensions]
-        head["Timestamp"] = self.iso_timestamp
+        head = self.datum_head()
         unit = self.unit
         for values, counts in self.value_chunks(max_values):
             yield {**head, "Values": values, "Counts": counts, "Unit": unit, "StorageResolution": 60}
+
+    def datum_head(self, **first: str) -> dict[str, Any]:
+        """The keys every datum of this datapoint starts with: ``first`` (the JSON Lines
+        sink puts ``Namespace`` there), ``MetricName``, ``Dimensions`` (when there are
+        any) and ``Timestamp``; ``Values``, ``Counts``, ``Unit`` and ``StorageResolution``
+        follow (:meth:`iter_metric_data`)."""
+        head: dict[str, Any] = {**first, "MetricName": self.metric_name}
+        if self.dimensions:
+            head["Dimensions"] = [{"Name": n, "Value": v} for n, v in self.dimensions]
+        head["Timestamp"] = self.iso_timestamp
+        return head
 
     def value_chunks(self, max_values: int = 150, arrays: bool = False) -> Iterator[tuple[Any, Any]]:
         """``(Values, Counts)`` of each datum of :meth:`metric_data`, in order: the ascending

@@ -120,3 +120,16 @@ def test_a_run_keeps_its_own_trees_first(tmp_path: Path, monkeypatch) -> None:
     kept = tree_cache._load()
     assert len(kept) == 4 and {"a", "d", "{ $.new = 1 }"} <= set(kept)
     assert kept["{ $.new = 1 }"] == parser.parse("{ $.new = 1 }")
+
+
+def test_parse_uncached_runs_the_parser(monkeypatch) -> None:
+    """``parse(p, cached=False)`` (what the bench times as compile) never takes a kept tree."""
+    from castlewatch.grammar import parser, tree_cache
+
+    tree = parser.parse("{ $.eventName = x }")
+
+    def refuse(pattern):
+        raise AssertionError("the tree cache was consulted")
+
+    monkeypatch.setattr(tree_cache, "get", refuse)
+    assert parser.parse("{ $.eventName = x }", cached=False) == tree

@@ -182,11 +182,14 @@ def regex_values(tree: ast.Pattern) -> list[ast.RegexValue]:
     return sorted((v for v in leaves if isinstance(v, ast.RegexValue)), key=lambda v: v.pos)
 
 
-def parse(pattern: str) -> ast.Pattern:
+def parse(pattern: str, cached: bool = True) -> ast.Pattern:
     """Parse a filter pattern into its AST (spec §2-§6).
 
     Args:
         pattern: the ``filterPattern`` as sent to the service (0-1024 code points).
+        cached: take the tree of a pattern parsed before from the tree cache
+            (:mod:`castlewatch.grammar.tree_cache`); False parses it again (``bench``
+            times the parser itself).
 
     Returns:
         one of :class:`~castlewatch.grammar.ast.MatchAll`, ``TermPattern``,
@@ -221,7 +224,7 @@ def parse(pattern: str) -> ast.Pattern:
         start = "regex_pattern"
     else:
         start = "term_pattern"
-    tree = tree_cache.get(pattern)
+    tree = tree_cache.get(pattern) if cached else None
     if tree is not None:
         return tree
     from castlewatch.grammar import lalr

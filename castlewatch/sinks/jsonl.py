@@ -45,10 +45,7 @@ def jsonl_lines(datapoints: list[Datapoint]) -> Iterator[bytes]:
     for dp in datapoints:
         if dp.sample_count <= 0:
             continue
-        head: dict = {"Namespace": dp.namespace, "MetricName": dp.metric_name}
-        if dp.dimensions:
-            head["Dimensions"] = [{"Name": n, "Value": v} for n, v in dp.dimensions]
-        head["Timestamp"] = dp.iso_timestamp
+        head = dp.datum_head(Namespace=dp.namespace)
         unit = dp.unit
         for values, counts in dp.value_chunks(arrays=True):
             yield dumps({**head, "Values": values, "Counts": counts, "Unit": unit, "StorageResolution": 60},

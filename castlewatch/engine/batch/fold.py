@@ -259,7 +259,8 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
     lo[lo_zero & (lo == 0)] = -0.0
     hi[hi_zero & (hi == 0)] = -0.0
     negative_zero = (np.signbit(start) & (start == 0)).tolist()
-    values = ordered.tolist() if len(ordered) <= LIST_BLOCK * k and bool(((counts > 0) & (counts <= LIST_BLOCK)).any()) else None
+    few = bool(((counts > 0) & (counts <= LIST_BLOCK)).any())  # some datapoint takes a list
+    values = ordered.tolist() if few and len(ordered) <= LIST_BLOCK * k else None
     for point, n, end, total, low, high, from_negative_zero in zip(
         points, counts.tolist(), ends.tolist(), sums.tolist(), lo.tolist(), hi.tolist(), negative_zero
     ):
