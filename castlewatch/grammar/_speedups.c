@@ -599,6 +599,22 @@ field_index(PyObject *item, Py_ssize_t k, Py_ssize_t *out)
     return 0;
 }
 
+/* The field indexes of a sequence (at most SPLIT_MAX_DIGIT_FIELDS, each in range(k)) into
+   out[0:*n]: 0, or -1 with an exception set. */
+static int
+field_indexes(PyObject *given, const char *what, Py_ssize_t k, Py_ssize_t *out, Py_ssize_t *n)
+{
+    Py_ssize_t i;
+    PyObject *seq = split_arguments(given, what, n);
+    if (seq == NULL)
+        return -1;
+    for (i = 0; i < *n; i++)
+        if (field_index(PySequence_Fast_GET_ITEM(seq, i), k, &out[i]) < 0)
+            break;
+    Py_DECREF(seq);
+    return i < *n ? -1 : 0;
+}
+
 static PyObject *
 split_block(PyObject *module, PyObject *args)
 {
@@ -606,7 +622,7 @@ split_block(PyObject *module, PyObject *args)
     Py_ssize_t n_lines, k, line, n_digits = 0, d;
     PyObject *bounds = NULL, *flags = NULL, *numbers = NULL, *out = NULL, *digit_fields = NULL;
     Py_ssize_t wanted[SPLIT_MAX_DIGIT_FIELDS];
-    PyObject *equal_fields = NULL, *equals = NULL, *key_fields = NULL, *keys = NULL;
+    PyObject *equal_fields = NULL, *equals = NULL, *key_fields = NULL, *keys = NULL, *equal_seq = NULL;
     Py_ssize_t n_keys = 0, q;
     Py_ssize_t key_field[SPLIT_MAX_DIGIT_FIELDS];
     Py_ssize_t n_equal = 0, e;
@@ -628,46 +644,25 @@ split_block(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "k must be >= 1 and the block under 2 GiB");
         goto done;
     }
-    if (digit_fields != NULL) {
-        PyObject *seq = split_arguments(digit_fields, "digit fields", &n_digits);
-        if (seq == NULL)
-            goto done;
-        for (d = 0; d < n_digits; d++)
-            if (field_index(PySequence_Fast_GET_ITEM(seq, d), k, &wanted[d]) < 0)
-                break;
-        Py_DECREF(seq);
-        if (d < n_digits)
-            goto done;
-    }
-    if (equal_fields != NULL) {  /* ((field index, bytes), ...): the caller keeps the bytes alive */
-        PyObject *seq = split_arguments(equal_fields, "equal fields", &n_equal);
-        if (seq == NULL)
+    if (digit_fields != NULL && field_indexes(digit_fields, "digit fields", k, wanted, &n_digits) < 0)
+        goto done;
+    if (key_fields != NULL && field_indexes(key_fields, "key fields", k, key_field, &n_keys) < 0)
+        goto done;
+    if (equal_fields != NULL) {  /* ((field index, bytes), ...): held in equal_seq until the end */
+        equal_seq = split_arguments(equal_fields, "equal fields", &n_equal);
+        if (equal_seq == NULL)
             goto done;
         for (e = 0; e < n_equal; e++) {
-            PyObject *pair = PySequence_Fast_GET_ITEM(seq, e), *text;
+            PyObject *pair = PySequence_Fast_GET_ITEM(equal_seq, e), *text;
             if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(text = PyTuple_GET_ITEM(pair, 1))) {
                 PyErr_SetString(PyExc_TypeError, "an equal field must be (index, bytes)");
-                break;
+                goto done;
             }
             if (field_index(PyTuple_GET_ITEM(pair, 0), k, &equal_field[e]) < 0)
-                break;
+                goto done;
             equal_text[e] = PyBytes_AS_STRING(text);
             equal_len[e] = PyBytes_GET_SIZE(text);
         }
-        Py_DECREF(seq);
-        if (e < n_equal)
-            goto done;
-    }
-    if (key_fields != NULL) {
-        PyObject *seq = split_arguments(key_fields, "key fields", &n_keys);
-        if (seq == NULL)
-            goto done;
-        for (q = 0; q < n_keys; q++)
-            if (field_index(PySequence_Fast_GET_ITEM(seq, q), k, &key_field[q]) < 0)
-                break;
-        Py_DECREF(seq);
-        if (q < n_keys)
-            goto done;
     }
     if (count_lines(block.buf, block.len) != n_lines) {
         out = Py_None;
@@ -766,6 +761,7 @@ done:
     Py_XDECREF(numbers);
     Py_XDECREF(equals);
     Py_XDECREF(keys);
+    Py_XDECREF(equal_seq);
     PyBuffer_Release(&block);
     return out;
 }
