@@ -1,10 +1,12 @@
 """Filter pattern text -> typed AST (spec §2-§6), with the service's error messages.
 
 ``parse(pattern)`` trims the text, picks the pattern kind from its first character
-(§2), runs the LALR parser of ``filter_pattern.lark`` with the transformer built in
-(no parse tree is materialised), then applies the checks that are not context-free:
-quotas (§1, §5.2), duplicate fields (§6.1), characters a bare value may not hold
-(§5.3).  Every rejection is a :class:`FilterPatternError` pointing at a column.
+(§2), takes the tree of a pattern parsed before from :mod:`.tree_cache`, else runs the
+LALR parser of ``filter_pattern.lark`` with the transformer built in (:mod:`.lalr`; no
+parse tree is materialised), then applies the checks that are not context-free: quotas
+(§1, §5.2), duplicate fields (§6.1), characters a bare value may not hold (§5.3).  Every
+rejection is a :class:`FilterPatternError` pointing at a column.  The AST-building helpers
+the transformer calls live here, so that :func:`parse_selector` needs no parser.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _bare_term_literals(text: str) -> tuple[str, ...]:
 
 
 def _value(token: Any) -> ast.Value:
-    """A value token (STRING, REGEX, BARE or SD_BARE) -> value node (§5.3)."""
+    """A value token (a Lark ``Token`` of type STRING, REGEX, BARE or SD_BARE) -> value node (§5.3)."""
     text, pos = str(token), token.start_pos
     if token.type == "STRING":
         return ast.StringValue.make(_unescape(text[1:-1]), text, pos)
