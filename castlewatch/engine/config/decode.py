@@ -11,6 +11,7 @@ kept beside the data, the line and column of the key at fault.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -32,6 +33,7 @@ _AT = re.compile(r"(?s)(.*?)(?: - at (`key` in )?`\$(.*)`)?")
 _PART = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 
 
+@functools.cache
 def _unique_key_loader() -> type:
     """PyYAML's safe loader, refusing a mapping that gives one key twice (made on first use:
     reading a JSON configuration does not import PyYAML).
@@ -40,9 +42,6 @@ def _unique_key_loader() -> type:
     first).  Keys brought in by a merge (``<<: *defaults``) may be overridden, as YAML
     intends.
     """
-    global _LOADER
-    if _LOADER is not None:
-        return _LOADER
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
@@ -67,11 +66,7 @@ def _unique_key_loader() -> type:
                         )
             return super().construct_mapping(node, deep=deep)
 
-    _LOADER = UniqueKeyLoader
-    return _LOADER
-
-
-_LOADER: type | None = None
+    return UniqueKeyLoader
 
 
 class _NotPlainJson(Exception):
