@@ -210,7 +210,7 @@ class FieldPlan:
             publishes_any |= publishes
             evaluated.append((pf, matched, value, publishes, out_of_range, refused))
         t = self.time_index
-        times = epoch_times(*digits(t), self.time_format, lambda row: text(row, t), ends[:, t] - starts[:, t])
+        times = epoch_times(*digits(t), self.time_format, lambda row: text(row, t), ends[:, t] - starts[:, t], exact)
         bad = exact & publishes_any & (times == NO_TIME)
         good = ~bad
         general = np.flatnonzero(~exact)

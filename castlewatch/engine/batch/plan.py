@@ -25,19 +25,21 @@ def make_plan(evaluator: LogGroupEvaluator) -> Any:
     return FieldPlan.make(evaluator, active) or LiteralPlan.make(evaluator, active)
 
 
-def epoch_times(number: Any, ok: Any, fmt: str, text_of: Any, length: Any) -> Any:
+def epoch_times(number: Any, ok: Any, fmt: str, text_of: Any, length: Any, lines: Any) -> Any:
     """Event times (ms, :data:`NO_TIME` where none) of ``epoch_s``/``epoch_ms`` fields as
     :func:`~castlewatch.engine.evaluate.parse_time` reads them: ``number`` where ``ok`` (the
-    field is 1 to :data:`~castlewatch.engine.batch.blocks.MAX_DIGITS` digits, :func:`~castlewatch.engine.batch.blocks.split`),
-    anything else through ``parse_time(text_of(i), fmt)``; ``length``: the fields' lengths;
-    outside years 1-9999, none."""
+    field is 1 to :data:`~castlewatch.engine.batch.blocks.MAX_DIGITS` digits,
+    :func:`~castlewatch.engine.batch.blocks.split`), any other field of the ``lines`` rows
+    (bool mask: those the split took, whose fields are ASCII) through
+    ``parse_time(text_of(i), fmt)``; ``length``: the fields' lengths; outside years 1-9999,
+    and on the other rows (they take the general path), none."""
     if fmt == "epoch_s":
         ok = ok & (length <= 12)  # n * 1000 below 2^53: float(text) * 1000 is exact
         ms = number * 1000
     else:
         ms = number
     times = np.where(ok, ms, NO_TIME)
-    for i in np.flatnonzero(~ok).tolist():
+    for i in np.flatnonzero(lines & ~ok).tolist():
         t = parse_time(text_of(i), fmt)
         if t is not None and MIN_EVENT_MS <= t <= MAX_EVENT_MS:
             times[i] = t
