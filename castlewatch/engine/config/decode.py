@@ -109,14 +109,16 @@ def read_yaml(text: str, source: str | os.PathLike | None) -> tuple[yaml.Node | 
     """
     import yaml
 
-    loader = _unique_key_loader()(text)
+    loader = None
     try:
+        loader = _unique_key_loader()(text)  # its reader refuses some characters (DEL, U+FFFE) at once
         node = loader.get_single_node()
         return node, None if node is None else loader.construct_document(node)
     except yaml.YAMLError as error:
         raise ConfigError(yaml_error_text(error), source=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def decode(data: Any, schema: type[T] | Any, *, where: str = "", source: str | os.PathLike | None = None) -> T:
