@@ -6,9 +6,9 @@ less start-up. The file is ``patterns-<digest>.pickle`` in the user's cache dire
 (``$XDG_CACHE_HOME/castlewatch``, else ``~/.cache/castlewatch``, made ``0700``; the
 same folder as Lark's own cache, :func:`castlewatch.grammar.lalr._cache_file`), a pickled
 ``{pattern text: AST}``. ``<digest>`` is a checksum (CRC-32 and Adler-32) of castlewatch's
-version and of the files that decide an AST (the grammar, the parser, the AST classes, the
-messages), so an upgrade or an edited checkout starts a new file and does not read another
-version's trees.
+version, of the files that decide an AST (the grammar, the parser, the AST classes, the
+messages) and of Lark's ``__init__`` (which names its version), so an upgrade of either or
+an edited checkout starts a new file and does not read another version's trees.
 
 Only patterns that parsed are kept (a rejected one is parsed again, to raise its error),
 at most :data:`MAX_PATTERNS`: the ones this process used first (a run's own patterns stay
@@ -21,6 +21,7 @@ read, written or unpickled is ignored: the parser then runs as without a cache.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import pickle
 import zlib
@@ -59,8 +60,10 @@ def _path() -> str | None:
 
     data = [__version__.encode()]
     here = Path(__file__).parent
+    lark = importlib.util.find_spec("lark")  # found, not imported: its __init__ names its version
     try:
         data += [(here / name).read_bytes() for name in _SOURCES]
+        data.append(Path(lark.origin).read_bytes() if lark is not None and lark.origin else b"")
     except OSError:
         return None
     joined = b"\0".join(data)  # a cache key, not a signature: CRC-32 and Adler-32 (zlib is loaded anyway)
