@@ -570,8 +570,10 @@ def test_more_comparisons_than_the_split_takes_leave_the_fields_plan():
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=60), st.booleans())
 def test_first_and_inverse_is_np_unique(codes, ordered):
     """fold's grouping of contributions: np.unique's first indexes and inverse, sorted input or not."""
+    from castlewatch.engine.batch.plan import unique_first_inverse
+
     a = np.array(sorted(codes) if ordered else codes, np.int64)
-    first, inverse = batch_fold._first_and_inverse(a)
+    _, first, inverse = unique_first_inverse(a, limit=0)
     _, f, i = np.unique(a, return_index=True, return_inverse=True)
     assert first.tolist() == f.tolist() and inverse.tolist() == i.reshape(-1).tolist()
 

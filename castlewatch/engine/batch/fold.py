@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from castlewatch.engine.aggregate import MAX_OPEN_LATE_DATAPOINTS, MINUTE_MS, MinuteAggregator
+from castlewatch.engine.batch.plan import unique_first_inverse
 from castlewatch.model import LIST_BLOCK, Datapoint
 
 _NEVER = -(2**62)
@@ -51,19 +52,6 @@ def fold(agg: MinuteAggregator, keys: list[tuple], kid: Any, ts: Any, value: Any
         add = agg.add
         for k, t, v in zip(kid.tolist(), ts.tolist(), value.tolist()):
             add(keys[k], t, v)
-
-
-def _first_and_inverse(codes: Any) -> tuple[Any, Any]:
-    """``np.unique(codes, return_index=True, return_inverse=True)[1:]`` (the first index of
-    each distinct code, ascending by code, and each code's rank): without a sort when the
-    codes never decrease (one metric key in time order, the usual block)."""
-    if len(codes) > 1 and bool((codes[1:] >= codes[:-1]).all()):
-        change = np.empty(len(codes), bool)
-        change[0] = True
-        np.not_equal(codes[1:], codes[:-1], out=change[1:])
-        return np.flatnonzero(change), np.cumsum(change) - 1
-    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
 
 
 def _stable_order(codes: Any, bound: int) -> Any:
@@ -182,7 +170,7 @@ def _apply(agg: MinuteAggregator, keys: list[tuple], plans: list[dict], kid: Any
         gg = np.where(late, generation, -1)
         mi = minute // MINUTE_MS
         combined = ((mi - mi.min()) * len(keys) + kk) * (int(generation[-1]) + 2) + (gg + 1)
-        first, inverse = _first_and_inverse(combined)
+        _, first, inverse = unique_first_inverse(combined, limit=0)  # many codes: no peeling
         point_of[where] = len(points) + inverse
         for at, k, m, g in zip(where[first].tolist(), kk[first].tolist(), minute[first].tolist(), gg[first].tolist()):
             key = keys[k]

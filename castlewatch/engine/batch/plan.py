@@ -89,10 +89,18 @@ def iso_seconds_z(texts: list[str]) -> tuple[Any, Any]:
     return ms, ok
 
 
-def unique_first_inverse(values: Any, limit: int = 8) -> tuple[Any, Any]:
+def unique_first_inverse(values: Any, limit: int = 8) -> tuple[Any, Any, Any]:
     """``np.unique(values, return_index=True, return_inverse=True)``: the distinct values
-    ascending, the first index of each, each value's rank. A few distinct values (at most
-    ``limit``, such as a flow log's ``action``) are peeled off with comparisons, no sort."""
+    ascending, the first index of each, each value's rank (int64). Without a sort when the
+    values never decrease (one metric key in time order, the fold's usual block), or when
+    there are at most ``limit`` distinct ones (such as a flow log's ``action``), which are
+    peeled off with comparisons."""
+    if len(values) > 1 and bool((values[1:] >= values[:-1]).all()):
+        change = np.empty(len(values), bool)
+        change[0] = True
+        np.not_equal(values[1:], values[:-1], out=change[1:])
+        first = np.flatnonzero(change)
+        return values[first], first, np.cumsum(change) - 1
     n = len(values)
     if n:
         inverse = np.empty(n, np.int64)
