@@ -1,6 +1,6 @@
 """``python -m castlewatch``: the same command line as the ``castlewatch`` script."""
 
-from castlewatch.cli import main
+from castlewatch.cli.program import run
 
 if __name__ == "__main__":
-    main(prog_name="castlewatch")
+    run()

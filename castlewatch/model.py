@@ -12,6 +12,7 @@ from array import array as _array
 from collections import Counter as _count_list
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache as _cache
 from typing import Any
 
 import msgspec
@@ -32,6 +33,18 @@ def iso8601_ms(value: Any) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.timezone.utc)
     return (moment - _EPOCH) // _MS
+
+
+@_cache(maxsize=1 << 12)
+def iso_seconds(seconds: int) -> str:
+    """``seconds`` since the epoch as ISO 8601 UTC, e.g. ``2024-01-01T00:01:00Z`` (four-digit
+    year from 0001). Cached: a run writes the same few minutes again and again.
+
+    Raises:
+        OverflowError: beyond year 9999 (or before year 1).
+    """
+    moment = _EPOCH + _dt.timedelta(seconds=seconds)
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 class MetricTransformation(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -511,8 +524,7 @@ class Datapoint:
     @property
     def iso_timestamp(self) -> str:
         """``timestamp`` as ISO 8601 UTC, e.g. ``2024-01-01T00:01:00Z`` (four-digit year from 0001)."""
-        moment = _EPOCH + _dt.timedelta(seconds=self.timestamp)
-        return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        return iso_seconds(self.timestamp)
 
     def datum_count(self, max_values: int = 150) -> int:
         """How many PutMetricData datums :meth:`metric_data` gives (0 without contributions)."""
@@ -552,6 +564,15 @@ class Datapoint:
         distinct values, ``max_values`` at a time, and their counts as floats. Lists, or with
         ``arrays`` float64 numpy arrays for a large datapoint (C-contiguous, for
         ``orjson.OPT_SERIALIZE_NUMPY``, which writes them as it writes the lists)."""
+        small = self._small
+        if small is not None and len(small) <= max_values:  # one datum (the usual case), built directly
+            if len(small) == 1:
+                for value, count in small.items():
+                    yield [value], [float(count)]
+                return
+            items = sorted(small.items())
+            yield [v for v, _ in items], [float(c) for _, c in items]
+            return
         size, chunk = self._chunks(arrays)
         for start in range(0, size, max_values):
             yield chunk(start, start + max_values)

@@ -41,6 +41,9 @@ MAX_TASK_BYTES = 256 << 20
 TASKS_PER_THREAD = 8
 #: The most objects in one partition when ``objects_per_task`` is not given.
 MAX_OBJECTS_PER_TASK = 64
+#: Towards the end of a run a partition takes 1 / (TAPER x threads) of the objects left
+#: (:func:`task_sizes`).
+TAPER = 4
 #: Further attempts of a failing object before it is reported.
 DEFAULT_RETRIES = 2
 #: Dask settings of the ``LocalCluster`` that :func:`dask_client` starts (a cluster of the user's,
@@ -110,27 +113,61 @@ class BackfillResult:
 def plan(jobs: list[SourceJob], start: _dt.date, end: _dt.date, threads: int,
          objects_per_task: int | None = None) -> Plan:
     """List every job's objects from ``start`` to ``end`` and cut them into partitions
-    for ``threads`` worker threads (module docstring).
+    for ``threads`` worker threads (module docstring), in the order they are submitted.
+
+    With ``objects_per_task``, every partition has that many objects (fewer at the end
+    of a source). Without it, partitions shrink towards the end of the run
+    (:func:`task_sizes`), so the threads finish together instead of one running the
+    last large partition alone.
 
     Raises:
         OSError: a folder or bucket cannot be listed.
     """
     listings = [list_objects(job.location, job.spec.format, start, end) for job in jobs]
     total = sum(len(listing.logs) for listing in listings)
-    per_task = objects_per_task or max(1, min(MAX_OBJECTS_PER_TASK, math.ceil(total / (TASKS_PER_THREAD * max(1, threads)))))
+    schedule = task_sizes(total, threads, objects_per_task)
+    sizes, smallest = iter(schedule), min(schedule, default=1)
     partitions = []
     for job, listing in zip(jobs, listings):
         current: list[tuple[int, str]] = []
         size = 0
+        wanted = 0
         for ordinal, (key, nbytes) in enumerate(listing.logs):
-            if current and (len(current) >= per_task or size + nbytes > MAX_TASK_BYTES):
+            if current and (len(current) >= wanted or size + nbytes > MAX_TASK_BYTES):
                 partitions.append(Partition(job.index, current))
                 current, size = [], 0
+            if not current:
+                wanted = next(sizes, smallest)  # cut at a source's end: more partitions than sizes
             current.append((ordinal, key))
             size += nbytes
         if current:
             partitions.append(Partition(job.index, current))
     return Plan(jobs, listings, partitions)
+
+
+def task_sizes(total: int, threads: int, objects_per_task: int | None = None) -> list[int]:
+    """How many objects each partition takes, in submission order, for ``total`` objects
+    and ``threads`` worker threads (their sum is at least ``total``; a partition that
+    reaches the end of a source's objects is cut there and the next one starts anew).
+
+    ``objects_per_task`` given: that size throughout. Otherwise guided self-scheduling:
+    a partition takes a share of what is left, ``ceil(left / (TAPER * threads))``, at
+    most ``ceil(total / (TASKS_PER_THREAD * threads))`` and :data:`MAX_OBJECTS_PER_TASK`:
+    about ``TASKS_PER_THREAD`` equal partitions per thread, then smaller and smaller
+    ones, down to an eighth of the first size, so that no thread is left running a
+    large one while the others are idle.
+    """
+    if objects_per_task:
+        return [objects_per_task] * max(1, math.ceil(total / objects_per_task))
+    threads = max(1, threads)
+    most = max(1, min(MAX_OBJECTS_PER_TASK, math.ceil(total / (TASKS_PER_THREAD * threads))))
+    smallest = max(1, most // 8)
+    sizes, left = [], total
+    while left > 0:
+        size = max(smallest, min(most, math.ceil(left / (TAPER * threads))))
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 def execute(client: Any, the_plan: Plan, retries: int = DEFAULT_RETRIES,

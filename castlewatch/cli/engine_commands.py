@@ -18,6 +18,7 @@ from rich.live import Live
 
 from castlewatch.aws import AwsTarget
 from castlewatch.cli.aws_options import aws_flags, aws_options
+from castlewatch.cli.program import may_end_at_once
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, resolve_config, with_sinks_in
 from castlewatch.engine.config import talks_to_aws, with_aws_flags
 from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
@@ -293,6 +294,7 @@ def replay_command(
         engine = _engine(loaded, None)
         failed = _replay_or_fail(engine)
     print_summary(summary_table(engine.stats, loaded, time.perf_counter() - started), console)
+    may_end_at_once()  # the replay closed its sinks: no teardown needed
     if failed is not None:
         raise failed
     problems = _sources_without_time(engine)
