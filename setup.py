@@ -11,7 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "castlewatch.grammar._speedups",
-            sources=["castlewatch/grammar/_speedups.c"],
+            sources=["castlewatch/grammar/_speedups.c", "castlewatch/grammar/_json_time.c"],
+            depends=["castlewatch/grammar/_json_time.h"],
             optional=True,
         )
     ]

@@ -221,6 +221,19 @@ def cloudtrail_line(draw) -> str:
             '{"eventTime":"2024-03-05T09:00:00Z","s":"caf\u00e9 \u2603"}',
             '{"eventTime":"2024-03-05T09:00:00Z","s":"\\ud800"}',
             '{"eventTime":"2024-03-05T09:00:00Z","eventName":"ConsoleLogin"}',
+            # nested deeper than every decoder goes: not JSON for the general path, never a crash
+            '{"a":' + "[" * 1100 + "]" * 1100 + ',"eventTime":"2024-03-05T09:00:00Z"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","s":"a\x01b"}', '{"eventTime":"2024-03-05T09:00:00Z","s":"a\x7fb"}',
+            '{"eventTime":"2024-03-05T09:00:00\\/Z"}', '{"eventTime":"2024-03-05T09:00:00Z","k\\/":1,"n":-0}',
+            '{"event\\/Time":"2024-03-05T09:00:00Z"}', '{"eventTime":"2024-03-05T09:00:00Z","n":01}',
+            '{"eventTime":"2024-03-05T09:00:00Z","n":1.}', '{"eventTime":"2024-03-05T09:00:00Z","n":.5}',
+            '{"eventTime":"2024-03-05T09:00:00Z","n":-}', '{"eventTime":"2024-03-05T09:00:00Z","n":1.5E+3}',
+            '{"eventTime":"2024-03-05T09:00:00Z","b":tru}', '{"eventTime":"2024-03-05T09:00:00Z","b":NaN}',
+            '{"x":{"eventTime":"2024-03-05T11:00:00Z"},"eventTime":"2024-03-05T09:00:00Z"}',
+            '{"x":{"eventTime":7}}', '{"eventTime":"2024-03-05T09:00:00Z"}x', '{"eventTime":"2024-02-30T09:00:00Z"}',
+            '{"eventTime":"2024-03-05T24:00:00Z"}', '{"eventTime":"2024-03-05t09:00:00Z"}',
+            '{"eventTime":"2024-03-05T09:00:00Z","a":[1,,2]}', '{"eventTime":"2024-03-05T09:00:00Z","a":[1,2,]}',
+            '{"eventTime" : "2024-03-05T09:00:00Z" , "a" : [ 1 , { } ] }', '{"eventTime":"2024-03-05T09:00:00Z"',
         ]))
     record: dict[str, Any] = {"eventVersion": "1.08", "eventTime": draw(st.sampled_from(_TIMES)),
                               "eventName": draw(st.sampled_from(_NAMES))}

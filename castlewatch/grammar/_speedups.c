@@ -26,6 +26,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "_json_time.h"
+
 /* Strings made through CPython 3.11's deprecated legacy C API may not be "ready" (no
    canonical representation yet); from 3.12 on, every string is. */
 #if PY_VERSION_HEX < 0x030C0000
@@ -908,6 +910,7 @@ static PyMethodDef speedups_methods[] = {
     {"split_block", (PyCFunction)split_block, METH_VARARGS, split_block_doc},
     {"ascii_lines", (PyCFunction)ascii_lines, METH_VARARGS, ascii_lines_doc},
     {"ascii_block", (PyCFunction)ascii_block, METH_O, ascii_block_doc},
+    {"json_times", (PyCFunction)json_times, METH_VARARGS, json_times_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,6 +11,8 @@ the pure-Python backend, in Python with the same results:
 - :func:`split`: the space-delimited fields of each line (§6.2), with a flag saying whether
   the split is exact (ASCII, no ``"``, ``[`` or ``\\x1c``-``\\x1f``, so that ``str.split()`` is
   the field split) and the line has exactly ``k`` fields.
+
+And, in C only, :func:`json_times`: the time field of JSON messages, read without decoding them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ def block_of(messages: list[str]) -> bytes:
 
 def _c_backend() -> bool:
     return _speedups is not None and _literals.backend() == "c"
+
+
+#: :func:`json_times` of a message it leaves to the caller.
+UNDECIDED_TIME = np.iinfo(np.int64).min + 2
+
+
+def json_times(messages: list[str], rows: Any, field: str) -> Any:
+    """The time of each message of ``rows`` (int indexes into ``messages``) from its top-level
+    key ``field`` (an identifier) with the C validator of ``_json_time.c``: an int64 array of
+    epoch ms (a string ``YYYY-MM-DDTHH:MM:SSZ``), ``NO_TIME`` (null or absent: no time) or
+    :data:`UNDECIDED_TIME` where the message is not certainly one JSON object that every
+    decoder of the general path takes with the key at most once, or the value has another
+    type or form. None on the pure-Python backend.
+    """
+    if not _c_backend() or type(messages) is not list:
+        return None
+    got = _speedups.json_times(messages, np.ascontiguousarray(rows, np.int64).tobytes(), field)
+    return np.frombuffer(got, np.int64)
 
 
 def latin1(literals: tuple[str, ...]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:

@@ -1,13 +1,15 @@
 """The ``literals`` plan: a block literal prefilter, and the time of the other lines read
-by msgspec (see :mod:`castlewatch.engine.batch`).
+without decoding them (see :mod:`castlewatch.engine.batch`).
 
 A line no filter's requirement holds in (the literals it cannot match without, as the
 general evaluator's prefilter decides: ``FilterPattern.requirement``), without ``\\u``,
 opening a JSON object when a JSON filter is there, matches no filter: it contributes the
 ``defaultValue`` of each filter that has one. Its time (only needed then) is the
-timestamp field as msgspec decodes the message, one JSON object, with a Struct holding
-that top-level field alone (a string or null; duplicate keys: the last, as orjson);
-a message msgspec does not take so takes the general path. Literals shorter than
+top-level timestamp field of the message, one JSON object: read in C by a strict JSON
+validator (:func:`~castlewatch.engine.batch.blocks.json_times`: a string of CloudTrail's
+form or null, the key at most once), else as msgspec decodes the message with a Struct
+holding that field alone (a string or null; duplicate keys: the last, as orjson); a
+message neither takes so takes the general path. Literals shorter than
 :data:`~castlewatch.engine.batch.blocks.MIN_LITERAL` characters are not scanned: a
 requirement needing one counts as met (more candidates, never fewer).
 """
@@ -187,17 +189,26 @@ class LiteralPlan:
     def _times(self, messages: list[str], wanted: Any) -> Any:
         """Event times (ms) of the ``wanted`` messages: :data:`NO_TIME` where the field gives no
         usable time (``bad_timestamp``), ``_UNKNOWN`` where msgspec does not take the message
-        as one JSON object with a string or null (or no) field there (the general path decides)."""
+        as one JSON object with a string or null (or no) field there (the general path decides).
+        The C validator (:func:`.blocks.json_times`) decides most messages first; msgspec reads
+        the others."""
         import msgspec
 
+        times = np.full(len(messages), _UNKNOWN, np.int64)
+        rows = np.flatnonzero(wanted)
+        decided = blocks.json_times(messages, rows, self.field)
+        if decided is not None:
+            known = decided != blocks.UNDECIDED_TIME
+            times[rows[known]] = decided[known]
+            rows = rows[~known]
         if self.decoder is None:
             struct = msgspec.defstruct("TimeOnly", [(self.field, Optional[str], None)])
             self.decoder = msgspec.json.Decoder(struct)
         decode = self.decoder.decode
-        errors = (msgspec.DecodeError, msgspec.ValidationError)
-        times = np.full(len(messages), _UNKNOWN, np.int64)
+        # RecursionError: nested deeper than msgspec goes (the general path decides)
+        errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
         field = attrgetter(self.field)
-        where = np.flatnonzero(wanted).tolist()
+        where = rows.tolist()
         picked = [messages[i] for i in where]
         try:  # the whole block at C speed when every message decodes (the usual case)
             values = list(map(field, map(decode, picked)))
