@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.live import Live
 
 from castlewatch.aws import AwsTarget
 from castlewatch.cli.aws_options import aws_flags, aws_options
@@ -27,7 +25,8 @@ from castlewatch.engine.sources.cloudwatch_logs import CloudWatchLogsError
 from castlewatch.grammar.errors import InvalidParameterError
 from castlewatch.model import Stats
 from castlewatch.sinks import PublishError
-from castlewatch.cli.summary import print_summary, shared_filter_names, summary_table
+from castlewatch.cli.summary import print_summary, shared_filter_names, show_summary, stderr_is_terminal, summary
+from castlewatch.cli.summary import summary_table
 
 #: ``replay``: a source matches no file (sysexits' EX_NOINPUT); nothing was replayed.
 EXIT_NO_INPUT = 66
@@ -269,9 +268,15 @@ def replay_command(
     loaded = load_job(config, out, aws_flags(region, profile, endpoint_url))
     _check_sources_exist(loaded)
     loaded = _resolve(loaded)
-    console = Console(stderr=True)
+    console = None
+    if stderr_is_terminal():  # rich only on a terminal: off one, its import is 50 ms of start-up
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            console = None
     started = time.perf_counter()
-    if console.is_terminal:
+    if console is not None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # only on a terminal
 
         progress = Progress(
@@ -293,7 +298,7 @@ def replay_command(
     else:
         engine = _engine(loaded, None)
         failed = _replay_or_fail(engine)
-    print_summary(summary_table(engine.stats, loaded, time.perf_counter() - started), console)
+    show_summary(summary(engine.stats, loaded, time.perf_counter() - started), console)
     may_end_at_once()  # the replay closed its sinks: no teardown needed
     if failed is not None:
         raise failed
@@ -419,6 +424,9 @@ def run_command(
     except OSError as err:
         raise ConfigError(f"cannot create the checkpoint's directory {Path(checkpoint).parent}: {err.strerror or err}") from None
     loaded = _resolve(loaded)
+    from rich.console import Console
+    from rich.live import Live
+
     console = Console(stderr=True)
     started = time.perf_counter()
 

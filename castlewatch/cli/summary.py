@@ -7,9 +7,12 @@ reads datapoints only.
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
+import os
+import sys
+import textwrap
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from castlewatch.engine.config import EngineConfig
 from castlewatch.engine.evaluate import DIMENSION_SETS_LIMIT
@@ -17,6 +20,18 @@ from castlewatch.model import Stats
 
 #: The widest a summary is laid out off a terminal (a cell wider than this is folded).
 MAX_WIDTH = 100_000
+
+
+@dataclass
+class Summary:
+    """An end-of-run summary: ``title`` and ``rows`` of (what, count, style), ``style`` a
+    rich style name used on a terminal only (``""``: none)."""
+
+    title: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add_row(self, what: str, count: str, style: str = "") -> None:
+        self.rows.append((what, count, style))
 
 
 def shared_filter_names(config: EngineConfig) -> dict[str, list[str]]:
@@ -32,7 +47,7 @@ def shared_filter_names(config: EngineConfig) -> dict[str, list[str]]:
     return {name: found for name, found in groups.items() if len(found) > 1}
 
 
-def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table:
+def summary(stats: Stats, config: EngineConfig, elapsed_s: float) -> Summary:
     """The end-of-run summary: events, matches per filter, datapoints and datums, drops.
 
     Matches are counted per filter name (``Stats.matched``): a name used in several log
@@ -41,11 +56,8 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
     ``datapoints written`` counts datapoints (a CSV row or an Avro record each),
     ``datums written`` the PutMetricData datums they make (a JSON Lines or stdout line
     each; more than one for a minute with over 150 distinct values, spec §9).
-    Cells fold rather than end in "…", so a path is never cut.
     """
-    table = Table(title=f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s", title_justify="left")
-    table.add_column("what", overflow="fold")
-    table.add_column("count", justify="right", overflow="fold")
+    table = Summary(f"castlewatch: {stats.events_read} events in {elapsed_s:.2f} s")
     table.add_row("events read", str(stats.events_read))
     shared = shared_filter_names(config)
     shown: set[str] = set()
@@ -85,10 +97,31 @@ def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Table
     return table
 
 
-def print_summary(table: Table, console: Console | None = None) -> None:
-    """Print ``table`` on stderr (or on ``console``): on a terminal at the terminal's
-    width (cells fold), elsewhere (a file, a pipe, a log collector) at the table's own
-    width, so no row is cut at 80 columns."""
+def summary_table(stats: Stats, config: EngineConfig, elapsed_s: float) -> Any:
+    """:func:`summary` as a ``rich.table.Table`` (cells fold rather than end in "…", so a
+    path is never cut)."""
+    return rich_table(summary(stats, config, elapsed_s))
+
+
+def rich_table(s: Summary) -> Any:
+    """``s`` as a ``rich.table.Table`` with the columns ``what`` and ``count``."""
+    from rich.table import Table
+
+    table = Table(title=s.title, title_justify="left")
+    table.add_column("what", overflow="fold")
+    table.add_column("count", justify="right", overflow="fold")
+    for what, count, style in s.rows:
+        table.add_row(what, count, style=style)
+    return table
+
+
+def print_summary(table: Any, console: Any = None) -> None:
+    """Print ``table`` (a ``rich.table.Table``) on stderr (or on ``console``): on a
+    terminal at the terminal's width (cells fold), elsewhere (a file, a pipe, a log
+    collector) at the table's own width, so no row is cut at 80 columns."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
     console = console or Console(stderr=True)
     if not console.is_terminal:
         wide = Console(width=MAX_WIDTH, file=console.file, no_color=True)
@@ -96,3 +129,62 @@ def print_summary(table: Table, console: Console | None = None) -> None:
         title = wide.render_str(str(table.title or "")).cell_len
         console = Console(width=max(width, title, 20), file=console.file, stderr=console.stderr)
     console.print(table)
+
+
+def show_summary(s: Summary, console: Any = None) -> None:
+    """Print ``s`` on stderr: through rich on ``console`` (a terminal's), else as
+    :func:`plain_text` (the same table, without importing rich: about 50 ms of a run's
+    start-up, issue 11)."""
+    if console is not None:
+        print_summary(rich_table(s), console)
+        return
+    stream = sys.stderr
+    stream.write(plain_text(s))
+    stream.flush()
+
+
+def stderr_is_terminal(stream: TextIO | None = None) -> bool:
+    """Whether stderr (or ``stream``) is a terminal, as rich's ``Console.is_terminal``
+    decides it: ``TTY_COMPATIBLE`` 0 or 1 says so, a set ``FORCE_COLOR`` (not empty) makes
+    it one, else ``isatty()``."""
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _width(text: str) -> int:
+    """Terminal cells of ``text``: two for wide and full-width characters, none for
+    combining ones, one for the others."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def plain_text(s: Summary) -> str:
+    """``s`` laid out as rich lays its table out off a terminal (:func:`print_summary`): the
+    title wrapped at the table's width, then a box with a heavy head, the ``what`` column
+    left-aligned and ``count`` right-aligned, every cell on one line; text ending in a
+    newline."""
+    header = ("what", "count")
+    wide = [max([_width(header[i])] + [_width(row[i]) for row in s.rows]) for i in range(2)]
+    width = wide[0] + wide[1] + 7
+
+    def line(left: str, right: str, sep: str, edge: str) -> str:
+        return f"{edge} {left}{' ' * (wide[0] - _width(left))} {sep} {' ' * (wide[1] - _width(right))}{right} {edge}"
+
+    title = textwrap.wrap(s.title, width, break_on_hyphens=False) if _width(s.title) > width else [s.title]
+    out = [t + " " * (width - _width(t)) for t in title if t]
+    out += [f"┏━{'━' * wide[0]}━┳━{'━' * wide[1]}━┓", line(*header, "┃", "┃"),
+            f"┡━{'━' * wide[0]}━╇━{'━' * wide[1]}━┩"]
+    out += [line(what, count, "│", "│") for what, count, _ in s.rows]
+    out.append(f"└─{'─' * wide[0]}─┴─{'─' * wide[1]}─┘")
+    return "\n".join(out) + "\n"
