@@ -38,7 +38,7 @@ def test_the_text_is_what_rich_prints(title, rows):
     assert plain_text(s) == _rich(s)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(cells, st.integers(0, 10**12).map(str)), max_size=6), st.integers(0, 10**7))
 def test_any_rows_are_what_rich_prints(rows, events):
     s = Summary(f"castlewatch: {events} events in 1.25 s", [(what, count, "") for what, count in rows])

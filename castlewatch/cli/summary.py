@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -161,12 +160,13 @@ def stderr_is_terminal(stream: TextIO | None = None) -> bool:
 
 
 def _width(text: str) -> int:
-    """Terminal cells of ``text``: two for wide and full-width characters, none for
-    combining ones, one for the others."""
+    """Terminal cells of ``text`` as rich counts them (its ``cell_len``, imported only for
+    text that is not ASCII: one cell a character otherwise)."""
     if text.isascii():
         return len(text)
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
-               for c in text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def plain_text(s: Summary) -> str:
