@@ -73,6 +73,9 @@ class _Columns:
         return column[rows]
 
 
+_DASH = ord("-")
+
+
 def _index(ref: Any, k: int) -> int | None:
     """The field a reference reads on an exact line of ``k`` fields, or None."""
     if ref is None or ref.kind not in ("field", "position") or not 0 <= ref.index < k:
@@ -163,6 +166,14 @@ class FieldPlan:
         def text(row: int, j: int) -> str:
             return block[starts[row, j] : ends[row, j]].decode("ascii")
 
+        view: list[Any] = []
+
+        def bytes_of() -> Any:
+            """The block as a uint8 array (made once)."""
+            if not view:
+                view.append(np.frombuffer(block, np.uint8))
+            return view[0]
+
         def equal(j: int, literal: bytes) -> Any:
             """Where field ``j`` is ``literal`` (an exact line), from the split."""
             return equal_columns[:, self.equal_fields.index((j, literal))]
@@ -190,7 +201,12 @@ class FieldPlan:
                     values_cache[j] = (number.astype(np.float64), ok)
                 number, ok = values_cache[j]
                 value = number.copy()
-                for row in np.flatnonzero(matched & ~ok).tolist():
+                other = np.flatnonzero(matched & ~ok)
+                if len(other):  # "-" (a flow log record without data) is no number: no Python call for it
+                    dash = (ends[other, j] - starts[other, j] == 1) & (bytes_of()[starts[other, j]] == _DASH)
+                    has_value[other[dash]] = False
+                    other = other[~dash]
+                for row in other.tolist():
                     v = _numeric(text(row, j))
                     if v is None:
                         has_value[row] = False
