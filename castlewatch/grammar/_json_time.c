@@ -293,15 +293,11 @@ jt_iso_z(const unsigned char *t, Py_ssize_t n)
 }
 
 static int64_t
-jt_message(PyObject *message, const unsigned char *field, Py_ssize_t field_len)
+jt_message(const unsigned char *data, Py_ssize_t n, const unsigned char *field, Py_ssize_t field_len)
 {
     JsonScan s;
-    if (!PyUnicode_Check(message) || JT_READY(message) < 0 || PyUnicode_KIND(message) != PyUnicode_1BYTE_KIND) {
-        PyErr_Clear();
-        return JT_UNDECIDED;
-    }
-    s.p = PyUnicode_1BYTE_DATA(message);
-    s.end = s.p + PyUnicode_GET_LENGTH(message);
+    s.p = data;
+    s.end = data + n;
     s.depth = 0;
     s.field = field;
     s.field_len = field_len;
@@ -319,44 +315,70 @@ jt_message(PyObject *message, const unsigned char *field, Py_ssize_t field_len)
     return jt_iso_z(s.value, s.value_len);
 }
 
+typedef struct {
+    const unsigned char *data;  /* NULL: not in the 1-byte representation (undecided) */
+    Py_ssize_t len;
+} JtLine;
+
 PyObject *
 json_times(PyObject *module, PyObject *args)
 {
-    PyObject *messages, *field, *out;
+    PyObject *messages, *field, *out = NULL;
     Py_buffer rows;
     Py_ssize_t n_rows, n_messages, i, field_len;
     const char *field_data;
     int64_t *times;
+    JtLine *lines = NULL;
     (void)module;
 
     if (!PyArg_ParseTuple(args, "O!y*U:json_times", &PyList_Type, &messages, &rows, &field))
         return NULL;
     field_data = PyUnicode_AsUTF8AndSize(field, &field_len);
-    if (field_data == NULL || rows.len % 8 != 0) {
-        if (field_data != NULL)
-            PyErr_SetString(PyExc_ValueError, "rows must be int64");
-        PyBuffer_Release(&rows);
-        return NULL;
+    if (field_data == NULL)
+        goto done;
+    if (rows.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "rows must be int64");
+        goto done;
     }
     n_rows = rows.len / 8;
     n_messages = PyList_GET_SIZE(messages);
+    lines = PyMem_Malloc((size_t)(n_rows ? n_rows : 1) * sizeof(*lines));
     out = PyBytes_FromStringAndSize(NULL, n_rows * 8);
-    if (out == NULL) {
-        PyBuffer_Release(&rows);
-        return NULL;
+    if (lines == NULL || out == NULL) {
+        if (lines == NULL)
+            PyErr_NoMemory();
+        Py_CLEAR(out);
+        goto done;
     }
-    times = (int64_t *)PyBytes_AS_STRING(out);
+    /* with the GIL: where each message's characters are (the list holds them: nothing frees
+       or changes them while the scan below runs without it) */
     for (i = 0; i < n_rows; i++) {
         int64_t row;
+        PyObject *message;
         memcpy(&row, (const char *)rows.buf + i * 8, 8);
         if (row < 0 || row >= n_messages) {
             PyErr_SetString(PyExc_IndexError, "a row beyond the messages");
-            Py_DECREF(out);
-            PyBuffer_Release(&rows);
-            return NULL;
+            Py_CLEAR(out);
+            goto done;
         }
-        times[i] = jt_message(PyList_GET_ITEM(messages, row), (const unsigned char *)field_data, field_len);
+        message = PyList_GET_ITEM(messages, row);
+        lines[i].data = NULL;
+        lines[i].len = 0;
+        if (!PyUnicode_Check(message) || JT_READY(message) < 0 || PyUnicode_KIND(message) != PyUnicode_1BYTE_KIND) {
+            PyErr_Clear();
+            continue;
+        }
+        lines[i].data = PyUnicode_1BYTE_DATA(message);
+        lines[i].len = PyUnicode_GET_LENGTH(message);
     }
+    times = (int64_t *)PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS  /* the file source's next chunk is split meanwhile (a replay) */
+    for (i = 0; i < n_rows; i++)
+        times[i] = lines[i].data == NULL ? JT_UNDECIDED
+                   : jt_message(lines[i].data, lines[i].len, (const unsigned char *)field_data, field_len);
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(lines);
     PyBuffer_Release(&rows);
     return out;
 }
