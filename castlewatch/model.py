@@ -322,16 +322,20 @@ class Datapoint:
         if small is not None:
             pairs: Any = None
             if type(raw) is list:  # the distinct values in order of first arrival, as add() takes them
-                pairs = _count_list(raw).items()
+                first_value = raw[0]
+                # one value (a count's 1.0, a default): the first kept, as a dict keeps the first
+                # of equal keys (0.0 and -0.0 among them)
+                pairs = ((first_value, count),) if raw.count(first_value) == count else _count_list(raw).items()
             elif (first_value := float(raw[0])) == raw[-1] and (raw == first_value).all():  # one value: the first kept
                 pairs = ((first_value, count),)
             else:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
-                distinct, first, counts = np.unique(raw, return_index=True, return_counts=True)
+                distinct, counts = np.unique(raw, return_counts=True)  # a plain sort: no first indexes yet
                 # (the values not held yet, counted without np.isin: it imports numpy.ma, 40 ms
                 # of start-up; more distinct values than a dict holds cannot fit either way)
                 new = len(distinct) if len(distinct) > SMALL_VALUES else sum(v not in small for v in distinct.tolist())
                 if len(small) + new <= SMALL_VALUES:
+                    _, first = np.unique(raw, return_index=True)
                     order = np.argsort(first)
                     pairs = zip(distinct[order].tolist(), counts[order].tolist())
                 else:  # beyond a dict's share either way: to the arrays, with the distinct values found
@@ -339,7 +343,7 @@ class Datapoint:
                     small = None
                     at = int(np.searchsorted(distinct, 0.0))
                     if at < len(distinct) and distinct[at] == 0.0:  # the block's first zero, as a fold keeps it
-                        distinct[at] = raw[first[at]]
+                        distinct[at] = raw[int(np.flatnonzero(raw == 0.0)[0])]
                     _, vs = _numpy()
                     self._values, self._counts = vs.merge(self._values, self._counts, distinct, counts.astype(np.int64))
                     self._limit = max(_BUFFER_MIN, len(self._values))
