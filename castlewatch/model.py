@@ -331,6 +331,9 @@ class Datapoint:
             else:  # the distinct values in order of first arrival, as a dict takes them
                 np, _ = _numpy()
                 distinct, counts = np.unique(raw, return_counts=True)  # a plain sort: no first indexes yet
+                at = int(np.searchsorted(distinct, 0.0))
+                if at < len(distinct) and distinct[at] == 0.0:  # the block's first zero (0.0 or -0.0), as add() keeps it
+                    distinct[at] = raw[int(np.flatnonzero(raw == 0.0)[0])]
                 # (the values not held yet, counted without np.isin: it imports numpy.ma, 40 ms
                 # of start-up; more distinct values than a dict holds cannot fit either way)
                 new = len(distinct) if len(distinct) > SMALL_VALUES else sum(v not in small for v in distinct.tolist())
@@ -341,9 +344,6 @@ class Datapoint:
                 else:  # beyond a dict's share either way: to the arrays, with the distinct values found
                     self._to_arrays()
                     small = None
-                    at = int(np.searchsorted(distinct, 0.0))
-                    if at < len(distinct) and distinct[at] == 0.0:  # the block's first zero, as a fold keeps it
-                        distinct[at] = raw[int(np.flatnonzero(raw == 0.0)[0])]
                     _, vs = _numpy()
                     self._values, self._counts = vs.merge(self._values, self._counts, distinct, counts.astype(np.int64))
                     self._limit = max(_BUFFER_MIN, len(self._values))

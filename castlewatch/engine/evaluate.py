@@ -37,6 +37,8 @@ MIN_EVENT_MS = -62_135_596_800_000
 MAX_EVENT_MS = 253_402_300_799_999
 _BLANK = " \t\n\r\f\v"
 SHARED_PREFILTER_MIN_FILTERS = 2  # from this many filters with literals, scan them in one pass
+#: The most sets of literals found whose filters to visit an evaluator remembers.
+_VISITS_HELD = 4096
 
 #: A metric filter is disabled when its dimensions take this many distinct value sets
 #: within :data:`DIMENSION_WINDOW_MS` of event time (§8.4 [adopted], after the
@@ -327,6 +329,7 @@ class LogGroupEvaluator:
                 i for i, f in enumerate(self.filters) if not f.silent and (f.check is None or f.default is not None)
             )
             self._json_checked = tuple(i for i, f in enumerate(self.filters) if f.check is not None and f.kind == "json")
+        self._visits: dict[frozenset[int], list[int]] = {}  # _visit_found's, per set of literals found
 
     @property
     def scanner_ids(self) -> dict[str, int] | None:
@@ -343,9 +346,17 @@ class LogGroupEvaluator:
 
     def _visit_found(self, found: set[int] | frozenset[int]) -> Any:
         """The filter indexes to evaluate on an event (without ``\\u``) where ``found`` are
-        the scanner's literals that occur."""
+        the scanner's literals that occur (for a frozenset, the batch path's, remembered:
+        the same few sets come again and again)."""
         if not found:  # the usual event: none of the literals, nothing beyond the always-visited
             return self._always
+        if type(found) is frozenset:
+            visit = self._visits.get(found)
+            if visit is None:
+                visit = sorted(set(self._always).union(self._literal_filters(found)))
+                if len(self._visits) < _VISITS_HELD:
+                    self._visits[found] = visit
+            return visit
         return sorted(set(self._always).union(self._literal_filters(found)))
 
     def _literal_filters(self, found: set[int]) -> set[int]:

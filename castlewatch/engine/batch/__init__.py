@@ -110,7 +110,8 @@ class BatchPath:
         rows_, kids, times, values = out.g_rows, out.g_kid, out.g_ts, out.g_value
         rows = rows.tolist() if isinstance(rows, np.ndarray) else rows
         found_of = out.found if out.found is not None else [None] * len(rows)
-        for row, found in zip(rows, found_of):
+        times_of = out.times if out.times is not None else [READ_FROM_MESSAGE] * len(rows)
+        for row, found, ts in zip(rows, found_of, times_of):
 
             def emit(key: tuple, ts: int, value: float, row: int = row) -> None:
                 rows_.append(row)
@@ -119,7 +120,7 @@ class BatchPath:
                 values.append(value)
 
             try:
-                evaluate(messages[row], READ_FROM_MESSAGE, emit, found)
+                evaluate(messages[row], ts, emit, found)
             except EventEvaluationError as err:
                 skip(row, err)
 
@@ -132,6 +133,8 @@ class Contributions:
         general: rows (sorted) that take the general path.
         found: None, or per row of ``general`` the evaluator's scanner literals the block
             scan found in it (None for a row the evaluator is to scan itself).
+        times: None, or per row of ``general`` its event time (epoch ms) where the block
+            decided it exactly, else ``READ_FROM_MESSAGE``.
         rows, kid, ts, value: the batch path's contributions (numpy arrays; ``rows`` the
             event of each, ascending, an event's in filter order).
     """
@@ -139,6 +142,7 @@ class Contributions:
     def __init__(self) -> None:
         self.general: Any = ()
         self.found: list[frozenset[int] | None] | None = None
+        self.times: list[int] | None = None
         self.rows = self.kid = self.ts = self.value = None
         self.g_rows: list[int] = []
         self.g_kid: list[int] = []

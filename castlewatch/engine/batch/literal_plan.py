@@ -24,7 +24,7 @@ import numpy as np
 from castlewatch.engine.batch import blocks
 from castlewatch.engine.batch.plan import NO_TIME, iso_seconds_z
 from castlewatch.engine.evaluate import MAX_EVENT_MS, MIN_EVENT_MS
-from castlewatch.model import iso8601_ms
+from castlewatch.model import READ_FROM_MESSAGE, iso8601_ms
 
 
 
@@ -131,7 +131,7 @@ class LiteralPlan:
             out.general = np.flatnonzero(candidate)
             out.found = self._found(messages, out.general, masks, flags)
             return out
-        times = self._times(messages, ~candidate)
+        times, every = self._times(messages, ~candidate)
         unknown = times == _UNKNOWN
         fast = ~candidate & ~unknown & (times != NO_TIME)
         general = candidate | unknown
@@ -140,6 +140,9 @@ class LiteralPlan:
             self.evaluator.stats.count_malformed("bad_timestamp", bad)
         out.general = np.flatnonzero(general)
         out.found = self._found(messages, out.general, masks, flags)
+        if every is not None:  # the general path is given the times the C reading decided
+            decided = every[out.general]
+            out.times = np.where(decided >= MIN_EVENT_MS, decided, READ_FROM_MESSAGE).tolist()
         rows = np.flatnonzero(fast)
         k = len(self.defaults)
         out.rows = np.repeat(rows, k)
@@ -186,18 +189,20 @@ class LiteralPlan:
             out.append(got)
         return out
 
-    def _times(self, messages: list[str], wanted: Any) -> Any:
-        """Event times (ms) of the ``wanted`` messages: :data:`NO_TIME` where the field gives no
-        usable time (``bad_timestamp``), ``_UNKNOWN`` where msgspec does not take the message
-        as one JSON object with a string or null (or no) field there (the general path decides).
-        The C validator (:func:`.blocks.json_times`) decides most messages first; msgspec reads
-        the others."""
+    def _times(self, messages: list[str], wanted: Any) -> tuple[Any, Any]:
+        """``(times, every)``: the event times (ms) of the ``wanted`` messages, :data:`NO_TIME`
+        where the field gives no usable time (``bad_timestamp``), ``_UNKNOWN`` where msgspec
+        does not take the message as one JSON object with a string or null (or no) field
+        there (the general path decides); and the C reading of every message
+        (:func:`.blocks.json_times`, None without the extension), which decides most messages
+        first (msgspec reads the others) and gives the candidates' times to the general path."""
         import msgspec
 
         times = np.full(len(messages), _UNKNOWN, np.int64)
         rows = np.flatnonzero(wanted)
-        decided = blocks.json_times(messages, rows, self.field)
-        if decided is not None:
+        every = blocks.json_times(messages, np.arange(len(messages)), self.field)
+        if every is not None:
+            decided = every[rows]
             known = decided != blocks.UNDECIDED_TIME
             times[rows[known]] = decided[known]
             rows = rows[~known]
@@ -232,7 +237,7 @@ class LiteralPlan:
                 t = iso8601_ms(texts[j])
                 ms[j] = t if t is not None and MIN_EVENT_MS <= t <= MAX_EVENT_MS else NO_TIME
             times[np.array(rows)] = ms
-        return times
+        return times, every
 
 
 _UNKNOWN = NO_TIME + 1  # a time msgspec cannot tell
