@@ -3,7 +3,8 @@
 :func:`plan` lists each source's objects within the dates and cuts them into partitions:
 runs of consecutive objects (in key order) of one source, at most ``objects_per_task``
 objects and :data:`MAX_TASK_BYTES` compressed bytes each (by default about eight
-partitions per worker thread, so the last ones balance the load).
+partitions per worker thread, then smaller and smaller ones, :func:`task_sizes`, so that
+the threads finish together).
 
 :func:`execute` scatters each source's job to every worker once (the metric filters are
 compiled once per worker, :mod:`castlewatch.backfill.task`), submits the partitions and

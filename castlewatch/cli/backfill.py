@@ -75,7 +75,7 @@ class Day(click.ParamType):
               help="Run on an existing Dask cluster (castlewatch installed on its workers) instead.")
 @click.option("--objects-per-task", type=click.IntRange(min=1), default=None,
               help="Objects in one task (default: about 8 tasks per worker thread, at most 64 objects "
-                   "and 256 MB of objects each).")
+                   "and 256 MB of objects each, then smaller ones towards the end of the run).")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Further attempts of an object that cannot be read, before it is reported.")
 @_out_option
