@@ -569,7 +569,7 @@ class Datapoint:
         ``arrays`` float64 numpy arrays for a large datapoint (C-contiguous, for
         ``orjson.OPT_SERIALIZE_NUMPY``, which writes them as it writes the lists)."""
         small = self._small
-        if small is not None and len(small) <= max_values:  # one datum (the usual case), built directly
+        if small and len(small) <= max_values:  # one datum (the usual case), built directly
             if len(small) == 1:
                 for value, count in small.items():
                     yield [value], [float(count)]

@@ -149,21 +149,49 @@ jt_word(JsonScan *s, const char *word, Py_ssize_t n)
     return 0;
 }
 
-/* An object at s->p; top: the one whose key ``field`` is looked for. */
+/* Past a container's opener (``close`` its closer): 1 when it is empty (closed as well), 0 when
+   an element follows, -1 when nested too deep. */
 static int
-jt_object(JsonScan *s, int top)
+jt_open(JsonScan *s, unsigned char close)
 {
-    int escaped;
     if (++s->depth > JSON_TIME_MAX_DEPTH)
         return -1;
     s->p++;
     jt_ws(s);
-    if (s->p < s->end && *s->p == '}') {
+    if (s->p < s->end && *s->p == close) {
         s->p++;
         s->depth--;
+        return 1;
+    }
+    return 0;
+}
+
+/* After an element of a container: 0 past a ',' (another element follows), 1 past ``close``
+   (the container done), -1 at anything else. */
+static int
+jt_next(JsonScan *s, unsigned char close)
+{
+    jt_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == ',') {
+        s->p++;
+        jt_ws(s);
         return 0;
     }
-    for (;;) {
+    if (*s->p != close)
+        return -1;
+    s->p++;
+    s->depth--;
+    return 1;
+}
+
+/* An object at s->p; top: the one whose key ``field`` is looked for. */
+static int
+jt_object(JsonScan *s, int top)
+{
+    int escaped, state = jt_open(s, '}');
+    while (state == 0) {
         const unsigned char *key;
         Py_ssize_t key_len;
         if (s->p >= s->end || *s->p != '"')
@@ -194,50 +222,21 @@ jt_object(JsonScan *s, int top)
         }
         else if (jt_value(s) < 0)
             return -1;
-        jt_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == ',') {
-            s->p++;
-            jt_ws(s);
-            continue;
-        }
-        if (*s->p != '}')
-            return -1;
-        s->p++;
-        s->depth--;
-        return 0;
+        state = jt_next(s, '}');
     }
+    return state < 0 ? -1 : 0;
 }
 
 static int
 jt_array(JsonScan *s)
 {
-    if (++s->depth > JSON_TIME_MAX_DEPTH)
-        return -1;
-    s->p++;
-    jt_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        s->depth--;
-        return 0;
-    }
-    for (;;) {
+    int state = jt_open(s, ']');
+    while (state == 0) {
         if (jt_value(s) < 0)
             return -1;
-        jt_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (*s->p != ']')
-            return -1;
-        s->p++;
-        s->depth--;
-        return 0;
+        state = jt_next(s, ']');
     }
+    return state < 0 ? -1 : 0;
 }
 
 static int
