@@ -6,6 +6,7 @@ as ``sys.exit`` does."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,19 @@ def test_a_replay_through_python_m_writes_everything(tmp_path):
     assert len(lines) == 30 and all(json.loads(line)["MetricName"] == "Errors" for line in lines)
     assert (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines() == lines
     assert "matched: errors" in done.stderr and "30" in done.stderr
+
+
+def test_the_program_starts_no_blas_threads():
+    """castlewatch does no linear algebra: the program asks OpenBLAS for one thread (unless the
+    environment says otherwise), before numpy is loaded."""
+    code = ("import os, sys; from castlewatch.cli import program\n"
+            "sys.argv = ['castlewatch', '--version']\n"
+            "import atexit; atexit.register(lambda: print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules))\n"
+            "program.run()")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "1 False"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**env, "OPENBLAS_NUM_THREADS": "4"})
+    assert done.stdout.splitlines()[-1] == "4 False"

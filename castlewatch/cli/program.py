@@ -29,6 +29,9 @@ def may_end_at_once() -> None:
 def run() -> NoReturn:
     """Run the ``castlewatch`` command line with the process's arguments and exit with its
     status (see the module docstring). Exceptions other than ``SystemExit`` propagate."""
+    # castlewatch does no linear algebra: the threads numpy's OpenBLAS starts would only spin
+    # (about 0.1 s of CPU a run, on the cores a backfill's workers use); set before numpy loads
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from castlewatch.cli.commands import main
 
     try:

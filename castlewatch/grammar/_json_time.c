@@ -59,34 +59,37 @@ jt_string(JsonScan *s, int *escaped)
 {
     const unsigned char *p = s->p + 1, *end = s->end;
     int esc = 0;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x1f);
+#endif
     for (;;) {
 #ifdef __SSE2__
-        {
-            const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-            const __m128i control = _mm_set1_epi8(0x1f);
-            while (end - p >= 16) {
-                __m128i x = _mm_loadu_si128((const __m128i *)p);
-                __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                                           _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
-                int bits = _mm_movemask_epi8(hit);
-                if (bits) {
-                    p += __builtin_ctz((unsigned)bits);
-                    break;
-                }
+        if (end - p >= 16) {  /* 16 bytes at a time: the first '"', '\\' or control character */
+            __m128i x = _mm_loadu_si128((const __m128i *)p);
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                                       _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
+            int bits = _mm_movemask_epi8(hit);
+            if (!bits) {
                 p += 16;
+                continue;
             }
+            p += __builtin_ctz((unsigned)bits);
         }
+        else
 #endif
-        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
-            p++;
-        if (p >= end || *p < 0x20)
-            return -1;
+        {
+            while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+                p++;
+            if (p >= end)
+                return -1;
+        }
         if (*p == '"') {
             s->p = p + 1;
             *escaped = esc;
             return 0;
         }
-        if (p + 1 >= end)
+        if (*p < 0x20 || p + 1 >= end)
             return -1;
         switch (p[1]) {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
