@@ -166,13 +166,7 @@ class FieldPlan:
         def text(row: int, j: int) -> str:
             return block[starts[row, j] : ends[row, j]].decode("ascii")
 
-        view: list[Any] = []
-
-        def bytes_of() -> Any:
-            """The block as a uint8 array (made once)."""
-            if not view:
-                view.append(np.frombuffer(block, np.uint8))
-            return view[0]
+        block_bytes = np.frombuffer(block, np.uint8)  # a view, no copy
 
         def equal(j: int, literal: bytes) -> Any:
             """Where field ``j`` is ``literal`` (an exact line), from the split."""
@@ -203,7 +197,7 @@ class FieldPlan:
                 value = number.copy()
                 other = np.flatnonzero(matched & ~ok)
                 if len(other):  # "-" (a flow log record without data) is no number: no Python call for it
-                    dash = (ends[other, j] - starts[other, j] == 1) & (bytes_of()[starts[other, j]] == _DASH)
+                    dash = (ends[other, j] - starts[other, j] == 1) & (block_bytes[starts[other, j]] == _DASH)
                     has_value[other[dash]] = False
                     other = other[~dash]
                 for row in other.tolist():
