@@ -79,3 +79,46 @@ def test_the_program_starts_no_blas_threads():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**env, "OPENBLAS_NUM_THREADS": "4"})
     assert done.stdout.splitlines()[-1] == "4 False"
+
+
+SETTING_UP = """
+import gc, json, sys
+from castlewatch.cli import program
+seen = {}
+before = len(gc.get_objects())
+with program.setting_up():
+    seen["inside"] = gc.isenabled()
+    with program.setting_up():
+        seen["nested"] = gc.isenabled()
+    seen["after nested"] = gc.isenabled()
+    kept = [[i] for i in range(1000)]  # lives as long as the process: frozen
+seen["after"] = gc.isenabled()
+seen["frozen"] = gc.get_freeze_count() >= 1000
+try:
+    with program.setting_up():
+        raise KeyError("x")
+except KeyError:
+    seen["after an error"] = gc.isenabled()
+gc.disable()
+with program.setting_up():
+    pass
+seen["left disabled"] = not gc.isenabled()
+print(json.dumps(seen))
+"""
+
+
+def test_setting_up_runs_without_the_collector_and_restores_it():
+    done = subprocess.run([sys.executable, "-c", SETTING_UP], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"inside": False, "nested": False, "after nested": False, "after": True,
+                                       "frozen": True, "after an error": True, "left disabled": True}
+
+
+def test_the_program_imports_its_command_line_under_setting_up():
+    """``python -m castlewatch`` reaches ``run()`` before the command line's imports: the
+    package and ``castlewatch.cli`` import nothing heavy themselves."""
+    code = ("import sys; import castlewatch.cli.program; "
+            "print(sorted(m for m in ('castlewatch.grammar', 'castlewatch.cli.commands', 'click') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

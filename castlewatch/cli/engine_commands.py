@@ -16,7 +16,7 @@ import click
 
 from castlewatch.aws import AwsTarget
 from castlewatch.cli.aws_options import aws_flags, aws_options
-from castlewatch.cli.program import may_end_at_once
+from castlewatch.cli.program import may_end_at_once, setting_up
 from castlewatch.engine.config import EngineConfig, check_checkpoint_path, load_config, resolve_config, with_sinks_in
 from castlewatch.engine.config import talks_to_aws, with_aws_flags
 from castlewatch.engine.runner import Engine, OutputError, install_signal_handlers, run_async
@@ -206,7 +206,8 @@ def with_flags(config: EngineConfig, flags: AwsTarget | None) -> EngineConfig:
 
 def _engine(config: EngineConfig, checkpoint: Path | None, on_progress=None) -> Engine:
     try:
-        engine = Engine(config, checkpoint=checkpoint, on_progress=on_progress)
+        with setting_up():  # imports the batch path (numpy), compiles the filter patterns
+            engine = Engine(config, checkpoint=checkpoint, on_progress=on_progress)
     except (InvalidParameterError, ValueError) as err:
         raise ConfigError(str(err)) from None
     except OSError as err:  # a sink's file or directory

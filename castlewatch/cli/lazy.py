@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from castlewatch.cli.program import setting_up
+
 
 class LazyGroup(click.Group):
     """A :class:`click.Group` with subcommands given as ``{name: "module:attribute"}``
@@ -30,7 +32,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
             module, _, attribute = self.lazy[cmd_name].partition(":")
-            command = getattr(importlib.import_module(module), attribute)
+            with setting_up():
+                command = getattr(importlib.import_module(module), attribute)
             if not isinstance(command, click.Command):
                 raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
             self.commands[cmd_name] = command
