@@ -527,6 +527,48 @@ def test_split_reads_plain_digit_fields_as_python_int_does(lines: list[str], k: 
         backends.use_backend(before)
 
 
+_FIELD_TEXT = st.one_of(st.sampled_from(["REJECT", "22"]),
+                        st.text(alphabet=st.sampled_from(list("ab09-\u00e9\"[\x1c")), min_size=1, max_size=40))
+_SEPARATOR = st.text(alphabet=" \t\x0b\x0c\r", min_size=1, max_size=70)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=" \t", max_size=70), st.lists(st.tuples(_FIELD_TEXT, _SEPARATOR), max_size=20),
+                          st.booleans()), min_size=1, max_size=12),
+       st.integers(1, 20))
+def test_the_c_split_of_long_lines_equals_the_python_one(shapes, k):
+    """Lines of up to about 2 KB, whose fields and separator runs straddle the C split's
+    64-byte windows (and lines of exactly 64 or 128 bytes): C and Python find the same
+    fields, flags and columns; an exact line's fields are ``str.split``'s."""
+    from castlewatch.engine.batch import blocks
+    from castlewatch.grammar import literals as backends
+
+    if "c" not in backends.AVAILABLE:
+        pytest.skip("castlewatch.grammar._speedups is not built")
+    lines = []
+    for lead, fields, trail in shapes:
+        line = lead + "".join(text + sep for text, sep in fields)
+        line = line if trail else line.rstrip(" \t\x0b\x0c\r")
+        lines.append(line)
+    lines += ["a" * 64, "a" * 63 + " ", " " * 63 + "b", "ab " * 42 + "ab"]  # 64, 64, 64 and 128 bytes
+    before = backends.backend()
+    got = {}
+    try:
+        for name in ("c", "python"):
+            backends.use_backend(name)
+            block = blocks.block_of(lines)
+            split = blocks.split(block, k, len(lines), tuple(range(min(k, 16))), ((0, b"REJECT"),), tuple(range(min(k, 16))))
+            got[name] = (split.exact.tolist(), split.bounds[split.exact].tolist(), split.numbers.tolist(),
+                         split.equal.tolist(), split.keys.tolist())
+            if name == "c":
+                for line, good, row in zip(lines, split.exact.tolist(), split.bounds.tolist()):
+                    if good:
+                        assert [block[a:z].decode() for a, z in row] == line.split()
+    finally:
+        backends.use_backend(before)
+    assert got["c"] == got["python"]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet=st.sampled_from(list("ab \n\t\x00\x7f") + ["\u00e9", "\u2603", "\ud800"]), max_size=12),
                 max_size=12))

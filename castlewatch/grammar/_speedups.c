@@ -568,6 +568,110 @@ init_split_class(void)
     split_class['\n'] = 1 | 4;
 }
 
+#ifdef __SSE2__
+/* Bit i of *ws: byte i of the 64 at p is a separator (space, \t \n \v \f \r); of *special:
+   it is special (split_class 2). The bytes from limit on count as separators; none is read
+   at or past end (the block's). */
+static inline void
+split_masks(const unsigned char *p, const unsigned char *limit, const unsigned char *end, uint64_t *ws,
+            uint64_t *special)
+{
+    unsigned char copy[64];
+    const unsigned char *at = p;
+    uint64_t w = 0, sp = 0;
+    int j;
+    Py_ssize_t have = limit - p;
+    if (end - p < 64) {  /* the block's last bytes: a copy, padded */
+        memcpy(copy, p, (size_t)(end - p));
+        memset(copy + (end - p), ' ', (size_t)(64 - (end - p)));
+        at = copy;
+    }
+    for (j = 0; j < 4; j++) {
+        const __m128i c = _mm_loadu_si128((const __m128i *)(at + 16 * j));
+        const __m128i blank = _mm_or_si128(
+            _mm_cmpeq_epi8(c, _mm_set1_epi8(' ')),
+            _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(c, _mm_set1_epi8(9)), _mm_set1_epi8(4)), _mm_setzero_si128()));
+        const __m128i odd = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('"')), _mm_cmpeq_epi8(c, _mm_set1_epi8('['))),
+            _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(c, _mm_set1_epi8(0x1c)), _mm_set1_epi8(3)), _mm_setzero_si128()));
+        w |= (uint64_t)(unsigned)_mm_movemask_epi8(blank) << (16 * j);
+        sp |= (uint64_t)(unsigned)(_mm_movemask_epi8(odd) | _mm_movemask_epi8(c)) << (16 * j);  /* and >= 0x80 */
+    }
+    if (have < 64) {
+        w |= ~(uint64_t)0 << have;
+        sp &= ((uint64_t)1 << have) - 1;
+    }
+    *ws = w;
+    *special = sp;
+}
+#endif
+
+/* Split the line at p (it ends at the next '\n', before end) into its fields: the first k
+   fields' offsets from base into row[2 * f], row[2 * f + 1]; their count into *fields, the
+   split_class 2 bytes seen into *special (non-zero: the line is not plain). Returns the
+   position of the line's '\n'. */
+static const unsigned char *
+split_line(const unsigned char *base, const unsigned char *p, const unsigned char *end, int32_t *row,
+           Py_ssize_t k, Py_ssize_t *fields, unsigned char *special)
+{
+    const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+    Py_ssize_t starts = 0;
+    unsigned char odd = 0;
+#ifdef __SSE2__
+    Py_ssize_t ends = 0;
+    uint64_t before = 1;  /* the byte before the line counts as a separator */
+    const unsigned char *at;
+    for (at = p; at < nl; at += 64) {
+        uint64_t ws, sp, prev, first, last;
+        split_masks(at, nl, end, &ws, &sp);
+        odd |= sp != 0;
+        prev = (ws << 1) | before;
+        before = ws >> 63;
+        first = ~ws & prev;  /* a field starts: not a separator, after one */
+        last = ws & ~prev;   /* a field ended just before: a separator, after a field byte */
+        while (first) {
+            if (starts < k)
+                row[starts * 2] = (int32_t)(at - base + __builtin_ctzll(first));
+            starts++;
+            first &= first - 1;
+        }
+        while (last) {
+            if (ends < k)
+                row[ends * 2 + 1] = (int32_t)(at - base + __builtin_ctzll(last));
+            ends++;
+            last &= last - 1;
+        }
+    }
+    if (ends < starts) {  /* the last field reaches the '\n', 64 bytes on */
+        if (ends < k)
+            row[ends * 2 + 1] = (int32_t)(nl - base);
+        ends++;
+    }
+#else
+    unsigned char cls;
+    for (;;) {
+        while ((cls = split_class[*p]) == 1)  /* separators, not the end of the line */
+            p++;
+        if (cls & 4)
+            break;
+        if (starts < k)
+            row[starts * 2] = (int32_t)(p - base);
+        while (!((cls = split_class[*p]) & 1)) {
+            odd |= cls;
+            p++;
+        }
+        if (starts < k)
+            row[starts * 2 + 1] = (int32_t)(p - base);
+        starts++;
+        if (cls & 4)
+            break;
+    }
+#endif
+    *fields = starts;
+    *special = odd;
+    return nl;
+}
+
 #define SPLIT_MAX_DIGIT_FIELDS 16
 
 /* split_block's optional arguments: a sequence of at most SPLIT_MAX_DIGIT_FIELDS items (a new
@@ -682,7 +786,7 @@ split_block(PyObject *module, PyObject *args)
     if (key_fields != NULL && (keys = PyBytes_FromStringAndSize(NULL, n_lines * n_keys * 8)) == NULL)
         goto done;
     {
-        const unsigned char *base = block.buf, *p = base;
+        const unsigned char *base = block.buf, *p = base, *end = base + block.len;
         int32_t *b = (int32_t *)PyBytes_AS_STRING(bounds);
         unsigned char *flag = (unsigned char *)PyBytes_AS_STRING(flags);
         int64_t *number = numbers != NULL ? (int64_t *)PyBytes_AS_STRING(numbers) : NULL;
@@ -690,26 +794,10 @@ split_block(PyObject *module, PyObject *args)
         uint64_t *key = keys != NULL ? (uint64_t *)PyBytes_AS_STRING(keys) : NULL;
         for (line = 0; line < n_lines; line++) {
             Py_ssize_t fields = 0;
-            unsigned char special = 0, cls;
+            unsigned char special = 0;
             int32_t *row = b + line * k * 2;
             memset(row, 0, (size_t)(k * 2 * 4));
-            for (;;) {
-                while ((cls = split_class[*p]) == 1)  /* separators, not the end of the line */
-                    p++;
-                if (cls & 4)
-                    break;
-                if (fields < k)
-                    row[fields * 2] = (int32_t)(p - base);
-                while (!((cls = split_class[*p]) & 1)) {
-                    special |= cls;
-                    p++;
-                }
-                if (fields < k)
-                    row[fields * 2 + 1] = (int32_t)(p - base);
-                fields++;
-                if (cls & 4)
-                    break;
-            }
+            p = split_line(base, p, end, row, k, &fields, &special);
             flag[line] = (unsigned char)(!special && fields == k);
             for (d = 0; d < n_digits; d++) {  /* 1-15 ASCII digits: their value, else -1 */
                 int64_t value = -1;
