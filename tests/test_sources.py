@@ -1397,3 +1397,52 @@ def test_locate_resumed_and_stdin(tmp_path: Path) -> None:
     assert batch.messages == ["two", "three"]
     assert rest_source.locate(checkpoint, batch.position, 1, "three") == f"{path} byte 8"
     assert open_source(SourceSpec(type="stdin", log_group=GROUP), Stats()).locate(None, {}, 0, "x") is None
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 1000])
+def test_each_chunk_is_read_once_and_ahead_of_its_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       chunk_bytes: int) -> None:
+    """A file of many chunks: the next chunk is read before this one is parsed (the read
+    ahead), each offset once, and the events are those of one read of the whole file."""
+    from castlewatch.engine.formats import StreamParser
+
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"line {i} {'x' * (i % 13)}\n" for i in range(300)))
+    size = path.stat().st_size
+    whole = messages(read_all(file_spec(path))[0])
+    steps: list[tuple[str, int]] = []
+    pread, feed = os.pread, StreamParser.feed
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        if n == chunk_bytes:  # not the small reads of the magic bytes and the head
+            steps.append(("read", offset))
+        return pread(fd, n, offset)
+
+    def fed(parser: StreamParser, data: bytes) -> None:
+        steps.append(("parse", parser.read_pos))
+        feed(parser, data)
+
+    running_loop = asyncio.get_running_loop
+
+    class Loop:  # the running loop, its run_in_executor calls noted
+        def __init__(self) -> None:
+            self.loop = running_loop()
+
+        def __getattr__(self, name: str):
+            return getattr(self.loop, name)
+
+        def run_in_executor(self, executor, func, *args):
+            if func is counted and args[1] == chunk_bytes:
+                steps.append(("asked", args[2]))
+            return self.loop.run_in_executor(executor, func, *args)
+
+    monkeypatch.setattr(os, "pread", counted)
+    monkeypatch.setattr(StreamParser, "feed", fed)
+    monkeypatch.setattr(asyncio, "get_running_loop", Loop)
+    batches, _ = read_all(file_spec(path), chunk_bytes=chunk_bytes, batch_size=10)
+    assert messages(batches) == whole and len(whole) == 300
+    offsets = range(0, size, chunk_bytes)
+    reads = [at for step, at in steps if step == "read"]
+    assert reads == list(offsets) + ([size] if size % chunk_bytes == 0 else [])  # each once, in order
+    for at in offsets[:-1]:  # every full chunk's successor was asked for before it was parsed
+        assert steps.index(("asked", at + chunk_bytes)) < steps.index(("parse", at))
