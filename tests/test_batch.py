@@ -664,3 +664,29 @@ def test_unique_first_inverse_is_np_unique(values, dtype, limit):
     got = unique_first_inverse(a, limit)
     want = np.unique(a, return_index=True, return_inverse=True)
     assert [x.tolist() for x in got] == [want[0].tolist(), want[1].tolist(), want[2].reshape(-1).tolist()]
+
+
+_REQUIREMENT = st.recursive(
+    st.integers(0, 69),
+    lambda inner: st.tuples(st.sampled_from(["all", "any"]), st.lists(inner, min_size=1, max_size=4)),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _REQUIREMENT), min_size=1, max_size=6),
+       st.lists(st.integers(0, 2**70 - 1), min_size=1, max_size=30))
+def test_the_requirements_as_mask_tests_are_the_requirements(requirements, rows):
+    """The literal plan's tests of the scan masks (one for all requirements met by any one
+    literal, one per ``all``, the nested ones as before) find the same candidates as each
+    requirement evaluated on its own, with 70 literals (two mask words)."""
+    from castlewatch.engine.batch.literal_plan import LiteralPlan, _bit_tests
+
+    masks = np.array([[r & (2**64 - 1), r >> 64] for r in rows], np.uint64)
+    found = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little").view(bool)
+    plan = LiteralPlan.__new__(LiteralPlan)
+    expected = np.zeros(len(rows), bool)
+    for req in requirements:
+        expected |= True if req is None else plan._met(req, found)
+    plan._tests = _bit_tests(requirements, 70)
+    assert plan._required(masks).tolist() == expected.tolist()

@@ -43,6 +43,44 @@ def _requirement(f: Any) -> Any:
     return pattern.requirement if pattern.kind in ("json", "regex", "space_delimited") else None
 
 
+def _bit_tests(requirements: list, n_literals: int) -> tuple[bool, dict, list, list]:
+    """The filters' requirements as tests of a block scan's masks (bit ``j`` of word
+    ``j >> 6``: literal ``j`` is in the line): ``(always, any_bits, all_tests, nested)``.
+
+    ``always``: some requirement is None (every line is a candidate). ``any_bits``:
+    ``{word: bits}`` of the literals of every requirement one literal meets (an id, or
+    ``("any", ids)``): a line with any of them is a candidate. ``all_tests``: per
+    ``("all", parts)`` whose parts are ids and ``("any", ids)``: ``({word: bits} all of
+    which the line has, [{word: bits} of each any-part, one of which it has])``.
+    ``nested``: deeper requirements, for :meth:`LiteralPlan._met`."""
+
+    def words(ids: list[int]) -> dict[int, Any]:
+        out: dict[int, int] = {}
+        for j in ids:
+            out[j >> 6] = out.get(j >> 6, 0) | 1 << (j & 63)
+        return {w: np.uint64(bits) for w, bits in sorted(out.items())}
+
+    def flat(req: Any) -> bool:
+        return not isinstance(req, int) and all(isinstance(p, int) for p in req[1])
+
+    any_ids: list[int] = []
+    all_tests: list = []
+    nested: list = []
+    for req in requirements:
+        if req is None:
+            return True, {}, [], []
+        if isinstance(req, int):
+            any_ids.append(req)
+        elif req[0] == "any" and flat(req):
+            any_ids.extend(req[1])
+        elif req[0] == "all" and all(isinstance(p, int) or (p[0] == "any" and flat(p)) for p in req[1]):
+            every = [p for p in req[1] if isinstance(p, int)]
+            all_tests.append((words(every), [words(p[1]) for p in req[1] if not isinstance(p, int)]))
+        else:
+            nested.append(req)
+    return False, words(any_ids), all_tests, nested
+
+
 class LiteralPlan:
     """See the module docstring; :meth:`make` returns None when it does not fit."""
 
@@ -58,6 +96,7 @@ class LiteralPlan:
         self.decoder = None
         self._found_map: tuple[list[int | None], frozenset[int]] | None = None
         self._found_cache: dict[bytes, frozenset[int]] = {}
+        self._tests = _bit_tests(requirements, len(self.literals))
 
     @classmethod
     def make(cls, evaluator: Any, active: list) -> LiteralPlan | None:
@@ -111,18 +150,43 @@ class LiteralPlan:
                 out = sub if out is None else (out & sub if mode == "all" else out | sub)
         return out
 
+    def _required(self, masks: Any) -> Any:
+        """Per line of a block scan's ``masks``, whether some filter's requirement holds."""
+        always, any_bits, all_tests, nested = self._tests
+        if always:
+            return np.ones(len(masks), bool)
+        column = [masks[:, w] for w in range(masks.shape[1])]
+
+        def any_of(bits: dict) -> Any:
+            out = None
+            for w, b in bits.items():
+                has = (column[w] & b) != 0
+                out = has if out is None else out | has
+            return out
+
+        out = any_of(any_bits) if any_bits else np.zeros(len(masks), bool)
+        for every, groups in all_tests:
+            met = None
+            for w, b in every.items():
+                has = (column[w] & b) == b
+                met = has if met is None else met & has
+            for bits in groups:
+                met = any_of(bits) if met is None else met & any_of(bits)
+            out |= met
+        if nested:
+            found = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little").view(bool)
+            for req in nested:
+                out |= self._met(req, found)
+        return out
+
     def evaluate(self, path: Any, messages: list[str]) -> Any:
         """The block's contributions (:class:`~castlewatch.engine.batch.Contributions`)."""
         from castlewatch.engine.batch import Contributions
 
-        n = len(messages)
         if self.setup is None:
             self.setup = blocks.LiteralScan(self.literals, messages[:64])
         masks, flags = blocks.scan(messages, self.literals, self.setup)
-        candidate = (flags & blocks.NOT_SCANNED) != 0
-        found = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little").view(bool)
-        for req in self.requirements:
-            candidate |= np.ones(n, bool) if req is None else self._met(req, found)
+        candidate = ((flags & blocks.NOT_SCANNED) != 0) | self._required(masks)
         if self.json:
             candidate |= (flags & blocks.ESCAPE_U) != 0
             candidate |= (flags & blocks.OPENS_OBJECT) == 0
