@@ -27,11 +27,9 @@ variant and its source); ``tests/test_packs.py`` checks each against it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 import msgspec
@@ -42,7 +40,12 @@ from castlewatch.model import MetricFilter
 #: (``log_group: {cloudtrail: NAME, vpc_flow_logs: NAME}``).
 LOG_GROUP_KINDS = ("cloudtrail", "vpc_flow_logs")
 
-_PACKS = files("castlewatch") / "data" / "packs"
+
+def _packs() -> Any:
+    """The folder of the bundled packs (importlib.resources, imported on first use: start-up)."""
+    from importlib.resources import files
+
+    return files("castlewatch") / "data" / "packs"
 
 
 class PackError(ValueError):
@@ -288,7 +291,7 @@ class _PackFile(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 def pack_names() -> list[str]:
     """The bundled packs' names, sorted (``["cis", "console-activity", ...]``)."""
-    return sorted(entry.name.removesuffix(".json") for entry in _PACKS.iterdir() if entry.name.endswith(".json"))
+    return sorted(entry.name.removesuffix(".json") for entry in _packs().iterdir() if entry.name.endswith(".json"))
 
 
 @functools.cache
@@ -302,7 +305,7 @@ def get_pack(name: str) -> Pack:
     """
     if name not in pack_names():
         raise UnknownPackError(name)
-    data = msgspec.json.decode((_PACKS / f"{name}.json").read_bytes(), type=_PackFile)
+    data = msgspec.json.decode((_packs() / f"{name}.json").read_bytes(), type=_PackFile)
     assert data.name == name, (data.name, name)
     filters = []
     kinds: dict[str, str] = {}
@@ -347,5 +350,7 @@ def _did_you_mean(given: str, choices: list[str]) -> str:
     """``"; did you mean 'x'?"`` (or ``'x' or 'y'``): the choices ``given`` begins (at most 2),
     else the closest by :func:`difflib.get_close_matches`; ``""`` when none is close."""
     starting = [c for c in choices if given and c.startswith(given)][:2]
+    import difflib  # only for this message
+
     suggestions = starting or difflib.get_close_matches(given, choices, n=1)
     return f"; did you mean {' or '.join(map(repr, suggestions))}?" if suggestions else ""

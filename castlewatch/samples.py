@@ -7,13 +7,12 @@ where every line comes from.
 
 from __future__ import annotations
 
-import difflib
-from importlib.resources import files
-from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
 
 from castlewatch.events import split_lines
 
-_SAMPLES = files("castlewatch") / "data" / "samples"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 DESCRIPTIONS = {
     "apigw-access": "API Gateway access logs, JSON template (status is a string)",
@@ -24,7 +23,8 @@ DESCRIPTIONS = {
     "vpc-flow": "VPC flow logs, default version 2 format (14 fields)",
     "vpc-flow-custom": "VPC flow logs, custom 21-field format with TCP flags",
 }
-"""One line describing each sample, by name."""
+"""One line describing each sample, by name (every bundled sample has one: the command
+line's help lists these names without looking at the files, a start-up cost)."""
 
 
 class UnknownSampleError(LookupError):
@@ -43,6 +43,8 @@ class UnknownSampleError(LookupError):
         names = sample_names()
         asked = name.lower()  # names are lower-case: LAMBDA means lambda
         starting = [n for n in names if asked and n.startswith(asked)]
+        import difflib  # only for this message
+
         close = difflib.get_close_matches(asked, names, n=2, cutoff=0.6)
         self.suggestions = list(dict.fromkeys(starting + close))[:3]
         hint = ""
@@ -81,7 +83,10 @@ def read_sample_lines(name: str) -> list[str]:
 
 
 def _sample_files() -> list[Traversable]:
-    return [entry for entry in _SAMPLES.iterdir() if entry.is_file() and entry.name != "README.md"]
+    from importlib.resources import files  # imported when a sample is used (start-up)
+
+    folder = files("castlewatch") / "data" / "samples"
+    return [entry for entry in folder.iterdir() if entry.is_file() and entry.name != "README.md"]
 
 
 def _stem(filename: str) -> str:

@@ -82,7 +82,7 @@ def main() -> None:
 @click.option(
     "--sample",
     metavar="NAME",
-    help=f"Read the events from a bundled sample: {', '.join(sample_names())}.",
+    help=f"Read the events from a bundled sample: {', '.join(sorted(DESCRIPTIONS))}.",
 )
 @click.option(
     "--output",

@@ -9,7 +9,6 @@ import json
 import math
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -169,6 +168,8 @@ class Seconds(click.ParamType):
 def demo_config_path() -> Path:
     """The bundled demo job: the CIS, console sign-in and VPC Flow Logs filters over the
     bundled CloudTrail and VPC Flow Logs samples."""
+    from importlib import resources  # only for the demo (start-up)
+
     return Path(str(resources.files("castlewatch") / "data" / "demo" / "castlewatch.yaml"))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -48,6 +47,8 @@ def avro_schema() -> dict[str, Any]:
     (double); ``Values`` (array<double>, ascending distinct values); ``Counts``
     (array<long>, ``Counts[i]`` contributions equal to ``Values[i]``).
     """
+    from importlib import resources  # when an Avro sink is used (start-up)
+
     text = resources.files("castlewatch.sinks").joinpath(_AVRO_SCHEMA_FILE).read_text(encoding="utf-8")
     fastavro = _fastavro()
     return fastavro.parse_schema(orjson.loads(text))
