@@ -465,6 +465,15 @@ class Datapoint:
         self._fold_buffer()
         return list(zip(self._values.tolist(), self._counts.tolist()))
 
+    def value_arrays(self) -> tuple[Any, Any] | None:
+        """``(values, counts)``: the distinct values ascending (float64) and their counts
+        (int64), numpy arrays not to be changed; None while the datapoint holds its values
+        in a dict (at most :data:`SMALL_VALUES`: :meth:`items` is as cheap)."""
+        if self._small is not None:
+            return None
+        self._fold_buffer()
+        return self._values, self._counts
+
     @property
     def values(self) -> dict[float, int]:
         """value -> number of contributions with that value (a new dict, ascending by value)."""

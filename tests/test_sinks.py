@@ -546,3 +546,34 @@ def test_jsonl_lines_write_the_datums_of_a_large_datapoint_as_their_lists_are_wr
                 for datum in dp.iter_metric_data()]
     assert list(jsonl_lines([dp])) == expected
     assert sum(len(orjson.loads(line)["Values"]) for line in expected) == dp.distinct_values
+
+
+_VALUE = st.one_of(st.integers(-(2**53) + 1, 2**53 - 1).map(float), st.sampled_from([0.0, -0.0, 2.0**53, -(2.0**53), 1e16, 1e300]),
+                   st.floats(allow_nan=False, allow_infinity=False))
+
+
+@given(st.dictionaries(_VALUE, st.integers(1, 2**40), max_size=12), st.integers(-(2**53) + 1, 2**53 - 1),
+       st.integers(1, 10**9), st.integers(0, 400), st.sampled_from([(), (("Action", "REJECT"),)]),
+       st.sampled_from(["Bytes", "None"]))
+def test_jsonl_lines_of_many_values_are_orjsons_bytes(special, start, step, n, dims, unit):
+    """Whatever the values (up to 400 whole numbers, written from their int64 text, among
+    fractions, -0.0, 2**53 and beyond, large counts), each line is byte for byte what
+    orjson writes for the datum with its values as Python floats, on both backends."""
+    from castlewatch.grammar import literals as backends
+    from castlewatch.sinks.jsonl import jsonl_lines
+
+    values = {float(v): 1 + i % 5 for i, v in enumerate(range(start, start + n * step, step))
+              if abs(v) < 2**53} | special
+    if not values:
+        values = {1.0: 1}
+    dp = make_dp(values, dims=dims, unit=unit)
+    head = dp.datum_head(Namespace=dp.namespace)
+    expected = [orjson.dumps({**head, "Values": v, "Counts": c, "Unit": unit, "StorageResolution": 60},
+                             option=orjson.OPT_APPEND_NEWLINE) for v, c in dp.value_chunks()]
+    before = backends.backend()
+    try:
+        for name in backends.AVAILABLE:
+            backends.use_backend(name)
+            assert list(jsonl_lines([dp])) == expected, name
+    finally:
+        backends.use_backend(before)

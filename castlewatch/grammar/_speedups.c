@@ -991,6 +991,68 @@ PyDoc_STRVAR(ascii_block_doc,
 "('\\n'.join(messages) + '\\n').encode() gives, in one copy; b'' for no messages), or\n"
 "None when a message is not ASCII.");
 
+/* whole_floats: an int64 array as the JSON text of the same numbers as floats (jsonl.py). */
+
+static PyObject *
+whole_floats(PyObject *module, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *out;
+    Py_ssize_t n, i;
+    char *w, *start;
+    (void)module;
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (view.itemsize != 8 || view.format == NULL || (strcmp(view.format, "l") != 0 && strcmp(view.format, "q") != 0
+                                                      && strcmp(view.format, "<q") != 0 && strcmp(view.format, "<l") != 0)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "whole_floats takes a contiguous int64 array");
+        return NULL;
+    }
+    n = view.len / 8;
+    out = PyBytes_FromStringAndSize(NULL, 2 + n * 23);  /* '-', 19 digits, ".0", ',' */
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    w = start = PyBytes_AS_STRING(out);
+    *w++ = '[';
+    for (i = 0; i < n; i++) {
+        int64_t v;
+        uint64_t u;
+        char digits[20];
+        int k = 0;
+        memcpy(&v, (const char *)view.buf + i * 8, 8);
+        if (i)
+            *w++ = ',';
+        if (v < 0) {
+            *w++ = '-';
+            u = (uint64_t)0 - (uint64_t)v;
+        }
+        else
+            u = (uint64_t)v;
+        do {
+            digits[k++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        while (k)
+            *w++ = digits[--k];
+        *w++ = '.';
+        *w++ = '0';
+    }
+    *w++ = ']';
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&out, w - start) < 0)
+        return NULL;
+    return out;
+}
+
+PyDoc_STRVAR(whole_floats_doc,
+"whole_floats(array, /)\n--\n\n"
+"The JSON array of the int64 values of a contiguous buffer, each written as a float is\n"
+"by orjson and Python's repr for a whole number below 1e16: b'[1.0,-40.0]'.");
+
 static PyMethodDef speedups_methods[] = {
     {"plain_split", (PyCFunction)plain_split, METH_O, plain_split_doc},
     {"plain_field", (PyCFunction)plain_field, METH_VARARGS, plain_field_doc},
@@ -999,6 +1061,7 @@ static PyMethodDef speedups_methods[] = {
     {"ascii_lines", (PyCFunction)ascii_lines, METH_VARARGS, ascii_lines_doc},
     {"ascii_block", (PyCFunction)ascii_block, METH_O, ascii_block_doc},
     {"json_times", (PyCFunction)json_times, METH_VARARGS, json_times_doc},
+    {"whole_floats", (PyCFunction)whole_floats, METH_O, whole_floats_doc},
     {NULL, NULL, 0, NULL},
 };
 

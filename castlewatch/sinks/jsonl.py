@@ -29,15 +29,23 @@ and timestamps more than two weeks old.) Durability and resume: :mod:`castlewatc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import orjson
 
+try:
+    from castlewatch.grammar import _speedups
+except ImportError:  # pragma: no cover - the extension not built: pure Python
+    _speedups = None
+
+from castlewatch.grammar import literals as _literals
 from castlewatch.model import Datapoint
 from castlewatch.sinks.base import SinkKind
 from castlewatch.sinks.files import FileSink
 
 
-def jsonl_lines(datapoints: list[Datapoint]) -> Iterator[bytes]:
+def jsonl_lines(datapoints: list[Datapoint], max_values: int = 150) -> Iterator[bytes]:
     """One JSON Lines line (newline included) per MetricDatum of ``datapoints``: the
     datum of :meth:`~castlewatch.model.Datapoint.iter_metric_data` with ``Namespace`` first."""
     dumps = orjson.dumps
@@ -47,9 +55,47 @@ def jsonl_lines(datapoints: list[Datapoint]) -> Iterator[bytes]:
             continue
         head = dp.datum_head(Namespace=dp.namespace)
         unit = dp.unit
-        for values, counts in dp.value_chunks(arrays=True):
+        held = dp.value_arrays()
+        whole = _whole(held[0]) if held is not None else None
+        if whole is not None:  # many values, all whole numbers (bytes, packets...)
+            opening = dumps(head)[:-1] + b',"Values":'
+            closing = b',"Unit":' + dumps(unit) + b',"StorageResolution":60}\n'
+            counts = held[1]
+            for start in range(0, len(whole), max_values):
+                end = start + max_values
+                yield b"".join((opening, _float_text(whole[start:end]), b',"Counts":',
+                                _float_text(counts[start:end]), closing))
+            continue
+        for values, counts in dp.value_chunks(max_values, arrays=True):
             yield dumps({**head, "Values": values, "Counts": counts, "Unit": unit, "StorageResolution": 60},
                         option=option)
+
+
+#: Below this magnitude a whole float64 is an exact integer that orjson (as Python's repr)
+#: writes as its digits and ``.0`` (from 1e16 on it uses an exponent).
+_WHOLE_LIMIT = 2.0**53
+
+
+def _whole(values: Any) -> Any:
+    """``values`` (float64) as int64 when every one is a whole number of magnitude below
+    2**53 and none is ``-0.0``, else None."""
+    if not len(values) or not bool(np.abs(values).max() < _WHOLE_LIMIT):  # (a NaN is not whole either)
+        return None
+    whole = values.astype(np.int64)
+    if not bool((whole == values).all()) or bool((np.signbit(values) & (values == 0)).any()):
+        return None
+    return whole
+
+
+def _float_text(whole: Any) -> bytes:
+    """The JSON text orjson writes for the int64 array ``whole`` (a contiguous slice) as
+    float64 (``[1.0,40.0]``): float formatting was most of what the sink cost a datapoint of
+    many values, such as a ``$bytes`` metric's. In C (``_speedups.whole_floats``, 8 times
+    faster than orjson's floats), else from orjson's int64 text (4 times)."""
+    if _speedups is not None and _literals.backend() == "c":
+        return _speedups.whole_floats(whole)
+    text = orjson.dumps(whole, option=orjson.OPT_SERIALIZE_NUMPY)  # b"[1,40]"
+    return text[:-1].replace(b",", b".0,") + b".0]"
 
 
 class JsonLinesSink(FileSink):
