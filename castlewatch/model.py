@@ -164,14 +164,21 @@ def dimension_value_problem(text: str) -> str | None:
     return None
 
 
+_NUMPY: tuple[Any, Any] | None = None
+
+
 def _numpy() -> tuple[Any, Any]:
     """numpy and :mod:`castlewatch.values`, imported when first needed (a datapoint with more
-    than :data:`SMALL_VALUES` values, a checkpoint): commands that need neither start faster."""
-    import numpy
+    than :data:`SMALL_VALUES` values, a checkpoint): commands that need neither start faster.
+    Kept once imported: an import statement per call cost the late-heavy replay 20 ms."""
+    global _NUMPY
+    if _NUMPY is None:
+        import numpy
 
-    from castlewatch import values
+        from castlewatch import values
 
-    return numpy, values
+        _NUMPY = numpy, values
+    return _NUMPY
 
 
 class Datapoint:

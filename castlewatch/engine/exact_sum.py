@@ -73,7 +73,7 @@ def exact_sum_arrays(values: Any, counts: Any) -> float:
         return 0.0
     magnitude = np.abs(values)
     top = float(magnitude.max())
-    if top < _INT_EXACT and np.array_equal(np.trunc(values), values):
+    if top < _INT_EXACT and bool((np.trunc(values) == values).all()):
         bound = float(np.dot(magnitude, counts.astype(np.float64)))
         if bound < _INT64_SAFE:
             return float(int(np.dot(values.astype(np.int64), counts)))

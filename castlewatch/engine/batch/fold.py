@@ -96,10 +96,11 @@ def _plan_metric(agg: MinuteAggregator, metric: tuple, where: Any, kid: Any, t: 
     before = np.empty_like(t)
     before[0] = w0
     np.maximum(run[:-1], w0, out=before[1:])
-    minute = t - t % MINUTE_MS
+    t_minutes = t // MINUTE_MS  # floor division: the minute of each time, negative ones too
+    minute = t_minutes * MINUTE_MS
     advance = t > before
     late = ~advance & (minute + MINUTE_MS + lateness <= before)
-    trigger = advance & (t // MINUTE_MS != before // MINUTE_MS)
+    trigger = advance & (t_minutes != before // MINUTE_MS)
     n_late = int(np.count_nonzero(late))
     if n_late:
         late_at = np.flatnonzero(late)
@@ -107,7 +108,7 @@ def _plan_metric(agg: MinuteAggregator, metric: tuple, where: Any, kid: Any, t: 
         clock = np.empty_like(tl)
         clock[0] = c0
         np.maximum(np.maximum.accumulate(tl)[:-1], c0, out=clock[1:])
-        trigger[late_at] = (tl > clock) & (tl // MINUTE_MS != clock // MINUTE_MS)
+        trigger[late_at] = (tl > clock) & (t_minutes[late_at] != clock // MINUTE_MS)
         held = len(open_late) if open_late else 0
         if held + n_late >= MAX_OPEN_LATE_DATAPOINTS:  # else fewer distinct (key, minute) pairs than that, surely
             distinct = len(set(zip(kid[late_at].tolist(), minute[late_at].tolist())))
