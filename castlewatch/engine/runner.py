@@ -83,8 +83,10 @@ from castlewatch.model import READ_FROM_MESSAGE, Datapoint, EventBatch, Stats
 from castlewatch.sinks import SinkContext, SinkError, open_sink
 
 #: Most events a source hands over in one batch: the batch path (castlewatch.engine.batch)
-#: evaluates a batch in a few calls, whose fixed cost fewer, larger batches spread thinner.
-BATCH_EVENTS = 4096
+#: evaluates a batch in a few calls, whose fixed cost fewer, larger batches spread thinner
+#: (16,384 rather than 4,096 events: the end-to-end VPC replay about 25% faster in process,
+#: CloudTrail about 14%, late-heavy streams as much; about 23 MB of CloudTrail messages held).
+BATCH_EVENTS = 16384
 #: Evaluation errors reported one by one on stderr; later ones are counted only.
 REPORTED_EVALUATION_ERRORS = 10
 #: The longest ``run`` waits for its source tasks to end once it has cancelled them.
