@@ -204,9 +204,14 @@ def backlog(path: Path, n: int) -> None:
             fh.write('{"t": %d, "level": "ERROR", "user": "u%02d", "latency": %03d}\n' % (BASE + i, i % 51, i % 997))
 
 
-def test_a_sink_failing_while_the_queue_is_full_stops_the_run(tmp_path):
+def test_a_sink_failing_while_the_queue_is_full_stops_the_run(tmp_path, monkeypatch):
     """The deadlock of issue 8: the sink (here /dev/full: ENOSPC) fails while the source
-    task waits on a full queue. The run must raise at once, its sources stopped."""
+    task waits on a full queue. The run must raise at once, its sources stopped. (Batches
+    of 4,096 events: with 16,384 the first batch's datapoints alone fill the sink's buffer,
+    and it fails before the queue is full.)"""
+    import castlewatch.engine.runner as runner
+
+    monkeypatch.setattr(runner, "BATCH_EVENTS", 4096)
     log = tmp_path / "app.log"
     backlog(log, 60_000)
     config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out", lateness=0)
@@ -275,7 +280,9 @@ def test_sigterm_while_behind_stops_promptly_and_a_restart_is_exact(tmp_path):
     """SIGTERM while a backlog fills the queue: a graceful stop within seconds (the queued
     batches evaluated, a checkpoint), then a restart finishes with the exact output."""
     log = tmp_path / "app.log"
-    lines = [json.dumps({"t": BASE + i // 20, "level": "ERROR", "user": f"u{i % 7}", "latency": i % 500}) for i in range(60_000)]
+    # a backlog of many batches of 16,384 events (the engine's), far more than a checkpoint interval reads
+    lines = [json.dumps({"t": BASE + i // 20, "level": "ERROR", "user": f"u{i % 7}", "latency": i % 500})
+             for i in range(300_000)]
     append(log, lines)
     config = write_config(tmp_path / "castlewatch.yaml", log, tmp_path / "out", lateness=0)
     checkpoint = tmp_path / "ck.json"
