@@ -111,9 +111,14 @@ def _plan_metric(agg: MinuteAggregator, metric: tuple, where: Any, kid: Any, t: 
         trigger[late_at] = (tl > clock) & (t_minutes[late_at] != clock // MINUTE_MS)
         held = len(open_late) if open_late else 0
         if held + n_late >= MAX_OPEN_LATE_DATAPOINTS:  # else fewer distinct (key, minute) pairs than that, surely
-            distinct = len(set(zip(kid[late_at].tolist(), minute[late_at].tolist())))
-            if held + distinct >= MAX_OPEN_LATE_DATAPOINTS:
-                return None
+            lk, lm = kid[late_at], t_minutes[late_at]
+            first_minute = int(lm.min())
+            span = int(lm.max()) - first_minute + 1
+            # at most (keys) x (minutes) pairs: counted only when that bound could reach the limit
+            if held + span * (int(lk.max()) - int(lk.min()) + 1) >= MAX_OPEN_LATE_DATAPOINTS:
+                distinct = len(np.unique((lk.astype(np.int64) - int(lk.min())) * span + (lm - first_minute)))
+                if held + distinct >= MAX_OPEN_LATE_DATAPOINTS:
+                    return None
     # open late datapoints before each contribution: the last late contribution or
     # trigger before it decides (a late one leaves them open, a trigger seals them)
     events = late | trigger
@@ -254,8 +259,12 @@ def _fold_values(points: list[Datapoint], point_of: Any, value: Any) -> None:
         points, counts.tolist(), ends.tolist(), sums.tolist(), lo.tolist(), hi.tolist(), negative_zero
     ):
         if n:
-            # a few values as a list slice (no array per datapoint), many as an array view
-            raw = values[end - n : end] if n <= LIST_BLOCK and values is not None else ordered[end - n : end]
+            # a few values as a list (a slice of the block's list, or of the array made one:
+            # a dict counts them for a fraction of what numpy's sort costs), many as an array view
+            if n > LIST_BLOCK:
+                raw = ordered[end - n : end]
+            else:
+                raw = values[end - n : end] if values is not None else ordered[end - n : end].tolist()
             if from_negative_zero:  # 0.0 + -0.0 is 0.0: add from the -0.0 itself
                 total = point.sum
                 for v in (raw if type(raw) is list else raw.tolist()):
