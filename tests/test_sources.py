@@ -1448,14 +1448,13 @@ def test_each_chunk_is_read_once_and_ahead_of_its_turn(tmp_path: Path, monkeypat
         assert steps.index(("asked", at + chunk_bytes)) < steps.index(("parse", at))
 
 
-def test_a_replay_reads_in_large_chunks_and_following_in_small_ones(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read once, a file is read REPLAY_CHUNK_BYTES at a time (fewer waits on the event
-    loop); followed, CHUNK_BYTES at a time (files take turns)."""
+def test_a_replay_and_a_follower_read_in_large_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read once or followed (a daemon catching up a backlog), a plain file is read
+    READ_CHUNK_BYTES at a time: fewer waits on the event loop."""
     from castlewatch.engine.sources import files as file_sources
 
     path = tmp_path / "big.log"
-    path.write_text("".join(f"line {i:07d} {'y' * 90}\n" for i in range(20_000)))  # about 2 MiB
+    path.write_text("".join(f"line {i:07d} {'y' * 90}\n" for i in range(100_000)))  # about 10 MiB
     sizes: list[int] = []
     pread = os.pread
 
@@ -1465,14 +1464,14 @@ def test_a_replay_reads_in_large_chunks_and_following_in_small_ones(tmp_path: Pa
 
     monkeypatch.setattr(os, "pread", noted)
     batches, _ = read_all(file_spec(path), batch_size=5000)
-    assert len(messages(batches)) == 20_000
-    assert max(sizes) == file_sources.REPLAY_CHUNK_BYTES
+    assert len(messages(batches)) == 100_000
+    assert max(sizes) == file_sources.READ_CHUNK_BYTES > path.stat().st_size // 2
 
     async def follow_once() -> None:
         source = open_source(file_spec(path), Stats(), None, batch_size=5000)
         async with Follower(source) as follower:
-            assert len(await follower.wait_for(f"line {19_999:07d} {'y' * 90}")) == 20_000
+            assert len(await follower.wait_for(f"line {99_999:07d} {'y' * 90}")) == 100_000
 
     sizes.clear()
     asyncio.run(follow_once())
-    assert max(sizes) == file_sources.CHUNK_BYTES
+    assert max(sizes) == file_sources.READ_CHUNK_BYTES

@@ -87,6 +87,9 @@ from castlewatch.sinks import SinkContext, SinkError, open_sink
 #: (16,384 rather than 4,096 events: the end-to-end VPC replay about 25% faster in process,
 #: CloudTrail about 14%, late-heavy streams as much; about 23 MB of CloudTrail messages held).
 BATCH_EVENTS = 16384
+#: Batches a daemon's sources may read ahead of the evaluation (``run``'s queue): 32,768
+#: events, about 46 MB of CloudTrail messages.
+QUEUE_BATCHES = 2
 #: Evaluation errors reported one by one on stderr; later ones are counted only.
 REPORTED_EVALUATION_ERRORS = 10
 #: The longest ``run`` waits for its source tasks to end once it has cancelled them.
@@ -386,7 +389,7 @@ class Engine:
 
     # -- daemon --
 
-    async def run(self, stop: asyncio.Event, checkpoint_interval_s: float = 5.0, queue_size: int = 8) -> Stats:
+    async def run(self, stop: asyncio.Event, checkpoint_interval_s: float = 5.0, queue_size: int = QUEUE_BATCHES) -> Stats:
         """Follow the sources until ``stop`` is set, then shut down gracefully.
 
         Shutdown stops the sources, evaluates the batches already queued, closes and

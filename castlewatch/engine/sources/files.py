@@ -14,9 +14,10 @@ A file source's path that names an existing file is that file, glob characters a
 (``app[1].log``); otherwise a path with ``*``, ``?`` or ``[`` is a glob. A path (not a
 glob) naming a directory or a FIFO is refused when the source is made (ValueError).
 
-Files are read in binary, in chunks of :data:`CHUNK_BYTES`, off the event loop (in the
+Files are read in binary, in chunks of :data:`READ_CHUNK_BYTES`, off the event loop (in the
 default executor); after a full chunk the next one is read while this one is parsed and its
-events evaluated (waiting for each read cost a replay about a tenth of its time); gzip files are recognised by their magic bytes and decompressed
+events evaluated (waiting for each read cost a replay about a tenth of its time); gzip files
+are recognised by their magic bytes and decompressed
 (read once, also while following: a gzip file is complete; one found cut short while
 following is read when it has grown). Files are followed by identity (device, inode) like
 ``tail -F``: a file renamed to another name matching the glob is still followed; one whose
@@ -93,11 +94,11 @@ log = logging.getLogger("castlewatch.engine")
 
 # While following, at most this many chunks are read from one file before the others get a turn.
 _CHUNKS_PER_ROUND = 8
-#: Bytes per read when the files are read once (``replay``): each read is waited for through
-#: the event loop (about 0.3 ms a read ahead, the read's thread needing the GIL back), so
-#: a replay of 1.4 KB CloudTrail lines ran about 10% faster with 8 MiB reads than with 1 MiB;
-#: following keeps :data:`CHUNK_BYTES` (several files take turns, a little at a time).
-REPLAY_CHUNK_BYTES = 8 << 20
+#: Bytes per read of a plain file: each read is waited for through the event loop (about
+#: 0.3 ms a read ahead, the read's thread needing the GIL back), so a replay of 1.4 KB
+#: CloudTrail lines ran about 10% faster with 8 MiB reads than with 1 MiB (CHUNK_BYTES,
+#: still the gzip reads' size), and a daemon catching up a backlog as fast as a replay.
+READ_CHUNK_BYTES = 8 << 20
 
 
 async def _settled(read: asyncio.Future) -> None:
@@ -130,8 +131,8 @@ class FileSource(Source):
         name: ``"file:<path>"``; the ``source`` of every batch.
         poll_interval: seconds between looks at the files while following (default
             :data:`POLL_INTERVAL_S`).
-        chunk_bytes: bytes per read; None (the default): :data:`REPLAY_CHUNK_BYTES` when
-            the files are read once, :data:`CHUNK_BYTES` while following.
+        chunk_bytes: bytes per read; None (the default): :data:`READ_CHUNK_BYTES` for a
+            plain file, :data:`CHUNK_BYTES` for a gzip file's decompressed bytes.
         partial_line_quiet_s: :data:`PARTIAL_LINE_QUIET_S`, for this source.
         rotated_quiet_s: :data:`ROTATED_QUIET_S`, for this source.
 
@@ -556,7 +557,7 @@ class FileSource(Source):
         chunks = 0
         eof = False
         fd = f.fd
-        size = self._chunk(follow)
+        size = self.chunk_bytes or READ_CHUNK_BYTES
         ahead: tuple[int, asyncio.Future] | None = None  # (offset, the read of the next chunk)
         try:
             while True:
@@ -615,12 +616,6 @@ class FileSource(Source):
         else:
             for batch in self._flush(f):
                 yield batch
-
-    def _chunk(self, follow: bool) -> int:
-        """Bytes per read of a plain file (see :attr:`chunk_bytes`)."""
-        if self.chunk_bytes is not None:
-            return self.chunk_bytes
-        return CHUNK_BYTES if follow else REPLAY_CHUNK_BYTES
 
     def _quiet(self, f: FileState, seconds: float) -> bool:
         """True if ``f`` has not grown for ``seconds`` (and has not since the last look)."""
