@@ -489,6 +489,12 @@ class FileSource(Source):
             self._tally.count_malformed("unreadable_file")
         f.close()
 
+    def _fed(self, f: FileState, data: bytes) -> list[EventBatch]:
+        """Give ``data`` (the next bytes of ``f``) to its parser: the batches now ready."""
+        self._progress = True
+        f.parser.feed(data)
+        return self._batches_ready(f) if f.parser.ready else []
+
     def _batches_ready(self, f: FileState) -> list[EventBatch]:
         """EventBatches of the parser's ready cuts, each with its checkpoint snapshot."""
         out = []
@@ -587,11 +593,8 @@ class FileSource(Source):
                 f.tail_end = pos + len(data)
                 if f.tail_end > f.size:  # grown since the last look
                     f.changed_at = time.monotonic()
-                self._progress = True
-                p.feed(data)
-                if p.ready:
-                    for batch in self._batches_ready(f):
-                        yield batch
+                for batch in self._fed(f, data):
+                    yield batch
                 if stop.is_set():
                     return
                 chunks += 1
@@ -685,11 +688,8 @@ class FileSource(Source):
                 p.end(final=True)
                 f.done = True
                 break
-            self._progress = True
-            p.feed(data)
-            if p.ready:
-                for batch in self._batches_ready(f):
-                    yield batch
+            for batch in self._fed(f, data):
+                yield batch
             if stop.is_set():
                 return
         for batch in self._flush(f):
