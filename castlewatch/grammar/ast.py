@@ -2,8 +2,8 @@
 
 Nodes are frozen msgspec Structs (slotted, hashable, compared by value, like frozen
 dataclasses, but made in a fraction of their start-up cost, issue 11), built by
-:mod:`castlewatch.grammar.parser` and consumed by :mod:`castlewatch.grammar.compiler`.  ``pos`` fields are 0-based offsets
-into the original pattern text, kept for error messages.
+:mod:`castlewatch.grammar.parser` and consumed by :mod:`castlewatch.grammar.compiler`.
+``pos`` fields are 0-based offsets into the original pattern text, kept for error messages.
 """
 
 from __future__ import annotations

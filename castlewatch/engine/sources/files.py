@@ -583,7 +583,8 @@ class FileSource(Source):
                 if len(data) == size and not (follow and chunks + 1 >= _CHUNKS_PER_ROUND):
                     # a full chunk: the next one is read (in the executor at once) while this
                     # one is parsed and its events evaluated
-                    ahead = (pos + size, asyncio.get_running_loop().run_in_executor(None, os.pread, fd, size, pos + size))
+                    loop = asyncio.get_running_loop()
+                    ahead = (pos + size, loop.run_in_executor(None, os.pread, fd, size, pos + size))
                 if pos == 0:
                     f.head = data[:HEAD_BYTES]
                 if len(data) >= HEAD_BYTES or f.tail_end != pos:
@@ -604,8 +605,8 @@ class FileSource(Source):
                 if follow and chunks >= _CHUNKS_PER_ROUND:
                     break
         finally:
-            if ahead is not None:  # a read ahead not used (stopped, or the file shrank): let it end before the fd may close
-                await _settled(ahead[1])
+            if ahead is not None:  # a read ahead not used (stopped, the file shrank, an error):
+                await _settled(ahead[1])  # it ends before the file may be closed
         # The file is at least as long as what was read: a later look that finds it shorter
         # means it was truncated.
         f.size = max(f.size, p.read_pos)
