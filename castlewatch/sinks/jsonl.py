@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import orjson
 
 try:
@@ -77,12 +76,14 @@ _WHOLE_LIMIT = 2.0**53
 
 
 def _whole(values: Any) -> Any:
-    """``values`` (float64) as int64 when every one is a whole number of magnitude below
-    2**53 and none is ``-0.0``, else None."""
-    if not len(values) or not bool(np.abs(values).max() < _WHOLE_LIMIT):  # (a NaN is not whole either)
+    """``values`` (a float64 numpy array) as int64 when every one is a whole number of
+    magnitude below 2**53 and none is ``-0.0``, else None. (Array methods only: importing
+    this sink does not import numpy.)"""
+    if not len(values) or not bool(abs(values).max() < _WHOLE_LIMIT):  # (a NaN is not whole either)
         return None
-    whole = values.astype(np.int64)
-    if not bool((whole == values).all()) or bool((np.signbit(values) & (values == 0)).any()):
+    whole = values.astype("int64")
+    # a -0.0 is the one zero whose bits are not all 0
+    if not bool((whole == values).all()) or bool(values[values == 0].view("int64").any()):
         return None
     return whole
 
